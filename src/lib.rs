@@ -1,1 +1,1 @@
-pub mod ai; pub mod protocol;
+pub mod ai; pub mod blob; pub mod protocol;
