@@ -1,1 +1,28 @@
-pub mod ai; pub mod blob; pub mod protocol;
+//! docflow: asynchronous AI document processing as an Azure Functions custom handler.
+//!
+//! # Layout
+//! - [`protocol`]: the Functions host ⇄ handler wire format (requests, responses, host rules).
+//! - [`server`]: the warp server the host calls (`GET /`, `POST /{FunctionName}`), shutdown.
+//! - [`functions`]: one module per Function and the registry the server dispatches to.
+//! - [`outcome`]: the one place where a function's outcome becomes the host's response.
+//! - [`task`]: the message schemas (`ai.task.v1`, `ai.task-result.v1`, `ai.task-outcome.v1`).
+//! - [`poison`]: poison records, so redeliveries of a bad message fail fast.
+//! - [`ai`]: the AI provider seam (offline deterministic, OpenAI-compatible HTTP).
+//! - [`blob`]: the blob storage seam (local folder).
+//! - [`topology`]: the Service Bus entities of `servicebus.config.json`.
+//! - [`config`]: reads the environment into plain options.
+//! - [`app`]: wires settings into implementations.
+//! - [`telemetry`]: structured logging.
+
+pub mod ai;
+pub mod app;
+pub mod blob;
+pub mod config;
+pub mod functions;
+pub mod outcome;
+pub mod poison;
+pub mod protocol;
+pub mod server;
+pub mod task;
+pub mod telemetry;
+pub mod topology;

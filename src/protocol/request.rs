@@ -85,6 +85,11 @@ impl InvocationRequest {
     }
 
     /// Decodes a Service Bus trigger with `cardinality: one`.
+    ///
+    /// The encoding is recognised from the value itself, so a function works whether or not its
+    /// function.json declares `dataType: binary`: double-encoded text starts with a quote, and
+    /// anything else is base64. `data_type` only decides what to do with a value that is
+    /// neither (an error for binary, the text itself for string).
     pub fn service_bus_message(
         &self,
         binding: &str,
@@ -96,7 +101,9 @@ impl InvocationRequest {
             .get(binding)
             .ok_or_else(|| ProtocolError::MissingField { path: path.clone() })?;
         let body = decode_single_body(raw, data_type, &path)?;
-        let shadowed = body_property_names(&body, data_type);
+        // The host merges JSON body properties into metadata only for string inputs (§1.4).
+        let merged = matches!(raw, Value::String(s) if s.starts_with('"'));
+        let shadowed = if merged { body_property_names(&body) } else { Vec::new() };
         let properties = MessageProperties::from_metadata(&self.metadata, &shadowed);
         Ok(ServiceBusMessage { body, properties })
     }
@@ -430,10 +437,11 @@ fn decode_single_body(
                 path: path.into(),
                 expected: "a JSON string literal holding the message body",
             }),
-        Value::String(s) => match data_type {
-            TriggerDataType::Binary => decode_base64(s, path),
-            // Tolerate the documented (idealised) single encoding.
-            TriggerDataType::String => Ok(s.clone().into_bytes()),
+        Value::String(s) => match (data_type, decode_base64(s, path)) {
+            (_, Ok(bytes)) => Ok(bytes),
+            (TriggerDataType::Binary, Err(e)) => Err(e),
+            // Not base64 either: the documented (idealised) single encoding of a text body.
+            (TriggerDataType::String, Err(_)) => Ok(s.clone().into_bytes()),
         },
         Value::Null => Err(ProtocolError::Schema {
             path: path.into(),
@@ -454,10 +462,7 @@ fn decode_base64(s: &str, path: &str) -> Result<Vec<u8>, ProtocolError> {
 }
 
 /// The top-level property names of a JSON object body that the host merged into metadata.
-fn body_property_names(body: &[u8], data_type: TriggerDataType) -> Vec<String> {
-    if data_type == TriggerDataType::Binary {
-        return Vec::new();
-    }
+fn body_property_names(body: &[u8]) -> Vec<String> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => map
             .into_iter()
@@ -532,5 +537,6 @@ mod tests {
             b"{\"a\":1}"
         );
         assert!(decode_single_body(&json!("%%%"), TriggerDataType::Binary, "$").is_err());
+        assert_eq!(decode_single_body(&json!("eyJhIjoxfQ=="), TriggerDataType::String, "$").unwrap(), b"{\"a\":1}");
     }
 }

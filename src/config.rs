@@ -1,0 +1,233 @@
+//! The one module that reads the environment. It produces plain options; constructors elsewhere
+//! take those options and never look at the environment themselves.
+//!
+//! App settings reach the handler as environment variables (from Azure app settings, or from
+//! `local.settings.json` through the host), so every setting here is an environment variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::functions::process_document::ProcessOptions;
+
+/// Default time allowed for in-flight invocations to finish on shutdown.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A setting with a value docflow cannot use.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// The value does not parse.
+    #[error("setting {name}={value:?} is invalid: expected {expected}")]
+    Invalid {
+        /// Variable name.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// A setting the chosen configuration needs is absent.
+    #[error("setting {name} is required {when}")]
+    Missing {
+        /// Variable name.
+        name: &'static str,
+        /// The configuration that needs it.
+        when: &'static str,
+    },
+}
+
+/// Which AI provider to use, and its plain settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AiSettings {
+    /// The offline deterministic provider.
+    Offline,
+    /// OpenAI or a compatible server.
+    OpenAi {
+        /// Base URL ending in `/v1`.
+        base_url: String,
+        /// Optional API key (local servers need none).
+        api_key: Option<String>,
+        /// Chat model.
+        chat_model: String,
+        /// Embedding model.
+        embedding_model: String,
+        /// Timeout of one call.
+        timeout: Duration,
+    },
+    /// Azure OpenAI.
+    AzureOpenAi {
+        /// `https://{resource}.openai.azure.com`.
+        endpoint: String,
+        /// REST `api-version`.
+        api_version: String,
+        /// Key authentication; when absent, Microsoft Entra ID is used.
+        api_key: Option<String>,
+        /// `managedidentity` or `developer`; when absent, managed identity if the platform
+        /// provides one, developer tools otherwise.
+        credential: Option<String>,
+        /// Client id of a user-assigned managed identity.
+        client_id: Option<String>,
+        /// Chat deployment.
+        chat_deployment: String,
+        /// Embedding deployment.
+        embedding_deployment: String,
+        /// Timeout of one call.
+        timeout: Duration,
+    },
+}
+
+/// Everything `docflow serve` needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Port from `FUNCTIONS_CUSTOMHANDLER_PORT` or `FUNCTIONS_HTTPWORKER_PORT`.
+    pub port: Option<u16>,
+    /// Folder of the local blob store.
+    pub blob_dir: PathBuf,
+    /// AI provider.
+    pub ai: AiSettings,
+    /// ProcessDocument's options.
+    pub process: ProcessOptions,
+    /// Shutdown drain bound.
+    pub drain_timeout: Duration,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let port = match get("FUNCTIONS_CUSTOMHANDLER_PORT") {
+            Some(v) => Some(parse_port("FUNCTIONS_CUSTOMHANDLER_PORT", &v)?),
+            None => get("FUNCTIONS_HTTPWORKER_PORT")
+                .map(|v| parse_port("FUNCTIONS_HTTPWORKER_PORT", &v))
+                .transpose()?,
+        };
+        let timeout = Duration::from_secs(number(&get, "DOCFLOW_AI_TIMEOUT_SECS", 120)?);
+        let ai = match get("DOCFLOW_AI_PROVIDER").as_deref().unwrap_or("offline") {
+            "offline" => AiSettings::Offline,
+            "openai" => AiSettings::OpenAi {
+                base_url: get("DOCFLOW_OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),
+                api_key: get("DOCFLOW_OPENAI_API_KEY"),
+                chat_model: get("DOCFLOW_CHAT_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+                embedding_model: get("DOCFLOW_EMBEDDING_MODEL").unwrap_or_else(|| "text-embedding-3-small".into()),
+                timeout,
+            },
+            "azure-openai" => {
+                let when = "when DOCFLOW_AI_PROVIDER=azure-openai";
+                let credential = get("AZURE_OPENAI_CREDENTIAL");
+                if let Some(c) = &credential
+                    && !matches!(c.to_ascii_lowercase().as_str(), "managedidentity" | "developer")
+                {
+                    return Err(ConfigError::Invalid {
+                        name: "AZURE_OPENAI_CREDENTIAL",
+                        value: c.clone(),
+                        expected: "managedidentity or developer",
+                    });
+                }
+                AiSettings::AzureOpenAi {
+                    endpoint: get("AZURE_OPENAI_ENDPOINT").ok_or(ConfigError::Missing { name: "AZURE_OPENAI_ENDPOINT", when })?,
+                    api_version: get("AZURE_OPENAI_API_VERSION").unwrap_or_else(|| "2024-10-21".into()),
+                    api_key: get("AZURE_OPENAI_API_KEY"),
+                    credential,
+                    client_id: get("AZURE_OPENAI_CLIENT_ID"),
+                    chat_deployment: get("AZURE_OPENAI_CHAT_DEPLOYMENT")
+                        .ok_or(ConfigError::Missing { name: "AZURE_OPENAI_CHAT_DEPLOYMENT", when })?,
+                    embedding_deployment: get("AZURE_OPENAI_EMBEDDING_DEPLOYMENT")
+                        .ok_or(ConfigError::Missing { name: "AZURE_OPENAI_EMBEDDING_DEPLOYMENT", when })?,
+                    timeout,
+                }
+            }
+            other => {
+                return Err(ConfigError::Invalid {
+                    name: "DOCFLOW_AI_PROVIDER",
+                    value: other.to_string(),
+                    expected: "offline, openai or azure-openai",
+                });
+            }
+        };
+        let defaults = ProcessOptions::default();
+        let process = ProcessOptions {
+            results_container: get("DOCFLOW_RESULTS_CONTAINER").unwrap_or(defaults.results_container),
+            state_container: get("DOCFLOW_STATE_CONTAINER").unwrap_or(defaults.state_container),
+            max_inline_retry_wait: Duration::from_secs(number(
+                &get,
+                "DOCFLOW_MAX_INLINE_RETRY_WAIT_SECS",
+                defaults.max_inline_retry_wait.as_secs(),
+            )?),
+            max_concurrent_ai_calls: number(&get, "DOCFLOW_MAX_CONCURRENT_AI_CALLS", defaults.max_concurrent_ai_calls as u64)?
+                .max(1) as usize,
+            max_content_bytes: number(&get, "DOCFLOW_MAX_CONTENT_BYTES", defaults.max_content_bytes)?,
+        };
+        Ok(Self {
+            port,
+            blob_dir: get("DOCFLOW_BLOB_DIR").map_or_else(|| PathBuf::from(".docflow/blobs"), PathBuf::from),
+            ai,
+            process,
+            drain_timeout: Duration::from_secs(number(&get, "DOCFLOW_DRAIN_TIMEOUT_SECS", DEFAULT_DRAIN_TIMEOUT.as_secs())?),
+        })
+    }
+}
+
+fn parse_port(name: &'static str, value: &str) -> Result<u16, ConfigError> {
+    value.parse::<u16>().ok().filter(|p| *p != 0).ok_or(ConfigError::Invalid {
+        name,
+        value: value.to_string(),
+        expected: "a TCP port from 1 to 65535",
+    })
+}
+
+fn number(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+            name,
+            value: v,
+            expected: "a whole number",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_offline_and_portless() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.port, None);
+        assert_eq!(s.ai, AiSettings::Offline);
+        assert_eq!(s.process.max_inline_retry_wait, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn port_precedence_and_validation() {
+        assert_eq!(settings(&[("FUNCTIONS_HTTPWORKER_PORT", "81")]).unwrap().port, Some(81));
+        let both = settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "80"), ("FUNCTIONS_HTTPWORKER_PORT", "81")]);
+        assert_eq!(both.unwrap().port, Some(80));
+        assert!(settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "http")]).is_err());
+        assert!(settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "0")]).is_err());
+    }
+
+    #[test]
+    fn azure_openai_needs_endpoint_and_deployments() {
+        let err = settings(&[("DOCFLOW_AI_PROVIDER", "azure-openai")]).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing { name: "AZURE_OPENAI_ENDPOINT", .. }));
+        let ok = settings(&[
+            ("DOCFLOW_AI_PROVIDER", "azure-openai"),
+            ("AZURE_OPENAI_ENDPOINT", "https://x.openai.azure.com"),
+            ("AZURE_OPENAI_CHAT_DEPLOYMENT", "chat"),
+            ("AZURE_OPENAI_EMBEDDING_DEPLOYMENT", "embed"),
+        ]);
+        assert!(matches!(ok.unwrap().ai, AiSettings::AzureOpenAi { api_key: None, .. }));
+        assert!(settings(&[("DOCFLOW_AI_PROVIDER", "gpt")]).is_err());
+    }
+}

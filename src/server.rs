@@ -1,0 +1,186 @@
+//! The HTTP server the Functions host talks to (`docflow serve`).
+//!
+//! Routes: `GET /` (readiness) and `POST /{FunctionName}`. Every reply, error or not, is a JSON
+//! object with `Content-Type: application/json`: the host fails an invocation whose reply has
+//! no content type and hangs on an empty one (protocol doc §2.1).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Buf;
+use futures_util::{Stream, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span, warn};
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::functions::{Invocation, Registry};
+use crate::outcome::{Outcome, error_body};
+use crate::protocol::{InvocationRequest, ProtocolError};
+
+/// Largest request body accepted: Premium Service Bus messages reach 100 MB, and the host's
+/// double encoding adds escapes on top.
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024 * 1024;
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds the handler's listener on the IPv4 loopback, where the host connects.
+pub async fn bind(port: u16) -> Result<TcpListener, ServeError> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// All routes, with every rejection turned into a JSON reply.
+pub fn routes(registry: Arc<Registry>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    readiness().or(invoke(registry)).unify().recover(rejection_reply).unify()
+}
+
+/// GET /
+fn readiness() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path::end()
+        .and(warp::get())
+        .map(|| json_reply(StatusCode::OK, &json!({"status": "ready"})))
+}
+
+/// POST /{FunctionName}
+fn invoke(registry: Arc<Registry>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path::param::<String>()
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(warp::header::optional::<String>("x-azure-functions-invocationid"))
+        .and(warp::body::stream())
+        .then(move |function: String, invocation_id: Option<String>, body| {
+            let registry = registry.clone();
+            async move {
+                let invocation = Invocation { invocation_id, function };
+                let (status, value) = dispatch(registry, invocation, body).await;
+                json_reply(status, &value)
+            }
+        })
+}
+
+async fn dispatch<S, B>(registry: Arc<Registry>, invocation: Invocation, body: S) -> (StatusCode, Value)
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let span = info_span!(
+        "invocation",
+        invocation_id = invocation.invocation_id.as_deref().unwrap_or(""),
+        function = %invocation.function,
+        message_id = tracing::field::Empty,
+        task_id = tracing::field::Empty,
+        correlation_id = tracing::field::Empty,
+    );
+    async move {
+        let Some(function) = registry.get(&invocation.function) else {
+            warn!("no such function");
+            return Outcome::UnknownFunction(invocation.function.clone()).into_reply();
+        };
+        let request = match read_body(body).await.and_then(|bytes| InvocationRequest::parse(&bytes)) {
+            Ok(request) => request,
+            Err(e) => {
+                warn!(error = %e, "malformed invocation request");
+                return Outcome::BadRequest(e).into_reply();
+            }
+        };
+        let started = std::time::Instant::now();
+        // A panic in a function becomes a 500 for that invocation, not a dropped connection.
+        let run = tokio::spawn(
+            async move { function.invoke(&invocation, request).await }.instrument(tracing::Span::current()),
+        );
+        let (status, value) = match run.await {
+            Ok(outcome) => outcome.into_reply(),
+            Err(e) => {
+                error!(error = %e, "function panicked");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    error_body("transient", "FunctionPanicked", &e.to_string()),
+                )
+            }
+        };
+        info!(status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "invocation finished");
+        (status, value)
+    }
+    .instrument(span)
+    .await
+}
+
+async fn read_body<S, B>(body: S) -> Result<Vec<u8>, ProtocolError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| ProtocolError::NotJson {
+            detail: format!("reading the request body failed: {e}"),
+        })?;
+        if bytes.len() + chunk.remaining() > MAX_REQUEST_BYTES {
+            return Err(ProtocolError::TooLarge { limit: MAX_REQUEST_BYTES });
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            bytes.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(bytes)
+}
+
+async fn rejection_reply(rejection: Rejection) -> Result<Response, Infallible> {
+    let (status, code, message) = if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "NotFound", "no such route; the host calls POST /{FunctionName}".to_string())
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "use POST /{FunctionName} or GET /".to_string())
+    } else {
+        (StatusCode::BAD_REQUEST, "BadRequest", format!("{rejection:?}"))
+    };
+    Ok(json_reply(status, &json!({"error": {"code": code, "message": message}})))
+}
+
+fn json_reply(status: StatusCode, value: &Value) -> Response {
+    warp::reply::with_status(warp::reply::json(value), status).into_response()
+}
+
+/// Serves until `shutdown` is cancelled, then stops accepting and waits for in-flight
+/// invocations, at most `drain_timeout`.
+pub async fn serve(listener: TcpListener, registry: Arc<Registry>, shutdown: CancellationToken, drain_timeout: Duration) {
+    let addr = listener.local_addr().ok();
+    info!(?addr, functions = ?registry.names().collect::<Vec<_>>(), "handler listening");
+    let signal = shutdown.clone();
+    let server = warp::serve(routes(registry))
+        .incoming(listener)
+        .graceful(async move { signal.cancelled().await })
+        .run();
+    let deadline = async {
+        shutdown.cancelled().await;
+        info!(drain_timeout_s = drain_timeout.as_secs(), "shutting down; draining in-flight invocations");
+        tokio::time::sleep(drain_timeout).await;
+    };
+    tokio::select! {
+        () = server => info!("drained; stopped"),
+        () = deadline => warn!("drain timeout reached; stopping with invocations still in flight"),
+    }
+}

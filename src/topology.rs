@@ -1,0 +1,284 @@
+//! The Service Bus topology of `servicebus.config.json`, in the Service Bus emulator's
+//! `Config.json` format (`UserConfig.Namespaces[0].Queues/Topics/Subscriptions/Rules`).
+//!
+//! The handler reads it to know entity properties (an entity's `MaxDeliveryCount`, for one);
+//! the embedded broker loads it; a user with Docker can hand the same file to the emulator.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Service Bus's default `MaxDeliveryCount`.
+pub const DEFAULT_MAX_DELIVERY_COUNT: u32 = 10;
+
+/// Errors loading a topology file.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// The file could not be read.
+    #[error("cannot read topology {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not the emulator's format.
+    #[error("topology {path} is invalid at line {line}, column {column}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// Line of the problem.
+        line: usize,
+        /// Column of the problem.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// The file declares no namespace.
+    #[error("topology declares no namespace under UserConfig.Namespaces")]
+    NoNamespace,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConfigFile {
+    /// The emulator's root object.
+    pub user_config: UserConfig,
+}
+
+/// `UserConfig`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserConfig {
+    /// Namespaces; the emulator supports exactly one.
+    pub namespaces: Vec<Namespace>,
+    /// The emulator's logging section, kept as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<serde_json::Value>,
+}
+
+/// One namespace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Namespace {
+    /// Namespace name.
+    pub name: String,
+    /// Queues.
+    #[serde(default)]
+    pub queues: Vec<Queue>,
+    /// Topics.
+    #[serde(default)]
+    pub topics: Vec<Topic>,
+}
+
+/// A queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Queue {
+    /// Queue name.
+    pub name: String,
+    /// Its properties.
+    #[serde(default)]
+    pub properties: EntityProperties,
+}
+
+/// A topic with its subscriptions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Topic {
+    /// Topic name.
+    pub name: String,
+    /// Its properties (TTL, duplicate detection).
+    #[serde(default)]
+    pub properties: EntityProperties,
+    /// Subscriptions.
+    #[serde(default)]
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// A subscription with its rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Subscription {
+    /// Subscription name.
+    pub name: String,
+    /// Its properties.
+    #[serde(default)]
+    pub properties: EntityProperties,
+    /// Rules; none means the `$Default` true filter.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+/// Entity properties as the emulator spells them; absent ones take Service Bus defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EntityProperties {
+    /// Dead-letter expired messages instead of dropping them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_lettering_on_message_expiration: Option<bool>,
+    /// ISO 8601 duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_message_time_to_live: Option<String>,
+    /// ISO 8601 duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_detection_history_time_window: Option<String>,
+    /// Entity that receives this one's dead letters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_dead_lettered_messages_to: Option<String>,
+    /// Entity that receives this one's messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_to: Option<String>,
+    /// ISO 8601 duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_duration: Option<String>,
+    /// Deliveries before dead-lettering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delivery_count: Option<u32>,
+    /// Drop duplicates by `MessageId` within the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires_duplicate_detection: Option<bool>,
+    /// Sessions (FIFO per `SessionId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires_session: Option<bool>,
+}
+
+/// A subscription rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Rule {
+    /// Rule name.
+    pub name: String,
+    /// Filter and action.
+    pub properties: RuleProperties,
+}
+
+/// `FilterType` with its filter, and an optional SQL action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RuleProperties {
+    /// `Correlation` or `Sql`.
+    pub filter_type: String,
+    /// For `Correlation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_filter: Option<serde_json::Value>,
+    /// For `Sql`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_filter: Option<serde_json::Value>,
+    /// A SQL rule action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<serde_json::Value>,
+}
+
+/// A loaded topology (the first namespace).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    /// The namespace.
+    pub namespace: Namespace,
+}
+
+impl Topology {
+    /// Loads and parses a file.
+    pub fn load(path: &Path) -> Result<Self, TopologyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses file contents; `origin` names them in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, TopologyError> {
+        let file: ConfigFile = serde_json::from_str(text).map_err(|e| TopologyError::Parse {
+            path: origin.to_string(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        let namespace = file.user_config.namespaces.into_iter().next().ok_or(TopologyError::NoNamespace)?;
+        Ok(Self { namespace })
+    }
+
+    /// Properties of a queue, or of a subscription given as `topic/subscriptions/name` or
+    /// `topic/name`.
+    pub fn entity(&self, path: &str) -> Option<&EntityProperties> {
+        let parts: Vec<&str> = path.split('/').collect();
+        match parts.as_slice() {
+            [queue] => self.namespace.queues.iter().find(|q| q.name.eq_ignore_ascii_case(queue)).map(|q| &q.properties),
+            [topic, "subscriptions" | "Subscriptions", sub] | [topic, sub] => self
+                .namespace
+                .topics
+                .iter()
+                .find(|t| t.name.eq_ignore_ascii_case(topic))?
+                .subscriptions
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case(sub))
+                .map(|s| &s.properties),
+            _ => None,
+        }
+    }
+
+    /// `MaxDeliveryCount` of an entity (Service Bus's default when unset).
+    pub fn max_delivery_count(&self, path: &str) -> Option<u32> {
+        self.entity(path)
+            .map(|p| p.max_delivery_count.unwrap_or(DEFAULT_MAX_DELIVERY_COUNT))
+    }
+}
+
+/// Parses an ISO 8601 duration such as `PT1M`, `PT0.5S`, `P14D` or `P1DT2H`.
+pub fn parse_iso8601_duration(s: &str) -> Option<Duration> {
+    let rest = s.trim().strip_prefix('P')?;
+    let (date, time) = match rest.split_once('T') {
+        Some((d, t)) => (d, Some(t)),
+        None => (rest, None),
+    };
+    let mut seconds = 0f64;
+    let mut any = false;
+    let mut take = |part: &str, units: &[(char, f64)]| -> Option<()> {
+        let mut number = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                number.push(c);
+                continue;
+            }
+            let (_, factor) = units.iter().find(|(u, _)| *u == c)?;
+            seconds += number.parse::<f64>().ok()? * factor;
+            number.clear();
+            any = true;
+        }
+        number.is_empty().then_some(())
+    };
+    take(date, &[('W', 604_800.0), ('D', 86_400.0)])?;
+    if let Some(time) = time {
+        if time.is_empty() {
+            return None;
+        }
+        take(time, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)])?;
+    }
+    any.then(|| Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_durations() {
+        assert_eq!(parse_iso8601_duration("PT1M"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_iso8601_duration("PT0.5S"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_iso8601_duration("P14D"), Some(Duration::from_secs(14 * 86_400)));
+        assert_eq!(parse_iso8601_duration("P1DT2H"), Some(Duration::from_secs(93_600)));
+        for bad in ["", "P", "PT", "1M", "PT1X", "PT1"] {
+            assert_eq!(parse_iso8601_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_the_place() {
+        let err = Topology::parse("{\"UserConfig\": {\"Namespaces\": [{\"Name\": 3}]}}", "x.json").unwrap_err();
+        assert!(matches!(err, TopologyError::Parse { line: 1, .. }), "{err}");
+    }
+}
