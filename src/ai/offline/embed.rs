@@ -1,7 +1,7 @@
 //! Embeddings by feature hashing.
 //!
 //! Features are content-word stems (weight 1), adjacent stem pairs (0.5) and character
-//! trigrams of each stem (0.25, so that related word forms still meet). Each feature is hashed
+//! trigrams of each stem (0.15, so that related word forms still meet). Each feature is hashed
 //! (FNV-1a) to one of [`DIMENSIONS`] buckets with a hash-derived sign, counts are damped
 //! (1 + ln tf) and the vector is L2-normalised, so the dot product of two vectors is their
 //! cosine similarity.
@@ -12,11 +12,11 @@ use super::text::{content_stems, fnv1a};
 
 /// Vector length: large enough that unrelated short texts rarely collide, small enough to store
 /// one vector per document cheaply.
-pub const DIMENSIONS: usize = 256;
+pub const DIMENSIONS: usize = 512;
 
 const STEM_WEIGHT: f32 = 1.0;
 const PAIR_WEIGHT: f32 = 0.5;
-const TRIGRAM_WEIGHT: f32 = 0.25;
+const TRIGRAM_WEIGHT: f32 = 0.15;
 
 /// The unit-length embedding of `text` (all zeros for a text without content words).
 pub fn embed(text: &str) -> Vec<f32> {

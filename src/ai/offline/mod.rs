@@ -18,6 +18,7 @@ pub use embed::{DIMENSIONS as EMBEDDING_DIMENSIONS, cosine, embed};
 pub use entities::extract_entities;
 pub use sentiment::sentiment;
 pub use summarize::summarize;
+pub use text::sentences;
 
 use super::{AiOutput, AiProvider, AiRequest, Operation, ProviderError, TaskOutput, TokenUsage};
 
@@ -32,7 +33,7 @@ pub mod models {
     /// Lexicon sentiment with negation.
     pub const SENTIMENT: &str = "offline-lexicon-sentiment-v1";
     /// Feature-hashing embedding.
-    pub const EMBED: &str = "offline-hashing-embedding-256-v1";
+    pub const EMBED: &str = "offline-hashing-embedding-512-v1";
 }
 
 /// The offline provider. CPU work runs on the blocking pool, not the reactor.

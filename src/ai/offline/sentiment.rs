@@ -31,13 +31,13 @@ const POSITIVE: &[(&str, f64)] = &[
 ];
 
 const NEGATIVE: &[(&str, f64)] = &[
-    ("angry", -2.5), ("annoyed", -2.0), ("awful", -3.0), ("bad", -2.0), ("breach", -1.5),
+    ("angry", -2.5), ("annoyed", -2.0), ("awful", -3.0), ("bad", -2.0),
     ("broken", -2.0), ("bug", -1.5), ("cancel", -1.0), ("complaint", -2.0), ("crash", -2.0),
     ("crashes", -2.0), ("damage", -2.0), ("damaged", -2.0), ("defective", -2.5), ("delay", -1.5),
-    ("delayed", -1.5), ("disappointed", -2.5), ("disappointing", -2.5), ("dispute", -1.5),
+    ("delayed", -1.5), ("disappointed", -2.5), ("disappointing", -2.5), 
     ("error", -1.5), ("fail", -2.0), ("failed", -2.0), ("failure", -2.0), ("frustrated", -2.5),
     ("frustrating", -2.5), ("horrible", -3.0), ("late", -1.5), ("lost", -1.5), ("overdue", -1.5),
-    ("penalty", -1.5), ("poor", -2.0), ("problem", -1.5), ("refund", -1.0), ("slow", -1.5),
+    ("poor", -2.0), ("problem", -1.5), ("refund", -1.0), ("slow", -1.5),
     ("terrible", -3.0), ("unacceptable", -3.0), ("unhappy", -2.5), ("unresolved", -2.0),
     ("upset", -2.0), ("useless", -2.5), ("worse", -2.0), ("worst", -3.0), ("wrong", -2.0),
 ];

@@ -12,6 +12,10 @@ use super::text::{content_stems, sentences, tokens};
 /// Jaccard similarity above which a sentence counts as repeating one already chosen.
 const DUPLICATE_SIMILARITY: f64 = 0.7;
 
+/// Sentences shorter than this (headings, list labels, sign-offs) are chosen only when nothing
+/// longer fits.
+const MIN_SENTENCE_WORDS: usize = 5;
+
 /// Weight of the position bonus relative to the content score.
 const POSITION_WEIGHT: f64 = 0.15;
 
@@ -52,23 +56,34 @@ pub fn summarize(text: &str, max_words: u32) -> String {
     let word_count = |i: usize| tokens(&text[spans[i].0..spans[i].1]).len();
     let mut chosen: Vec<usize> = Vec::new();
     let mut used = 0;
+    let substantial = ranked.iter().any(|&(i, _)| word_count(i) >= MIN_SENTENCE_WORDS);
     for &(i, _) in &ranked {
         let words = word_count(i);
-        if used + words > max_words || repeats(&stems[i], &chosen, &stems) {
+        let too_short = substantial && words < MIN_SENTENCE_WORDS;
+        if too_short || used + words > max_words || repeats(&stems[i], &chosen, &stems) {
             continue;
         }
         chosen.push(i);
         used += words;
     }
     if chosen.is_empty() {
-        return first_words(&text[spans[ranked[0].0].0..spans[ranked[0].0].1], max_words);
+        let best = ranked
+            .iter()
+            .find(|&&(i, _)| !substantial || word_count(i) >= MIN_SENTENCE_WORDS)
+            .map_or(ranked[0].0, |&(i, _)| i);
+        return first_words(&text[spans[best].0..spans[best].1], max_words);
     }
     chosen.sort_unstable();
-    chosen
-        .iter()
-        .map(|&i| text[spans[i].0..spans[i].1].split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut summary = String::new();
+    for &i in &chosen {
+        if !summary.is_empty() {
+            // A heading or table row has no full stop: keep it on a line of its own.
+            let open = !summary.ends_with(['.', '!', '?', '"', ')']);
+            summary.push(if open { '\n' } else { ' ' });
+        }
+        summary.push_str(&text[spans[i].0..spans[i].1].split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    summary
 }
 
 fn repeats(candidate: &[String], chosen: &[usize], stems: &[Vec<String>]) -> bool {

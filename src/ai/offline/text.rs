@@ -121,7 +121,11 @@ pub fn sentences(text: &str) -> Vec<(usize, usize)> {
                 let next_is_space = bytes.get(i + 1).is_none_or(|n| n.is_ascii_whitespace());
                 next_is_space && !(b == b'.' && ends_with_abbreviation(&text[start..i]))
             }
-            b'\n' => bytes.get(i + 1) == Some(&b'\n') || next_line_is_blank(&text[i + 1..]),
+            b'\n' => {
+                bytes.get(i + 1) == Some(&b'\n')
+                    || next_line_is_blank(&text[i + 1..])
+                    || line_break_ends_sentence(&text[start..i], &text[i + 1..])
+            }
             _ => false,
         };
         if end_here {
@@ -134,6 +138,19 @@ pub fn sentences(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// A line break ends a sentence when the next line starts like a new one (capital or digit)
+/// and this line does not read as continuing (`,`, `;`, `-` or a lower-case word next).
+/// Headings, list items and table rows become sentences of their own this way.
+fn line_break_ends_sentence(line: &str, rest: &str) -> bool {
+    let ends_open = line.trim_end().ends_with([',', ';', '-', '(']);
+    let next_starts_new = rest
+        .trim_start_matches([' ', '\t'])
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_uppercase() || c.is_ascii_digit());
+    !line.trim().is_empty() && !ends_open && next_starts_new
+}
+
 fn next_line_is_blank(rest: &str) -> bool {
     rest.lines().next().is_some_and(|l| l.trim().is_empty()) && !rest.is_empty()
 }
@@ -143,6 +160,10 @@ fn ends_with_abbreviation(before: &str) -> bool {
         .rsplit(|c: char| c.is_whitespace() || c == '(')
         .next()
         .unwrap_or("");
+    // List numbering ("1. Services") is not a sentence of its own.
+    if !last.is_empty() && last.len() <= 3 && last.bytes().all(|b| b.is_ascii_digit()) && before.trim() == last {
+        return true;
+    }
     let lower = last.to_lowercase();
     ABBREVIATIONS.contains(&lower.as_str())
         || (last.chars().count() == 1 && last.chars().all(char::is_uppercase))

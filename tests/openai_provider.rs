@@ -1,0 +1,248 @@
+//! The OpenAI-compatible provider against a scripted local HTTP server.
+
+use std::time::Duration;
+
+use docflow::ai::openai::{Auth, Endpoint, OpenAiOptions, OpenAiProvider};
+use docflow::ai::{AiProvider, AiRequest, EntityKind, Operation, ProviderError, SentimentLabel, TaskOutput, TokenUsage};
+use serde_json::{Value, json};
+use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn provider(server: &MockServer) -> OpenAiProvider {
+    OpenAiProvider::new(OpenAiOptions {
+        endpoint: Endpoint::OpenAi { base_url: format!("{}/v1", server.uri()) },
+        auth: Auth::BearerKey("test-key".into()),
+        chat_model: "gpt-test".into(),
+        embedding_model: "embed-test".into(),
+        timeout: Duration::from_millis(500),
+    })
+    .unwrap()
+}
+
+fn chat_reply(content: &str) -> Value {
+    json!({"id": "c1", "object": "chat.completion", "model": "gpt-test-2025",
+           "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+           "usage": {"prompt_tokens": 120, "completion_tokens": 15, "total_tokens": 135}})
+}
+
+fn request(operation: Operation, text: &str) -> AiRequest {
+    AiRequest { operation, text: text.into() }
+}
+
+#[tokio::test]
+async fn classify_uses_json_mode_and_records_usage() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(header("authorization", "Bearer test-key"))
+        .and(body_partial_json(json!({"model": "gpt-test", "temperature": 0, "response_format": {"type": "json_object"}})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply(
+            r#"{"label": "termination for breach", "scores": {"termination for breach": 0.9, "payment terms": 0.1}}"#,
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let labels = vec!["payment terms".to_string(), "termination for breach".to_string()];
+    let out = provider(&server)
+        .run(&request(Operation::Classify { labels }, "Either party may terminate for breach."))
+        .await
+        .unwrap();
+    assert_eq!(out.model, "gpt-test-2025");
+    assert_eq!(out.usage, TokenUsage { input_tokens: 120, output_tokens: 15, total_tokens: 135 });
+    let TaskOutput::Classify { label, scores } = out.output else { panic!("not a classification") };
+    assert_eq!(label, "termination for breach");
+    assert_eq!(scores[0].label, "termination for breach");
+    assert_eq!(scores[1].score, 0.1);
+}
+
+#[tokio::test]
+async fn entities_get_offsets_and_sentiment_is_typed() {
+    let server = MockServer::start().await;
+    let text = "Acme Inc. paid $1,200.00 on March 3, 2025.";
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(body_partial_json(json!({"messages": [{"role": "system"}, {"role": "user", "content": text}]})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply(
+            r#"{"entities": [{"kind": "organization", "text": "Acme Inc."}, {"kind": "money", "text": "$1,200.00"}, {"kind": "date", "text": "March 3, 2025"}]}"#,
+        )))
+        .mount(&server)
+        .await;
+    let out = provider(&server).run(&request(Operation::ExtractEntities, text)).await.unwrap();
+    let TaskOutput::ExtractEntities { entities } = out.output else { panic!() };
+    assert_eq!(entities.len(), 3);
+    assert_eq!((entities[1].kind, entities[1].start, entities[1].end), (EntityKind::Money, 15, 24));
+
+    server.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply("```json\n{\"label\": \"negative\", \"score\": -0.8}\n```")))
+        .mount(&server)
+        .await;
+    let out = provider(&server).run(&request(Operation::Sentiment, "Awful.")).await.unwrap();
+    assert_eq!(out.output, TaskOutput::Sentiment { label: SentimentLabel::Negative, score: -0.8 });
+}
+
+#[tokio::test]
+async fn summaries_are_held_to_max_words() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply("one two three four five six")))
+        .mount(&server)
+        .await;
+    let out = provider(&server).run(&request(Operation::Summarize { max_words: 4 }, "text")).await.unwrap();
+    assert_eq!(out.output, TaskOutput::Summarize { summary: "one two three four".into() });
+}
+
+#[tokio::test]
+async fn embeddings_call_the_embeddings_endpoint() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/embeddings"))
+        .and(body_partial_json(json!({"model": "embed-test", "input": "hello"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list", "model": "embed-test", "data": [{"object": "embedding", "index": 0, "embedding": [0.6, 0.8]}],
+            "usage": {"prompt_tokens": 1, "total_tokens": 1}})))
+        .mount(&server)
+        .await;
+    let out = provider(&server).run(&request(Operation::Embed, "hello")).await.unwrap();
+    assert_eq!(out.output, TaskOutput::Embed { dimensions: 2, vector: vec![0.6, 0.8] });
+    assert_eq!(out.usage, TokenUsage { input_tokens: 1, output_tokens: 0, total_tokens: 1 });
+}
+
+#[tokio::test]
+async fn rate_limits_honour_retry_after_headers() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after-ms", "1500")
+                .insert_header("retry-after", "2")
+                .set_body_json(json!({"error": {"code": "429", "message": "Rate limit is exceeded."}})),
+        )
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "7"))
+        .mount(&server)
+        .await;
+    let p = provider(&server);
+    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
+    assert!(matches!(err, ProviderError::RetryAfter { delay, .. } if delay == Duration::from_millis(1500)), "{err}");
+    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
+    assert!(matches!(err, ProviderError::RetryAfter { delay, .. } if delay == Duration::from_secs(7)), "{err}");
+}
+
+#[tokio::test]
+async fn server_errors_and_timeouts_are_transient() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("upstream exploded"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply("late")).set_delay(Duration::from_secs(3)))
+        .mount(&server)
+        .await;
+    let p = provider(&server);
+    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
+    assert!(matches!(&err, ProviderError::Transient { detail } if detail.contains("500")), "{err}");
+    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
+    assert!(matches!(&err, ProviderError::Transient { detail } if detail.contains("timed out")), "{err}");
+}
+
+#[tokio::test]
+async fn connection_refused_is_transient() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let p = OpenAiProvider::new(OpenAiOptions {
+        endpoint: Endpoint::OpenAi { base_url: format!("http://127.0.0.1:{port}/v1") },
+        timeout: Duration::from_secs(2),
+        ..OpenAiOptions::default()
+    })
+    .unwrap();
+    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Transient { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn content_filter_and_invalid_requests_are_poison() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "The response was filtered due to the prompt triggering content management policy.",
+            "type": null, "param": "prompt", "code": "content_filter", "status": 400,
+            "innererror": {"code": "ResponsibleAIPolicyViolation"}}})))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {"message": "maximum context length exceeded", "code": "context_length_exceeded"}})))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let mut filtered = chat_reply("");
+    filtered["choices"][0]["finish_reason"] = json!("content_filter");
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(filtered))
+        .mount(&server)
+        .await;
+    let p = provider(&server);
+    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Rejected { reason: "ContentFiltered", .. }), "{err}");
+    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Rejected { reason: "InvalidRequest", .. }), "{err}");
+    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Rejected { reason: "ContentFiltered", .. }), "{err}");
+}
+
+#[tokio::test]
+async fn unusable_answers_are_poison() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply(r#"{"label": "not-a-label"}"#)))
+        .mount(&server)
+        .await;
+    let err = provider(&server)
+        .run(&request(Operation::Classify { labels: vec!["a".into()] }, "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Rejected { reason: "InvalidModelOutput", .. }), "{err}");
+}
+
+#[tokio::test]
+async fn azure_openai_uses_deployment_urls_and_the_api_key_header() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/openai/deployments/chat-dep/chat/completions"))
+        .and(query_param("api-version", "2024-10-21"))
+        .and(header("api-key", "azure-key"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply(r#"{"label": "positive", "score": 0.5}"#)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let p = OpenAiProvider::new(OpenAiOptions {
+        endpoint: Endpoint::Azure { endpoint: server.uri(), api_version: "2024-10-21".into() },
+        auth: Auth::AzureApiKey("azure-key".into()),
+        chat_model: "chat-dep".into(),
+        embedding_model: "embed-dep".into(),
+        timeout: Duration::from_secs(2),
+    })
+    .unwrap();
+    assert_eq!(p.name(), "azure-openai");
+    let out = p.run(&request(Operation::Sentiment, "Nice.")).await.unwrap();
+    assert_eq!(out.output, TaskOutput::Sentiment { label: SentimentLabel::Positive, score: 0.5 });
+}
+
+#[tokio::test]
+async fn unauthorized_is_transient_not_poison() {
+    // A wrong key is the deployment's fault, not the message's: never dead-letter work for it.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {"message": "Access denied"}})))
+        .mount(&server)
+        .await;
+    let err = provider(&server).run(&request(Operation::Sentiment, "x")).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Transient { .. }), "{err}");
+}
