@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
-use azure_identity::{DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+use azure_identity::{
+    DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+    UserAssignedId,
+};
 
 use crate::ai::AiProvider;
 use crate::ai::offline::OfflineProvider;
@@ -28,15 +31,21 @@ pub enum WiringError {
 pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringError> {
     Ok(match settings {
         AiSettings::Offline => Arc::new(OfflineProvider),
-        AiSettings::OpenAi { base_url, api_key, chat_model, embedding_model, timeout } => {
-            Arc::new(OpenAiProvider::new(OpenAiOptions {
-                endpoint: Endpoint::OpenAi { base_url: base_url.clone() },
-                auth: api_key.clone().map_or(Auth::None, Auth::BearerKey),
-                chat_model: chat_model.clone(),
-                embedding_model: embedding_model.clone(),
-                timeout: *timeout,
-            })?)
-        }
+        AiSettings::OpenAi {
+            base_url,
+            api_key,
+            chat_model,
+            embedding_model,
+            timeout,
+        } => Arc::new(OpenAiProvider::new(OpenAiOptions {
+            endpoint: Endpoint::OpenAi {
+                base_url: base_url.clone(),
+            },
+            auth: api_key.clone().map_or(Auth::None, Auth::BearerKey),
+            chat_model: chat_model.clone(),
+            embedding_model: embedding_model.clone(),
+            timeout: *timeout,
+        })?),
         AiSettings::AzureOpenAi {
             endpoint,
             api_version,
@@ -49,10 +58,16 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
         } => {
             let auth = match api_key {
                 Some(key) => Auth::AzureApiKey(key.clone()),
-                None => Auth::Entra(entra_credential(credential.as_deref(), client_id.as_deref())?),
+                None => Auth::Entra(entra_credential(
+                    credential.as_deref(),
+                    client_id.as_deref(),
+                )?),
             };
             Arc::new(OpenAiProvider::new(OpenAiOptions {
-                endpoint: Endpoint::Azure { endpoint: endpoint.clone(), api_version: api_version.clone() },
+                endpoint: Endpoint::Azure {
+                    endpoint: endpoint.clone(),
+                    api_version: api_version.clone(),
+                },
                 auth,
                 chat_model: chat_deployment.clone(),
                 embedding_model: embedding_deployment.clone(),
@@ -64,8 +79,12 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
 
 /// Managed identity in Azure (the platform sets `IDENTITY_ENDPOINT`), developer tools (Azure
 /// CLI, Azure Developer CLI) elsewhere, unless `credential` names one.
-fn entra_credential(credential: Option<&str>, client_id: Option<&str>) -> Result<Arc<dyn TokenCredential>, WiringError> {
-    let on_azure = std::env::var_os("IDENTITY_ENDPOINT").is_some() || std::env::var_os("MSI_ENDPOINT").is_some();
+fn entra_credential(
+    credential: Option<&str>,
+    client_id: Option<&str>,
+) -> Result<Arc<dyn TokenCredential>, WiringError> {
+    let on_azure = std::env::var_os("IDENTITY_ENDPOINT").is_some()
+        || std::env::var_os("MSI_ENDPOINT").is_some();
     let managed = match credential.map(str::to_ascii_lowercase).as_deref() {
         Some("managedidentity") => true,
         Some(_) => false,
@@ -87,5 +106,9 @@ fn entra_credential(credential: Option<&str>, client_id: Option<&str>) -> Result
 pub fn registry(settings: &Settings) -> Result<Registry, WiringError> {
     let blobs: Arc<dyn BlobStore> = Arc::new(LocalFolderStore::new(&settings.blob_dir));
     let ai = ai_provider(&settings.ai)?;
-    Ok(Registry::new().with(Arc::new(ProcessDocument::new(blobs, ai, settings.process.clone()))))
+    Ok(Registry::new().with(Arc::new(ProcessDocument::new(
+        blobs,
+        ai,
+        settings.process.clone(),
+    ))))
 }

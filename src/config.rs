@@ -98,7 +98,11 @@ impl Settings {
 
     /// Reads settings through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let port = match get("FUNCTIONS_CUSTOMHANDLER_PORT") {
             Some(v) => Some(parse_port("FUNCTIONS_CUSTOMHANDLER_PORT", &v)?),
             None => get("FUNCTIONS_HTTPWORKER_PORT")
@@ -109,17 +113,22 @@ impl Settings {
         let ai = match get("DOCFLOW_AI_PROVIDER").as_deref().unwrap_or("offline") {
             "offline" => AiSettings::Offline,
             "openai" => AiSettings::OpenAi {
-                base_url: get("DOCFLOW_OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),
+                base_url: get("DOCFLOW_OPENAI_BASE_URL")
+                    .unwrap_or_else(|| "https://api.openai.com/v1".into()),
                 api_key: get("DOCFLOW_OPENAI_API_KEY"),
                 chat_model: get("DOCFLOW_CHAT_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
-                embedding_model: get("DOCFLOW_EMBEDDING_MODEL").unwrap_or_else(|| "text-embedding-3-small".into()),
+                embedding_model: get("DOCFLOW_EMBEDDING_MODEL")
+                    .unwrap_or_else(|| "text-embedding-3-small".into()),
                 timeout,
             },
             "azure-openai" => {
                 let when = "when DOCFLOW_AI_PROVIDER=azure-openai";
                 let credential = get("AZURE_OPENAI_CREDENTIAL");
                 if let Some(c) = &credential
-                    && !matches!(c.to_ascii_lowercase().as_str(), "managedidentity" | "developer")
+                    && !matches!(
+                        c.to_ascii_lowercase().as_str(),
+                        "managedidentity" | "developer"
+                    )
                 {
                     return Err(ConfigError::Invalid {
                         name: "AZURE_OPENAI_CREDENTIAL",
@@ -128,15 +137,27 @@ impl Settings {
                     });
                 }
                 AiSettings::AzureOpenAi {
-                    endpoint: get("AZURE_OPENAI_ENDPOINT").ok_or(ConfigError::Missing { name: "AZURE_OPENAI_ENDPOINT", when })?,
-                    api_version: get("AZURE_OPENAI_API_VERSION").unwrap_or_else(|| "2024-10-21".into()),
+                    endpoint: get("AZURE_OPENAI_ENDPOINT").ok_or(ConfigError::Missing {
+                        name: "AZURE_OPENAI_ENDPOINT",
+                        when,
+                    })?,
+                    api_version: get("AZURE_OPENAI_API_VERSION")
+                        .unwrap_or_else(|| "2024-10-21".into()),
                     api_key: get("AZURE_OPENAI_API_KEY"),
                     credential,
                     client_id: get("AZURE_OPENAI_CLIENT_ID"),
-                    chat_deployment: get("AZURE_OPENAI_CHAT_DEPLOYMENT")
-                        .ok_or(ConfigError::Missing { name: "AZURE_OPENAI_CHAT_DEPLOYMENT", when })?,
-                    embedding_deployment: get("AZURE_OPENAI_EMBEDDING_DEPLOYMENT")
-                        .ok_or(ConfigError::Missing { name: "AZURE_OPENAI_EMBEDDING_DEPLOYMENT", when })?,
+                    chat_deployment: get("AZURE_OPENAI_CHAT_DEPLOYMENT").ok_or(
+                        ConfigError::Missing {
+                            name: "AZURE_OPENAI_CHAT_DEPLOYMENT",
+                            when,
+                        },
+                    )?,
+                    embedding_deployment: get("AZURE_OPENAI_EMBEDDING_DEPLOYMENT").ok_or(
+                        ConfigError::Missing {
+                            name: "AZURE_OPENAI_EMBEDDING_DEPLOYMENT",
+                            when,
+                        },
+                    )?,
                     timeout,
                 }
             }
@@ -150,36 +171,58 @@ impl Settings {
         };
         let defaults = ProcessOptions::default();
         let process = ProcessOptions {
-            results_container: get("DOCFLOW_RESULTS_CONTAINER").unwrap_or(defaults.results_container),
+            results_container: get("DOCFLOW_RESULTS_CONTAINER")
+                .unwrap_or(defaults.results_container),
             state_container: get("DOCFLOW_STATE_CONTAINER").unwrap_or(defaults.state_container),
             max_inline_retry_wait: Duration::from_secs(number(
                 &get,
                 "DOCFLOW_MAX_INLINE_RETRY_WAIT_SECS",
                 defaults.max_inline_retry_wait.as_secs(),
             )?),
-            max_concurrent_ai_calls: number(&get, "DOCFLOW_MAX_CONCURRENT_AI_CALLS", defaults.max_concurrent_ai_calls as u64)?
-                .max(1) as usize,
-            max_content_bytes: number(&get, "DOCFLOW_MAX_CONTENT_BYTES", defaults.max_content_bytes)?,
+            max_concurrent_ai_calls: number(
+                &get,
+                "DOCFLOW_MAX_CONCURRENT_AI_CALLS",
+                defaults.max_concurrent_ai_calls as u64,
+            )?
+            .max(1) as usize,
+            max_content_bytes: number(
+                &get,
+                "DOCFLOW_MAX_CONTENT_BYTES",
+                defaults.max_content_bytes,
+            )?,
         };
         Ok(Self {
             port,
-            blob_dir: get("DOCFLOW_BLOB_DIR").map_or_else(|| PathBuf::from(".docflow/blobs"), PathBuf::from),
+            blob_dir: get("DOCFLOW_BLOB_DIR")
+                .map_or_else(|| PathBuf::from(".docflow/blobs"), PathBuf::from),
             ai,
             process,
-            drain_timeout: Duration::from_secs(number(&get, "DOCFLOW_DRAIN_TIMEOUT_SECS", DEFAULT_DRAIN_TIMEOUT.as_secs())?),
+            drain_timeout: Duration::from_secs(number(
+                &get,
+                "DOCFLOW_DRAIN_TIMEOUT_SECS",
+                DEFAULT_DRAIN_TIMEOUT.as_secs(),
+            )?),
         })
     }
 }
 
 fn parse_port(name: &'static str, value: &str) -> Result<u16, ConfigError> {
-    value.parse::<u16>().ok().filter(|p| *p != 0).ok_or(ConfigError::Invalid {
-        name,
-        value: value.to_string(),
-        expected: "a TCP port from 1 to 65535",
-    })
+    value
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or(ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+            expected: "a TCP port from 1 to 65535",
+        })
 }
 
-fn number(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
     match get(name) {
         None => Ok(default),
         Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
@@ -196,7 +239,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -210,8 +256,16 @@ mod tests {
 
     #[test]
     fn port_precedence_and_validation() {
-        assert_eq!(settings(&[("FUNCTIONS_HTTPWORKER_PORT", "81")]).unwrap().port, Some(81));
-        let both = settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "80"), ("FUNCTIONS_HTTPWORKER_PORT", "81")]);
+        assert_eq!(
+            settings(&[("FUNCTIONS_HTTPWORKER_PORT", "81")])
+                .unwrap()
+                .port,
+            Some(81)
+        );
+        let both = settings(&[
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", "80"),
+            ("FUNCTIONS_HTTPWORKER_PORT", "81"),
+        ]);
         assert_eq!(both.unwrap().port, Some(80));
         assert!(settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "http")]).is_err());
         assert!(settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "0")]).is_err());
@@ -220,14 +274,23 @@ mod tests {
     #[test]
     fn azure_openai_needs_endpoint_and_deployments() {
         let err = settings(&[("DOCFLOW_AI_PROVIDER", "azure-openai")]).unwrap_err();
-        assert!(matches!(err, ConfigError::Missing { name: "AZURE_OPENAI_ENDPOINT", .. }));
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                name: "AZURE_OPENAI_ENDPOINT",
+                ..
+            }
+        ));
         let ok = settings(&[
             ("DOCFLOW_AI_PROVIDER", "azure-openai"),
             ("AZURE_OPENAI_ENDPOINT", "https://x.openai.azure.com"),
             ("AZURE_OPENAI_CHAT_DEPLOYMENT", "chat"),
             ("AZURE_OPENAI_EMBEDDING_DEPLOYMENT", "embed"),
         ]);
-        assert!(matches!(ok.unwrap().ai, AiSettings::AzureOpenAi { api_key: None, .. }));
+        assert!(matches!(
+            ok.unwrap().ai,
+            AiSettings::AzureOpenAi { api_key: None, .. }
+        ));
         assert!(settings(&[("DOCFLOW_AI_PROVIDER", "gpt")]).is_err());
     }
 }

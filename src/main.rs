@@ -14,7 +14,11 @@ use docflow::{app, server};
 const EXIT_CONFIG: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "docflow", version, about = "Asynchronous AI document processing on Azure Functions and Service Bus")]
+#[command(
+    name = "docflow",
+    version,
+    about = "Asynchronous AI document processing on Azure Functions and Service Bus"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,7 +55,9 @@ async fn serve(port_flag: Option<u16>) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let Some(port) = port_flag.or(settings.port) else {
-        return fail("no port: set FUNCTIONS_CUSTOMHANDLER_PORT (the Functions host does) or pass --port");
+        return fail(
+            "no port: set FUNCTIONS_CUSTOMHANDLER_PORT (the Functions host does) or pass --port",
+        );
     };
     let registry = match app::registry(&settings) {
         Ok(r) => Arc::new(r),
@@ -72,15 +78,16 @@ async fn wait_for_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                token.cancel();
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -88,6 +95,7 @@ async fn wait_for_signal(token: CancellationToken) {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+    tracing::info!("shutdown requested; draining in-flight invocations");
     token.cancel();
 }
 

@@ -54,7 +54,10 @@ impl Outcome {
                 StatusCode::OK,
                 serde_json::to_value(response).expect("a response serializes"),
             ),
-            Self::Transient { reason, description } => (
+            Self::Transient {
+                reason,
+                description,
+            } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 error_body("transient", &reason, &description),
             ),
@@ -90,8 +93,14 @@ mod tests {
 
     #[test]
     fn statuses() {
-        assert_eq!(Outcome::Done(InvocationResponse::new()).into_reply().0, StatusCode::OK);
-        assert_eq!(Outcome::transient("X", "y").into_reply().0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            Outcome::Done(InvocationResponse::new()).into_reply().0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            Outcome::transient("X", "y").into_reply().0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         let (status, body) = Outcome::Poison {
             reason: "UnknownTaskKind".into(),
             description: "d".into(),
@@ -101,7 +110,10 @@ mod tests {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(body["error"]["code"], "UnknownTaskKind");
         assert_eq!(body["error"]["alreadyRecorded"], true);
-        let (status, body) = Outcome::BadRequest(ProtocolError::MissingField { path: "$.Data".into() }).into_reply();
+        let (status, body) = Outcome::BadRequest(ProtocolError::MissingField {
+            path: "$.Data".into(),
+        })
+        .into_reply();
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["message"], "request is missing $.Data");
     }

@@ -76,7 +76,12 @@ impl PoisonRecords {
     pub async fn record(&self, record: &PoisonRecord) -> Result<(), BlobError> {
         let bytes = serde_json::to_vec_pretty(record).expect("a poison record serializes");
         self.blobs
-            .put(&self.container, &Self::blob_name(&record.key), Bytes::from(bytes), "application/json")
+            .put(
+                &self.container,
+                &Self::blob_name(&record.key),
+                Bytes::from(bytes),
+                "application/json",
+            )
             .await
             .map(|_| ())
     }
@@ -84,7 +89,10 @@ impl PoisonRecords {
 
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The key of a message: its task id, or its body hash when it has none.

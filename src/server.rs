@@ -50,8 +50,14 @@ pub async fn bind(port: u16) -> Result<TcpListener, ServeError> {
 }
 
 /// All routes, with every rejection turned into a JSON reply.
-pub fn routes(registry: Arc<Registry>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    readiness().or(invoke(registry)).unify().recover(rejection_reply).unify()
+pub fn routes(
+    registry: Arc<Registry>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    readiness()
+        .or(invoke(registry))
+        .unify()
+        .recover(rejection_reply)
+        .unify()
 }
 
 /// GET /
@@ -62,23 +68,36 @@ fn readiness() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone 
 }
 
 /// POST /{FunctionName}
-fn invoke(registry: Arc<Registry>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn invoke(
+    registry: Arc<Registry>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path::param::<String>()
         .and(warp::path::end())
         .and(warp::post())
-        .and(warp::header::optional::<String>("x-azure-functions-invocationid"))
+        .and(warp::header::optional::<String>(
+            "x-azure-functions-invocationid",
+        ))
         .and(warp::body::stream())
-        .then(move |function: String, invocation_id: Option<String>, body| {
-            let registry = registry.clone();
-            async move {
-                let invocation = Invocation { invocation_id, function };
-                let (status, value) = dispatch(registry, invocation, body).await;
-                json_reply(status, &value)
-            }
-        })
+        .then(
+            move |function: String, invocation_id: Option<String>, body| {
+                let registry = registry.clone();
+                async move {
+                    let invocation = Invocation {
+                        invocation_id,
+                        function,
+                    };
+                    let (status, value) = dispatch(registry, invocation, body).await;
+                    json_reply(status, &value)
+                }
+            },
+        )
 }
 
-async fn dispatch<S, B>(registry: Arc<Registry>, invocation: Invocation, body: S) -> (StatusCode, Value)
+async fn dispatch<S, B>(
+    registry: Arc<Registry>,
+    invocation: Invocation,
+    body: S,
+) -> (StatusCode, Value)
 where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
@@ -96,7 +115,10 @@ where
             warn!("no such function");
             return Outcome::UnknownFunction(invocation.function.clone()).into_reply();
         };
-        let request = match read_body(body).await.and_then(|bytes| InvocationRequest::parse(&bytes)) {
+        let request = match read_body(body)
+            .await
+            .and_then(|bytes| InvocationRequest::parse(&bytes))
+        {
             Ok(request) => request,
             Err(e) => {
                 warn!(error = %e, "malformed invocation request");
@@ -106,7 +128,8 @@ where
         let started = std::time::Instant::now();
         // A panic in a function becomes a 500 for that invocation, not a dropped connection.
         let run = tokio::spawn(
-            async move { function.invoke(&invocation, request).await }.instrument(tracing::Span::current()),
+            async move { function.invoke(&invocation, request).await }
+                .instrument(tracing::Span::current()),
         );
         let (status, value) = match run.await {
             Ok(outcome) => outcome.into_reply(),
@@ -118,7 +141,11 @@ where
                 )
             }
         };
-        info!(status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "invocation finished");
+        info!(
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "invocation finished"
+        );
         (status, value)
     }
     .instrument(span)
@@ -137,7 +164,9 @@ where
             detail: format!("reading the request body failed: {e}"),
         })?;
         if bytes.len() + chunk.remaining() > MAX_REQUEST_BYTES {
-            return Err(ProtocolError::TooLarge { limit: MAX_REQUEST_BYTES });
+            return Err(ProtocolError::TooLarge {
+                limit: MAX_REQUEST_BYTES,
+            });
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
@@ -151,13 +180,28 @@ where
 
 async fn rejection_reply(rejection: Rejection) -> Result<Response, Infallible> {
     let (status, code, message) = if rejection.is_not_found() {
-        (StatusCode::NOT_FOUND, "NotFound", "no such route; the host calls POST /{FunctionName}".to_string())
+        (
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "no such route; the host calls POST /{FunctionName}".to_string(),
+        )
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "use POST /{FunctionName} or GET /".to_string())
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "use POST /{FunctionName} or GET /".to_string(),
+        )
     } else {
-        (StatusCode::BAD_REQUEST, "BadRequest", format!("{rejection:?}"))
+        (
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("{rejection:?}"),
+        )
     };
-    Ok(json_reply(status, &json!({"error": {"code": code, "message": message}})))
+    Ok(json_reply(
+        status,
+        &json!({"error": {"code": code, "message": message}}),
+    ))
 }
 
 fn json_reply(status: StatusCode, value: &Value) -> Response {
@@ -166,7 +210,12 @@ fn json_reply(status: StatusCode, value: &Value) -> Response {
 
 /// Serves until `shutdown` is cancelled, then stops accepting and waits for in-flight
 /// invocations, at most `drain_timeout`.
-pub async fn serve(listener: TcpListener, registry: Arc<Registry>, shutdown: CancellationToken, drain_timeout: Duration) {
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    shutdown: CancellationToken,
+    drain_timeout: Duration,
+) {
     let addr = listener.local_addr().ok();
     info!(?addr, functions = ?registry.names().collect::<Vec<_>>(), "handler listening");
     let signal = shutdown.clone();
@@ -176,7 +225,6 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>, shutdown: Can
         .run();
     let deadline = async {
         shutdown.cancelled().await;
-        info!(drain_timeout_s = drain_timeout.as_secs(), "shutting down; draining in-flight invocations");
         tokio::time::sleep(drain_timeout).await;
     };
     tokio::select! {

@@ -86,7 +86,9 @@ pub enum TaskError {
         found: Option<String>,
     },
     /// `kind` names no task docflow knows.
-    #[error("unknown task kind {kind:?}; expected one of summarize, classify, extract_entities, sentiment, embed")]
+    #[error(
+        "unknown task kind {kind:?}; expected one of summarize, classify, extract_entities, sentiment, embed"
+    )]
     UnknownKind {
         /// The `kind` value.
         kind: String,
@@ -191,7 +193,10 @@ pub fn parse_task(body: &[u8]) -> Result<AiTask, TaskError> {
     })
 }
 
-fn operation(kind: &str, parameters: &serde_json::Map<String, Value>) -> Result<Operation, TaskError> {
+fn operation(
+    kind: &str,
+    parameters: &serde_json::Map<String, Value>,
+) -> Result<Operation, TaskError> {
     Ok(match kind {
         "summarize" => {
             let max_words = match parameters.get("maxWords") {
@@ -201,7 +206,10 @@ fn operation(kind: &str, parameters: &serde_json::Map<String, Value>) -> Result<
                     .filter(|n| (1..=u64::from(MAX_MAX_WORDS)).contains(n))
                     .map(|n| n as u32)
                     .ok_or_else(|| {
-                        invalid("parameters.maxWords", &format!("must be an integer from 1 to {MAX_MAX_WORDS}"))
+                        invalid(
+                            "parameters.maxWords",
+                            &format!("must be an integer from 1 to {MAX_MAX_WORDS}"),
+                        )
                     })?,
             };
             Operation::Summarize { max_words }
@@ -210,13 +218,26 @@ fn operation(kind: &str, parameters: &serde_json::Map<String, Value>) -> Result<
             let labels: Vec<String> = match parameters.get("labels") {
                 Some(Value::Array(items)) => items
                     .iter()
-                    .map(|l| l.as_str().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned))
+                    .map(|l| {
+                        l.as_str()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty())
+                            .map(str::to_owned)
+                    })
                     .collect::<Option<_>>()
                     .ok_or_else(|| invalid("parameters.labels", "must hold non-empty strings"))?,
-                _ => return Err(invalid("parameters.labels", "is required: an array of labels")),
+                _ => {
+                    return Err(invalid(
+                        "parameters.labels",
+                        "is required: an array of labels",
+                    ));
+                }
             };
             if labels.is_empty() || labels.len() > MAX_LABELS {
-                return Err(invalid("parameters.labels", &format!("must hold 1 to {MAX_LABELS} labels")));
+                return Err(invalid(
+                    "parameters.labels",
+                    &format!("must hold 1 to {MAX_LABELS} labels"),
+                ));
             }
             let mut seen = std::collections::HashSet::new();
             if !labels.iter().all(|l| seen.insert(l.to_lowercase())) {
@@ -227,13 +248,20 @@ fn operation(kind: &str, parameters: &serde_json::Map<String, Value>) -> Result<
         "extract_entities" => Operation::ExtractEntities,
         "sentiment" => Operation::Sentiment,
         "embed" => Operation::Embed,
-        other => return Err(TaskError::UnknownKind { kind: other.to_string() }),
+        other => {
+            return Err(TaskError::UnknownKind {
+                kind: other.to_string(),
+            });
+        }
     })
 }
 
 fn input(raw: Option<RawInput>) -> Result<TaskInput, TaskError> {
     let Some(raw) = raw else {
-        return Err(invalid("input", "is required: {\"text\"} or {\"contentRef\"}"));
+        return Err(invalid(
+            "input",
+            "is required: {\"text\"} or {\"contentRef\"}",
+        ));
     };
     match (raw.text, raw.content_ref) {
         (Some(Value::String(text)), None) if !text.trim().is_empty() => Ok(TaskInput::Text(text)),
@@ -379,7 +407,12 @@ pub struct TaskOutcome {
 
 impl TaskOutcome {
     /// A success outcome pointing at the stored result.
-    pub fn succeeded(task: &AiTask, result: &TaskResult, location: ResultRef, reused: bool) -> Self {
+    pub fn succeeded(
+        task: &AiTask,
+        result: &TaskResult,
+        location: ResultRef,
+        reused: bool,
+    ) -> Self {
         Self {
             schema: OUTCOME_SCHEMA.into(),
             task_id: task.task_id.clone(),
@@ -445,9 +478,20 @@ mod tests {
     fn each_kind_and_its_parameters() {
         let mut v = valid();
         v["kind"] = json!("classify");
-        assert!(matches!(parse_task(&body(v.clone())), Err(TaskError::InvalidField { field: "parameters.labels", .. })));
+        assert!(matches!(
+            parse_task(&body(v.clone())),
+            Err(TaskError::InvalidField {
+                field: "parameters.labels",
+                ..
+            })
+        ));
         v["parameters"] = json!({"labels": ["a", "b"]});
-        assert_eq!(parse_task(&body(v.clone())).unwrap().operation, Operation::Classify { labels: vec!["a".into(), "b".into()] });
+        assert_eq!(
+            parse_task(&body(v.clone())).unwrap().operation,
+            Operation::Classify {
+                labels: vec!["a".into(), "b".into()]
+            }
+        );
         v["parameters"] = json!({"labels": ["a", "A"]});
         assert!(parse_task(&body(v.clone())).is_err());
         for kind in ["extract_entities", "sentiment", "embed"] {
@@ -458,14 +502,28 @@ mod tests {
 
     #[test]
     fn poison_kinds_have_reasons() {
-        assert_eq!(parse_task(b"{not json").unwrap_err().reason(), "InvalidMessageBody");
-        assert_eq!(parse_task(b"[1]").unwrap_err().reason(), "InvalidMessageBody");
+        assert_eq!(
+            parse_task(b"{not json").unwrap_err().reason(),
+            "InvalidMessageBody"
+        );
+        assert_eq!(
+            parse_task(b"[1]").unwrap_err().reason(),
+            "InvalidMessageBody"
+        );
         let mut v = valid();
         v["schema"] = json!("ai.task.v2");
-        assert_eq!(parse_task(&body(v.clone())).unwrap_err(), TaskError::UnknownSchema { found: Some("ai.task.v2".into()) });
+        assert_eq!(
+            parse_task(&body(v.clone())).unwrap_err(),
+            TaskError::UnknownSchema {
+                found: Some("ai.task.v2".into())
+            }
+        );
         v["schema"] = json!("ai.task.v1");
         v["kind"] = json!("translate");
-        assert_eq!(parse_task(&body(v.clone())).unwrap_err().reason(), "UnknownTaskKind");
+        assert_eq!(
+            parse_task(&body(v.clone())).unwrap_err().reason(),
+            "UnknownTaskKind"
+        );
         let mut v = valid();
         v["parameters"] = json!({"maxWords": 0});
         assert!(parse_task(&body(v)).is_err());
@@ -473,7 +531,8 @@ mod tests {
         v["input"] = json!({"text": "a", "contentRef": {"container": "c", "blob": "b"}});
         assert!(parse_task(&body(v)).is_err());
         let mut v = valid();
-        v["input"] = json!({"contentRef": {"container": "documents", "blob": "doc-42", "sha256": "xyz"}});
+        v["input"] =
+            json!({"contentRef": {"container": "documents", "blob": "doc-42", "sha256": "xyz"}});
         assert!(parse_task(&body(v)).is_err());
     }
 
@@ -488,7 +547,10 @@ mod tests {
 
     #[test]
     fn result_names_are_injective_and_safe() {
-        assert_eq!(result_blob_name("doc-42:summarize"), "tasks/doc-42%3Asummarize.json");
+        assert_eq!(
+            result_blob_name("doc-42:summarize"),
+            "tasks/doc-42%3Asummarize.json"
+        );
         assert_ne!(encode_segment("a:b"), encode_segment("a/b"));
         assert_eq!(encode_segment(".."), "%2E.");
         assert_eq!(encode_segment("a%b"), "a%25b");

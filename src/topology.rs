@@ -198,7 +198,12 @@ impl Topology {
             column: e.column(),
             message: e.to_string(),
         })?;
-        let namespace = file.user_config.namespaces.into_iter().next().ok_or(TopologyError::NoNamespace)?;
+        let namespace = file
+            .user_config
+            .namespaces
+            .into_iter()
+            .next()
+            .ok_or(TopologyError::NoNamespace)?;
         Ok(Self { namespace })
     }
 
@@ -207,7 +212,12 @@ impl Topology {
     pub fn entity(&self, path: &str) -> Option<&EntityProperties> {
         let parts: Vec<&str> = path.split('/').collect();
         match parts.as_slice() {
-            [queue] => self.namespace.queues.iter().find(|q| q.name.eq_ignore_ascii_case(queue)).map(|q| &q.properties),
+            [queue] => self
+                .namespace
+                .queues
+                .iter()
+                .find(|q| q.name.eq_ignore_ascii_case(queue))
+                .map(|q| &q.properties),
             [topic, "subscriptions" | "Subscriptions", sub] | [topic, sub] => self
                 .namespace
                 .topics
@@ -267,10 +277,22 @@ mod tests {
 
     #[test]
     fn iso_durations() {
-        assert_eq!(parse_iso8601_duration("PT1M"), Some(Duration::from_secs(60)));
-        assert_eq!(parse_iso8601_duration("PT0.5S"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_iso8601_duration("P14D"), Some(Duration::from_secs(14 * 86_400)));
-        assert_eq!(parse_iso8601_duration("P1DT2H"), Some(Duration::from_secs(93_600)));
+        assert_eq!(
+            parse_iso8601_duration("PT1M"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_iso8601_duration("PT0.5S"),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_iso8601_duration("P14D"),
+            Some(Duration::from_secs(14 * 86_400))
+        );
+        assert_eq!(
+            parse_iso8601_duration("P1DT2H"),
+            Some(Duration::from_secs(93_600))
+        );
         for bad in ["", "P", "PT", "1M", "PT1X", "PT1"] {
             assert_eq!(parse_iso8601_duration(bad), None, "{bad}");
         }
@@ -278,7 +300,11 @@ mod tests {
 
     #[test]
     fn parse_errors_name_the_place() {
-        let err = Topology::parse("{\"UserConfig\": {\"Namespaces\": [{\"Name\": 3}]}}", "x.json").unwrap_err();
+        let err = Topology::parse(
+            "{\"UserConfig\": {\"Namespaces\": [{\"Name\": 3}]}}",
+            "x.json",
+        )
+        .unwrap_err();
         assert!(matches!(err, TopologyError::Parse { line: 1, .. }), "{err}");
     }
 }

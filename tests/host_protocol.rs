@@ -34,8 +34,10 @@ impl Function for Echo {
 
     async fn invoke(&self, _: &Invocation, request: InvocationRequest) -> Outcome {
         let decoded = match self.kind {
-            EchoKind::Batch(data_type) => match request.service_bus_batch("messages", data_type) {
-                Ok(messages) => json!(messages.iter().map(|m| json!({
+            EchoKind::Batch(data_type) => {
+                match request.service_bus_batch("messages", data_type) {
+                    Ok(messages) => {
+                        json!(messages.iter().map(|m| json!({
                     "body": String::from_utf8_lossy(&m.body),
                     "bodyLen": m.body.len(),
                     "messageId": m.properties.message_id,
@@ -44,15 +46,19 @@ impl Function for Echo {
                     "sequenceNumber": m.properties.sequence_number,
                     "enqueuedTime": m.properties.enqueued_time.map(|t| t.to_rfc3339()),
                     "tenant": m.properties.application_properties.get("tenant"),
-                })).collect::<Vec<_>>()),
-                Err(e) => return Outcome::BadRequest(e),
-            },
+                })).collect::<Vec<_>>())
+                    }
+                    Err(e) => return Outcome::BadRequest(e),
+                }
+            }
             EchoKind::Http => match request.http_request("req") {
                 Ok(req) => {
                     let body = json!({"method": req.method, "url": req.url, "query": req.query,
                         "params": req.params, "contentType": req.header("content-type"),
                         "correlation": req.header("x-correlation-id"), "body": req.body});
-                    return Outcome::Done(InvocationResponse::new().http("res", HttpResponseData::json(200, &body)));
+                    return Outcome::Done(
+                        InvocationResponse::new().http("res", HttpResponseData::json(200, &body)),
+                    );
                 }
                 Err(e) => return Outcome::BadRequest(e),
             },
@@ -64,9 +70,18 @@ impl Function for Echo {
 fn echo_app() -> TestApp {
     let mut app = TestApp::new();
     let registry = Registry::new()
-        .with(Arc::new(Echo { name: "ProcessDocumentBatch", kind: EchoKind::Batch(TriggerDataType::String) }))
-        .with(Arc::new(Echo { name: "BinaryBatch", kind: EchoKind::Batch(TriggerDataType::Binary) }))
-        .with(Arc::new(Echo { name: "SubmitDocument", kind: EchoKind::Http }));
+        .with(Arc::new(Echo {
+            name: "ProcessDocumentBatch",
+            kind: EchoKind::Batch(TriggerDataType::String),
+        }))
+        .with(Arc::new(Echo {
+            name: "BinaryBatch",
+            kind: EchoKind::Batch(TriggerDataType::Binary),
+        }))
+        .with(Arc::new(Echo {
+            name: "SubmitDocument",
+            kind: EchoKind::Http,
+        }));
     app.registry = Arc::new(registry);
     app
 }
@@ -85,8 +100,13 @@ fn fixture_copies_match_the_shared_originals() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "json") {
             let name = path.file_name().unwrap();
-            let copy = std::fs::read(copies.join(name)).unwrap_or_else(|_| panic!("no copy of {name:?}"));
-            assert_eq!(std::fs::read(&path).unwrap(), copy, "{name:?} differs from the shared fixture");
+            let copy =
+                std::fs::read(copies.join(name)).unwrap_or_else(|_| panic!("no copy of {name:?}"));
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                copy,
+                "{name:?} differs from the shared fixture"
+            );
             compared += 1;
         }
     }
@@ -117,7 +137,12 @@ async fn unknown_routes_and_methods_answer_json() {
 #[tokio::test]
 async fn unknown_function_is_a_json_404() {
     let app = TestApp::new();
-    let reply = app.post("NoSuchFunction", &fixture("custom-handler/servicebus-single.request.json")).await;
+    let reply = app
+        .post(
+            "NoSuchFunction",
+            &fixture("custom-handler/servicebus-single.request.json"),
+        )
+        .await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.content_type.as_deref(), Some("application/json"));
     assert_eq!(
@@ -144,32 +169,60 @@ async fn servicebus_single_fixture_through_process_document() {
 
 #[tokio::test]
 async fn servicebus_binary_fixture_decodes_to_the_same_message() {
-    let text = InvocationRequest::parse(&fixture("custom-handler/servicebus-single.request.json")).unwrap();
-    let binary = InvocationRequest::parse(&fixture("custom-handler/servicebus-single-binary.request.json")).unwrap();
-    let a = text.service_bus_message("message", TriggerDataType::String).unwrap();
-    let b = binary.service_bus_message("message", TriggerDataType::Binary).unwrap();
+    let text = InvocationRequest::parse(&fixture("custom-handler/servicebus-single.request.json"))
+        .unwrap();
+    let binary = InvocationRequest::parse(&fixture(
+        "custom-handler/servicebus-single-binary.request.json",
+    ))
+    .unwrap();
+    let a = text
+        .service_bus_message("message", TriggerDataType::String)
+        .unwrap();
+    let b = binary
+        .service_bus_message("message", TriggerDataType::Binary)
+        .unwrap();
     assert_eq!(a.body, b.body);
     assert_eq!(
         a.body,
         br#"{"documentId":"doc-123","blobPath":"incoming/doc-123.pdf","task":"summarize","tenantId":"contoso"}"#
     );
     let p = &b.properties;
-    assert_eq!(p.message_id.as_deref(), Some("b7e0c1d2-8f3a-4c55-a1e2-9d0f6b7c8a91"));
+    assert_eq!(
+        p.message_id.as_deref(),
+        Some("b7e0c1d2-8f3a-4c55-a1e2-9d0f6b7c8a91")
+    );
     assert_eq!(p.correlation_id.as_deref(), Some("req-7781"));
     assert_eq!(p.content_type.as_deref(), Some("application/json"));
-    assert_eq!(p.lock_token.as_deref(), Some("6c2b9f6e-1d3a-4e8b-9b1f-2a7d4c5e6f70"));
+    assert_eq!(
+        p.lock_token.as_deref(),
+        Some("6c2b9f6e-1d3a-4e8b-9b1f-2a7d4c5e6f70")
+    );
     assert_eq!(p.delivery_count, Some(1));
     assert_eq!(p.sequence_number, Some(42));
-    assert_eq!(p.enqueued_time.unwrap().to_rfc3339(), "2025-03-01T10:20:31+00:00");
-    assert_eq!(p.expires_at.unwrap().to_rfc3339(), "2025-03-15T10:20:31+00:00");
+    assert_eq!(
+        p.enqueued_time.unwrap().to_rfc3339(),
+        "2025-03-01T10:20:31+00:00"
+    );
+    assert_eq!(
+        p.expires_at.unwrap().to_rfc3339(),
+        "2025-03-15T10:20:31+00:00"
+    );
     assert_eq!(p.application_properties["priority"], 5);
-    assert!(p.shadowed.is_empty(), "binary bodies are not merged into metadata");
+    assert!(
+        p.shadowed.is_empty(),
+        "binary bodies are not merged into metadata"
+    );
     assert_eq!(a.properties.shadowed.len(), 4);
     let sys = text.sys().unwrap();
     assert_eq!(sys.method_name.as_deref(), Some("ProcessDocument"));
     // Through the router: ProcessDocument recognises base64 whatever its declaration says.
     let app = TestApp::new();
-    let reply = app.post("ProcessDocument", &fixture("custom-handler/servicebus-single-binary.request.json")).await;
+    let reply = app
+        .post(
+            "ProcessDocument",
+            &fixture("custom-handler/servicebus-single-binary.request.json"),
+        )
+        .await;
     assert_eq!(reply.status, 422);
     assert_eq!(reply.body["error"]["code"], "UnknownSchema");
 }
@@ -177,10 +230,20 @@ async fn servicebus_binary_fixture_decodes_to_the_same_message() {
 #[tokio::test]
 async fn servicebus_batch_fixture_through_the_router() {
     let app = TestApp::new();
-    let reply = app.post("ProcessDocumentBatch", &fixture("custom-handler/servicebus-batch.request.json")).await;
+    let reply = app
+        .post(
+            "ProcessDocumentBatch",
+            &fixture("custom-handler/servicebus-batch.request.json"),
+        )
+        .await;
     assert_eq!(reply.status, 404, "docflow has no batch function yet");
 
-    let reply = echo_app().post("ProcessDocumentBatch", &fixture("custom-handler/servicebus-batch.request.json")).await;
+    let reply = echo_app()
+        .post(
+            "ProcessDocumentBatch",
+            &fixture("custom-handler/servicebus-batch.request.json"),
+        )
+        .await;
     assert_eq!(reply.status, 200);
     assert_eq!(
         reply.body["Outputs"]["decoded"],
@@ -197,26 +260,55 @@ async fn servicebus_batch_fixture_through_the_router() {
 
 #[tokio::test]
 async fn batch_with_string_and_binary_data_types() {
-    let reply = echo_app().post("ProcessDocumentBatch", &fixture("edge/servicebus-batch-string.request.json")).await;
+    let reply = echo_app()
+        .post(
+            "ProcessDocumentBatch",
+            &fixture("edge/servicebus-batch-string.request.json"),
+        )
+        .await;
     assert_eq!(reply.status, 200);
     let decoded = &reply.body["Outputs"]["decoded"];
-    assert_eq!(decoded[0]["body"], r#"{"documentId":"doc-1","task":"summarize"}"#);
+    assert_eq!(
+        decoded[0]["body"],
+        r#"{"documentId":"doc-1","task":"summarize"}"#
+    );
     assert_eq!(decoded[1]["body"], "plain text body, not JSON");
 
-    let reply = echo_app().post("BinaryBatch", &fixture("edge/servicebus-batch-binary.request.json")).await;
+    let reply = echo_app()
+        .post(
+            "BinaryBatch",
+            &fixture("edge/servicebus-batch-binary.request.json"),
+        )
+        .await;
     assert_eq!(reply.status, 200);
     let decoded = &reply.body["Outputs"]["decoded"];
-    assert_eq!(decoded[0]["body"], r#"{"documentId":"doc-1","task":"summarize"}"#);
+    assert_eq!(
+        decoded[0]["body"],
+        r#"{"documentId":"doc-1","task":"summarize"}"#
+    );
     assert_eq!(decoded[1]["bodyLen"], 3);
 }
 
 #[tokio::test]
 async fn http_default_fixture_through_the_router() {
     let app = TestApp::new();
-    let reply = app.post("SubmitDocument", &fixture("custom-handler/http-default.request.json")).await;
-    assert_eq!(reply.status, 404, "docflow has no SubmitDocument function yet");
+    let reply = app
+        .post(
+            "SubmitDocument",
+            &fixture("custom-handler/http-default.request.json"),
+        )
+        .await;
+    assert_eq!(
+        reply.status, 404,
+        "docflow has no SubmitDocument function yet"
+    );
 
-    let reply = echo_app().post("SubmitDocument", &fixture("custom-handler/http-default.request.json")).await;
+    let reply = echo_app()
+        .post(
+            "SubmitDocument",
+            &fixture("custom-handler/http-default.request.json"),
+        )
+        .await;
     assert_eq!(reply.status, 200);
     let res = &reply.body["Outputs"]["res"];
     assert_eq!(res["statusCode"], 200);
@@ -232,9 +324,15 @@ async fn http_default_fixture_through_the_router() {
 
 #[tokio::test]
 async fn http_legacy_shapes_are_accepted() {
-    let reply = echo_app().post("SubmitDocument", &fixture("edge/http-legacy-shapes.request.json")).await;
+    let reply = echo_app()
+        .post(
+            "SubmitDocument",
+            &fixture("edge/http-legacy-shapes.request.json"),
+        )
+        .await;
     assert_eq!(reply.status, 200);
-    let echoed: Value = serde_json::from_str(reply.body["Outputs"]["res"]["body"].as_str().unwrap()).unwrap();
+    let echoed: Value =
+        serde_json::from_str(reply.body["Outputs"]["res"]["body"].as_str().unwrap()).unwrap();
     assert_eq!(echoed["query"], json!({"priority": "low"}));
     assert_eq!(echoed["params"], json!({"id": "doc-9"}));
     assert_eq!(echoed["correlation"], "corr-1");
@@ -257,7 +355,10 @@ fn response_fixtures_are_what_the_builder_produces() {
         )
         .log("doc-123: downloaded 1.2 MB from incoming/doc-123.pdf")
         .log("doc-123: summary written");
-    assert_eq!(serde_json::to_value(&sb).unwrap(), fixture_json("custom-handler/servicebus.response.json"));
+    assert_eq!(
+        serde_json::to_value(&sb).unwrap(),
+        fixture_json("custom-handler/servicebus.response.json")
+    );
 
     let http = InvocationResponse::new()
         .http(
@@ -265,7 +366,10 @@ fn response_fixtures_are_what_the_builder_produces() {
             HttpResponseData::json(202, &json!({"documentId": "doc-123", "status": "queued"}))
                 .header("Location", "/api/documents/doc-123"),
         )
-        .service_bus_messages("taskMessage", [r#"{"documentId":"doc-123","task":"summarize"}"#])
+        .service_bus_messages(
+            "taskMessage",
+            [r#"{"documentId":"doc-123","task":"summarize"}"#],
+        )
         .log("accepted doc-123");
     let mut expected = fixture_json("custom-handler/http-default.response.json");
     // The fixture uses the single-string form; docflow always uses the array form, which the
@@ -283,36 +387,79 @@ fn response_fixtures_are_what_the_builder_produces() {
 async fn body_properties_never_override_the_task_identity() {
     let request = fixture("edge/servicebus-body-collides-with-metadata.request.json");
     let parsed = InvocationRequest::parse(&request).unwrap();
-    let message = parsed.service_bus_message("message", TriggerDataType::String).unwrap();
-    assert_eq!(message.properties.message_id, None, "MessageId was overwritten by the body");
-    assert!(message.properties.shadowed.contains(&"messageid".to_string()));
+    let message = parsed
+        .service_bus_message("message", TriggerDataType::String)
+        .unwrap();
+    assert_eq!(
+        message.properties.message_id, None,
+        "MessageId was overwritten by the body"
+    );
+    assert!(
+        message
+            .properties
+            .shadowed
+            .contains(&"messageid".to_string())
+    );
 
     let app = TestApp::new();
     let reply = app.post("ProcessDocument", &request).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let outcome = &common::outcome_messages(&reply)[0];
     assert_eq!(outcome["taskId"], "doc-7:sentiment");
-    assert!(app.blob_exists("results", "tasks/doc-7%3Asentiment.json").await);
+    assert!(
+        app.blob_exists("results", "tasks/doc-7%3Asentiment.json")
+            .await
+    );
 }
 
 #[tokio::test]
 async fn numbers_and_offset_timestamps_are_accepted() {
-    let parsed = InvocationRequest::parse(&fixture("edge/servicebus-numbers-and-offsets.request.json")).unwrap();
-    let message = parsed.service_bus_message("message", TriggerDataType::String).unwrap();
+    let parsed =
+        InvocationRequest::parse(&fixture("edge/servicebus-numbers-and-offsets.request.json"))
+            .unwrap();
+    let message = parsed
+        .service_bus_message("message", TriggerDataType::String)
+        .unwrap();
     assert_eq!(message.properties.delivery_count, Some(2));
     assert_eq!(message.properties.sequence_number, Some(43));
-    assert_eq!(message.properties.enqueued_time.unwrap().to_rfc3339(), "2025-03-01T10:20:31+00:00");
-    assert_eq!(message.properties.expires_at.unwrap().to_rfc3339(), "2025-03-15T10:20:31+00:00");
+    assert_eq!(
+        message.properties.enqueued_time.unwrap().to_rfc3339(),
+        "2025-03-01T10:20:31+00:00"
+    );
+    assert_eq!(
+        message.properties.expires_at.unwrap().to_rfc3339(),
+        "2025-03-15T10:20:31+00:00"
+    );
 }
 
 #[tokio::test]
 async fn malformed_requests_are_400_with_the_problem_named_and_no_side_effect() {
     let cases = [
-        ("edge/not-json.request.txt", "RequestNotJson", "request body is not JSON"),
-        ("edge/missing-data.request.json", "RequestFieldMissing", "request is missing $.Data"),
-        ("edge/data-not-object.request.json", "RequestSchemaInvalid", "request field $.Data is not an object"),
-        ("edge/top-level-array.request.json", "RequestSchemaInvalid", "request field $ is not"),
-        ("edge/missing-trigger-binding.request.json", "RequestFieldMissing", "request is missing $.Data.message"),
+        (
+            "edge/not-json.request.txt",
+            "RequestNotJson",
+            "request body is not JSON",
+        ),
+        (
+            "edge/missing-data.request.json",
+            "RequestFieldMissing",
+            "request is missing $.Data",
+        ),
+        (
+            "edge/data-not-object.request.json",
+            "RequestSchemaInvalid",
+            "request field $.Data is not an object",
+        ),
+        (
+            "edge/top-level-array.request.json",
+            "RequestSchemaInvalid",
+            "request field $ is not",
+        ),
+        (
+            "edge/missing-trigger-binding.request.json",
+            "RequestFieldMissing",
+            "request is missing $.Data.message",
+        ),
     ];
     let app = TestApp::new();
     for (file, code, message) in cases {
@@ -325,6 +472,10 @@ async fn malformed_requests_are_400_with_the_problem_named_and_no_side_effect() 
     }
     let empty = app.post("ProcessDocument", b"").await;
     assert_eq!(empty.status, 400);
-    assert!(app.files().is_empty(), "malformed requests wrote {:?}", app.files());
+    assert!(
+        app.files().is_empty(),
+        "malformed requests wrote {:?}",
+        app.files()
+    );
     assert_eq!(app.provider.calls(), 0);
 }

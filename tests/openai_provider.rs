@@ -3,14 +3,19 @@
 use std::time::Duration;
 
 use docflow::ai::openai::{Auth, Endpoint, OpenAiOptions, OpenAiProvider};
-use docflow::ai::{AiProvider, AiRequest, EntityKind, Operation, ProviderError, SentimentLabel, TaskOutput, TokenUsage};
+use docflow::ai::{
+    AiProvider, AiRequest, EntityKind, Operation, ProviderError, SentimentLabel, TaskOutput,
+    TokenUsage,
+};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn provider(server: &MockServer) -> OpenAiProvider {
     OpenAiProvider::new(OpenAiOptions {
-        endpoint: Endpoint::OpenAi { base_url: format!("{}/v1", server.uri()) },
+        endpoint: Endpoint::OpenAi {
+            base_url: format!("{}/v1", server.uri()),
+        },
         auth: Auth::BearerKey("test-key".into()),
         chat_model: "gpt-test".into(),
         embedding_model: "embed-test".into(),
@@ -26,7 +31,10 @@ fn chat_reply(content: &str) -> Value {
 }
 
 fn request(operation: Operation, text: &str) -> AiRequest {
-    AiRequest { operation, text: text.into() }
+    AiRequest {
+        operation,
+        text: text.into(),
+    }
 }
 
 #[tokio::test]
@@ -42,14 +50,29 @@ async fn classify_uses_json_mode_and_records_usage() {
         .expect(1)
         .mount(&server)
         .await;
-    let labels = vec!["payment terms".to_string(), "termination for breach".to_string()];
+    let labels = vec![
+        "payment terms".to_string(),
+        "termination for breach".to_string(),
+    ];
     let out = provider(&server)
-        .run(&request(Operation::Classify { labels }, "Either party may terminate for breach."))
+        .run(&request(
+            Operation::Classify { labels },
+            "Either party may terminate for breach.",
+        ))
         .await
         .unwrap();
     assert_eq!(out.model, "gpt-test-2025");
-    assert_eq!(out.usage, TokenUsage { input_tokens: 120, output_tokens: 15, total_tokens: 135 });
-    let TaskOutput::Classify { label, scores } = out.output else { panic!("not a classification") };
+    assert_eq!(
+        out.usage,
+        TokenUsage {
+            input_tokens: 120,
+            output_tokens: 15,
+            total_tokens: 135
+        }
+    );
+    let TaskOutput::Classify { label, scores } = out.output else {
+        panic!("not a classification")
+    };
     assert_eq!(label, "termination for breach");
     assert_eq!(scores[0].label, "termination for breach");
     assert_eq!(scores[1].score, 0.1);
@@ -67,29 +90,58 @@ async fn entities_get_offsets_and_sentiment_is_typed() {
         )))
         .mount(&server)
         .await;
-    let out = provider(&server).run(&request(Operation::ExtractEntities, text)).await.unwrap();
-    let TaskOutput::ExtractEntities { entities } = out.output else { panic!() };
+    let out = provider(&server)
+        .run(&request(Operation::ExtractEntities, text))
+        .await
+        .unwrap();
+    let TaskOutput::ExtractEntities { entities } = out.output else {
+        panic!()
+    };
     assert_eq!(entities.len(), 3);
-    assert_eq!((entities[1].kind, entities[1].start, entities[1].end), (EntityKind::Money, 15, 24));
+    assert_eq!(
+        (entities[1].kind, entities[1].start, entities[1].end),
+        (EntityKind::Money, 15, 24)
+    );
 
     server.reset().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply("```json\n{\"label\": \"negative\", \"score\": -0.8}\n```")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply(
+            "```json\n{\"label\": \"negative\", \"score\": -0.8}\n```",
+        )))
         .mount(&server)
         .await;
-    let out = provider(&server).run(&request(Operation::Sentiment, "Awful.")).await.unwrap();
-    assert_eq!(out.output, TaskOutput::Sentiment { label: SentimentLabel::Negative, score: -0.8 });
+    let out = provider(&server)
+        .run(&request(Operation::Sentiment, "Awful."))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.output,
+        TaskOutput::Sentiment {
+            label: SentimentLabel::Negative,
+            score: -0.8
+        }
+    );
 }
 
 #[tokio::test]
 async fn summaries_are_held_to_max_words() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply("one two three four five six")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(chat_reply("one two three four five six")),
+        )
         .mount(&server)
         .await;
-    let out = provider(&server).run(&request(Operation::Summarize { max_words: 4 }, "text")).await.unwrap();
-    assert_eq!(out.output, TaskOutput::Summarize { summary: "one two three four".into() });
+    let out = provider(&server)
+        .run(&request(Operation::Summarize { max_words: 4 }, "text"))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.output,
+        TaskOutput::Summarize {
+            summary: "one two three four".into()
+        }
+    );
 }
 
 #[tokio::test]
@@ -103,9 +155,25 @@ async fn embeddings_call_the_embeddings_endpoint() {
             "usage": {"prompt_tokens": 1, "total_tokens": 1}})))
         .mount(&server)
         .await;
-    let out = provider(&server).run(&request(Operation::Embed, "hello")).await.unwrap();
-    assert_eq!(out.output, TaskOutput::Embed { dimensions: 2, vector: vec![0.6, 0.8] });
-    assert_eq!(out.usage, TokenUsage { input_tokens: 1, output_tokens: 0, total_tokens: 1 });
+    let out = provider(&server)
+        .run(&request(Operation::Embed, "hello"))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.output,
+        TaskOutput::Embed {
+            dimensions: 2,
+            vector: vec![0.6, 0.8]
+        }
+    );
+    assert_eq!(
+        out.usage,
+        TokenUsage {
+            input_tokens: 1,
+            output_tokens: 0,
+            total_tokens: 1
+        }
+    );
 }
 
 #[tokio::test]
@@ -116,7 +184,9 @@ async fn rate_limits_honour_retry_after_headers() {
             ResponseTemplate::new(429)
                 .insert_header("retry-after-ms", "1500")
                 .insert_header("retry-after", "2")
-                .set_body_json(json!({"error": {"code": "429", "message": "Rate limit is exceeded."}})),
+                .set_body_json(
+                    json!({"error": {"code": "429", "message": "Rate limit is exceeded."}}),
+                ),
         )
         .up_to_n_times(1)
         .mount(&server)
@@ -126,10 +196,22 @@ async fn rate_limits_honour_retry_after_headers() {
         .mount(&server)
         .await;
     let p = provider(&server);
-    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
-    assert!(matches!(err, ProviderError::RetryAfter { delay, .. } if delay == Duration::from_millis(1500)), "{err}");
-    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
-    assert!(matches!(err, ProviderError::RetryAfter { delay, .. } if delay == Duration::from_secs(7)), "{err}");
+    let err = p
+        .run(&request(Operation::Sentiment, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProviderError::RetryAfter { delay, .. } if delay == Duration::from_millis(1500)),
+        "{err}"
+    );
+    let err = p
+        .run(&request(Operation::Sentiment, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProviderError::RetryAfter { delay, .. } if delay == Duration::from_secs(7)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -141,14 +223,30 @@ async fn server_errors_and_timeouts_are_transient() {
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply("late")).set_delay(Duration::from_secs(3)))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(chat_reply("late"))
+                .set_delay(Duration::from_secs(3)),
+        )
         .mount(&server)
         .await;
     let p = provider(&server);
-    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
-    assert!(matches!(&err, ProviderError::Transient { detail } if detail.contains("500")), "{err}");
-    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
-    assert!(matches!(&err, ProviderError::Transient { detail } if detail.contains("timed out")), "{err}");
+    let err = p
+        .run(&request(Operation::Sentiment, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Transient { detail } if detail.contains("500")),
+        "{err}"
+    );
+    let err = p
+        .run(&request(Operation::Sentiment, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Transient { detail } if detail.contains("timed out")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -157,12 +255,17 @@ async fn connection_refused_is_transient() {
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     let p = OpenAiProvider::new(OpenAiOptions {
-        endpoint: Endpoint::OpenAi { base_url: format!("http://127.0.0.1:{port}/v1") },
+        endpoint: Endpoint::OpenAi {
+            base_url: format!("http://127.0.0.1:{port}/v1"),
+        },
         timeout: Duration::from_secs(2),
         ..OpenAiOptions::default()
     })
     .unwrap();
-    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
+    let err = p
+        .run(&request(Operation::Sentiment, "x"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ProviderError::Transient { .. }), "{err}");
 }
 
@@ -189,26 +292,78 @@ async fn content_filter_and_invalid_requests_are_poison() {
         .mount(&server)
         .await;
     let p = provider(&server);
-    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
-    assert!(matches!(err, ProviderError::Rejected { reason: "ContentFiltered", .. }), "{err}");
-    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
-    assert!(matches!(err, ProviderError::Rejected { reason: "InvalidRequest", .. }), "{err}");
-    let err = p.run(&request(Operation::Sentiment, "x")).await.unwrap_err();
-    assert!(matches!(err, ProviderError::Rejected { reason: "ContentFiltered", .. }), "{err}");
+    let err = p
+        .run(&request(Operation::Sentiment, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProviderError::Rejected {
+                reason: "ContentFiltered",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = p
+        .run(&request(Operation::Sentiment, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProviderError::Rejected {
+                reason: "InvalidRequest",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = p
+        .run(&request(Operation::Sentiment, "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProviderError::Rejected {
+                reason: "ContentFiltered",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn unusable_answers_are_poison() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply(r#"{"label": "not-a-label"}"#)))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(chat_reply(r#"{"label": "not-a-label"}"#)),
+        )
         .mount(&server)
         .await;
     let err = provider(&server)
-        .run(&request(Operation::Classify { labels: vec!["a".into()] }, "x"))
+        .run(&request(
+            Operation::Classify {
+                labels: vec!["a".into()],
+            },
+            "x",
+        ))
         .await
         .unwrap_err();
-    assert!(matches!(err, ProviderError::Rejected { reason: "InvalidModelOutput", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ProviderError::Rejected {
+                reason: "InvalidModelOutput",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -218,12 +373,18 @@ async fn azure_openai_uses_deployment_urls_and_the_api_key_header() {
         .and(path("/openai/deployments/chat-dep/chat/completions"))
         .and(query_param("api-version", "2024-10-21"))
         .and(header("api-key", "azure-key"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply(r#"{"label": "positive", "score": 0.5}"#)))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(chat_reply(r#"{"label": "positive", "score": 0.5}"#)),
+        )
         .expect(1)
         .mount(&server)
         .await;
     let p = OpenAiProvider::new(OpenAiOptions {
-        endpoint: Endpoint::Azure { endpoint: server.uri(), api_version: "2024-10-21".into() },
+        endpoint: Endpoint::Azure {
+            endpoint: server.uri(),
+            api_version: "2024-10-21".into(),
+        },
         auth: Auth::AzureApiKey("azure-key".into()),
         chat_model: "chat-dep".into(),
         embedding_model: "embed-dep".into(),
@@ -231,8 +392,17 @@ async fn azure_openai_uses_deployment_urls_and_the_api_key_header() {
     })
     .unwrap();
     assert_eq!(p.name(), "azure-openai");
-    let out = p.run(&request(Operation::Sentiment, "Nice.")).await.unwrap();
-    assert_eq!(out.output, TaskOutput::Sentiment { label: SentimentLabel::Positive, score: 0.5 });
+    let out = p
+        .run(&request(Operation::Sentiment, "Nice."))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.output,
+        TaskOutput::Sentiment {
+            label: SentimentLabel::Positive,
+            score: 0.5
+        }
+    );
 }
 
 #[tokio::test]
@@ -240,9 +410,15 @@ async fn unauthorized_is_transient_not_poison() {
     // A wrong key is the deployment's fault, not the message's: never dead-letter work for it.
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {"message": "Access denied"}})))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"error": {"message": "Access denied"}})),
+        )
         .mount(&server)
         .await;
-    let err = provider(&server).run(&request(Operation::Sentiment, "x")).await.unwrap_err();
+    let err = provider(&server)
+        .run(&request(Operation::Sentiment, "x"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ProviderError::Transient { .. }), "{err}");
 }

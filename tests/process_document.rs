@@ -17,13 +17,23 @@ const CONTRACT: &str = "This Services Agreement is made between Acme Widgets Inc
     Either party may terminate this Agreement for material breach on thirty days written notice.";
 
 fn summarize_task(task_id: &str) -> String {
-    task_body(task_id, "summarize", json!({"text": CONTRACT}), json!({"maxWords": 30}))
+    task_body(
+        task_id,
+        "summarize",
+        json!({"text": CONTRACT}),
+        json!({"maxWords": 30}),
+    )
 }
 
 #[tokio::test]
 async fn a_valid_task_returns_the_outcome_and_stores_the_result() {
     let app = TestApp::new();
-    let reply = app.post("ProcessDocument", &host_request(&summarize_task("doc-42:summarize"), 1)).await;
+    let reply = app
+        .post(
+            "ProcessDocument",
+            &host_request(&summarize_task("doc-42:summarize"), 1),
+        )
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.content_type.as_deref(), Some("application/json"));
     assert_eq!(reply.body["ReturnValue"], Value::Null);
@@ -39,12 +49,22 @@ async fn a_valid_task_returns_the_outcome_and_stores_the_result() {
     assert_eq!(outcome["correlationId"], "corr-doc-42");
     assert_eq!(outcome["kind"], "summarize");
     assert_eq!(outcome["reused"], false);
-    assert_eq!(outcome["result"], json!({"container": "results", "blob": "tasks/doc-42%3Asummarize.json"}));
+    assert_eq!(
+        outcome["result"],
+        json!({"container": "results", "blob": "tasks/doc-42%3Asummarize.json"})
+    );
     assert!(outcome["usage"]["totalTokens"].as_u64().unwrap() > 0);
     assert!(outcome["model"].as_str().unwrap().starts_with("offline-"));
-    assert!(reply.body["Logs"][0].as_str().unwrap().contains("doc-42:summarize succeeded"));
+    assert!(
+        reply.body["Logs"][0]
+            .as_str()
+            .unwrap()
+            .contains("doc-42:summarize succeeded")
+    );
 
-    let result = app.blob_json("results", "tasks/doc-42%3Asummarize.json").await;
+    let result = app
+        .blob_json("results", "tasks/doc-42%3Asummarize.json")
+        .await;
     assert_eq!(result["schema"], "ai.task-result.v1");
     assert_eq!(result["output"]["kind"], "summarize");
     assert!(!result["output"]["summary"].as_str().unwrap().is_empty());
@@ -59,7 +79,11 @@ async fn a_redelivered_task_completes_without_calling_the_provider() {
     assert_eq!(first.status, 200);
     let again = app.post("ProcessDocument", &host_request(&body, 2)).await;
     assert_eq!(again.status, 200);
-    assert_eq!(app.provider.calls(), 1, "the second delivery must not call the provider");
+    assert_eq!(
+        app.provider.calls(),
+        1,
+        "the second delivery must not call the provider"
+    );
     let (a, b) = (&outcome_messages(&first)[0], &outcome_messages(&again)[0]);
     assert_eq!(b["reused"], true);
     assert_eq!(a["result"], b["result"]);
@@ -73,7 +97,9 @@ async fn concurrent_duplicate_deliveries_store_one_result() {
     let mut tasks = Vec::new();
     for i in 0..6 {
         let (app, request) = (app.clone(), host_request(&body, i + 1));
-        tasks.push(tokio::spawn(async move { app.post("ProcessDocument", &request).await }));
+        tasks.push(tokio::spawn(async move {
+            app.post("ProcessDocument", &request).await
+        }));
     }
     let mut results = Vec::new();
     for t in tasks {
@@ -105,14 +131,26 @@ async fn assert_poison_twice(app: &TestApp, body: &str, reason: &str, key: &str)
     let second = app.post("ProcessDocument", &host_request(body, 2)).await;
     assert_eq!(second.status, 422);
     assert_eq!(second.body["error"]["code"], reason);
-    assert_eq!(second.body["error"]["alreadyRecorded"], true, "the second delivery must fail fast");
-    assert_eq!(app.provider.calls(), calls, "a poison redelivery must not call the provider");
+    assert_eq!(
+        second.body["error"]["alreadyRecorded"], true,
+        "the second delivery must fail fast"
+    );
+    assert_eq!(
+        app.provider.calls(),
+        calls,
+        "a poison redelivery must not call the provider"
+    );
 }
 
 #[tokio::test]
 async fn unknown_task_kind_is_poison() {
     let app = TestApp::new();
-    let body = task_body("doc-1:translate", "translate", json!({"text": "Hello."}), json!({}));
+    let body = task_body(
+        "doc-1:translate",
+        "translate",
+        json!({"text": "Hello."}),
+        json!({}),
+    );
     assert_poison_twice(&app, &body, "UnknownTaskKind", "doc-1:translate").await;
     assert_eq!(app.provider.calls(), 0);
 }
@@ -154,16 +192,37 @@ async fn a_content_filter_rejection_is_poison_and_not_retried() {
         reason: "ContentFiltered",
         detail: "400: content filter".into(),
     }]);
-    assert_poison_twice(&app, &summarize_task("doc-4:summarize"), "ContentFiltered", "doc-4:summarize").await;
+    assert_poison_twice(
+        &app,
+        &summarize_task("doc-4:summarize"),
+        "ContentFiltered",
+        "doc-4:summarize",
+    )
+    .await;
     assert_eq!(app.provider.calls(), 1);
 }
 
 #[tokio::test]
 async fn a_corrected_message_for_a_poisoned_task_is_processed() {
     let app = TestApp::new();
-    let bad = task_body("doc-5:classify", "classify", json!({"text": CONTRACT}), json!({}));
-    assert_eq!(app.post("ProcessDocument", &host_request(&bad, 1)).await.status, 422);
-    let fixed = task_body("doc-5:classify", "classify", json!({"text": CONTRACT}), json!({"labels": ["termination", "payment"]}));
+    let bad = task_body(
+        "doc-5:classify",
+        "classify",
+        json!({"text": CONTRACT}),
+        json!({}),
+    );
+    assert_eq!(
+        app.post("ProcessDocument", &host_request(&bad, 1))
+            .await
+            .status,
+        422
+    );
+    let fixed = task_body(
+        "doc-5:classify",
+        "classify",
+        json!({"text": CONTRACT}),
+        json!({"labels": ["termination", "payment"]}),
+    );
     let reply = app.post("ProcessDocument", &host_request(&fixed, 1)).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
@@ -172,17 +231,37 @@ async fn a_corrected_message_for_a_poisoned_task_is_processed() {
 async fn referenced_content_is_read_and_verified() {
     let app = TestApp::new();
     app.blobs
-        .put("documents", "doc-6.txt", Bytes::from_static(CONTRACT.as_bytes()), "text/plain")
+        .put(
+            "documents",
+            "doc-6.txt",
+            Bytes::from_static(CONTRACT.as_bytes()),
+            "text/plain",
+        )
         .await
         .unwrap();
     let reference = json!({"contentRef": {"container": "documents", "blob": "doc-6.txt", "contentType": "text/plain",
         "sizeBytes": CONTRACT.len(), "sha256": sha256_hex(CONTRACT.as_bytes())}});
-    let body = task_body("doc-6:extract_entities", "extract_entities", reference.clone(), json!({}));
+    let body = task_body(
+        "doc-6:extract_entities",
+        "extract_entities",
+        reference.clone(),
+        json!({}),
+    );
     let reply = app.post("ProcessDocument", &host_request(&body, 1)).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    let result = app.blob_json("results", "tasks/doc-6%3Aextract_entities.json").await;
-    let texts: Vec<&str> = result["output"]["entities"].as_array().unwrap().iter().map(|e| e["text"].as_str().unwrap()).collect();
-    assert!(texts.contains(&"$1,200.00") && texts.contains(&"March 3, 2025"), "{texts:?}");
+    let result = app
+        .blob_json("results", "tasks/doc-6%3Aextract_entities.json")
+        .await;
+    let texts: Vec<&str> = result["output"]["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts.contains(&"$1,200.00") && texts.contains(&"March 3, 2025"),
+        "{texts:?}"
+    );
 
     let mut tampered = reference;
     tampered["contentRef"]["sha256"] = json!("0".repeat(64));
@@ -195,12 +274,17 @@ async fn referenced_content_is_read_and_verified() {
 #[tokio::test]
 async fn a_transient_provider_failure_abandons_without_recording_poison() {
     let app = TestApp::new();
-    app.provider.fail_next([ProviderError::Transient { detail: "503 from provider".into() }]);
+    app.provider.fail_next([ProviderError::Transient {
+        detail: "503 from provider".into(),
+    }]);
     let body = summarize_task("doc-7:summarize");
     let first = app.post("ProcessDocument", &host_request(&body, 1)).await;
     assert_eq!(first.status, 503);
     assert_eq!(first.body["error"]["outcome"], "transient");
-    assert!(!app.blob_exists("state", "poison/doc-7%3Asummarize.json").await);
+    assert!(
+        !app.blob_exists("state", "poison/doc-7%3Asummarize.json")
+            .await
+    );
     let second = app.post("ProcessDocument", &host_request(&body, 2)).await;
     assert_eq!(second.status, 200);
     assert_eq!(app.provider.calls(), 2);
@@ -209,8 +293,16 @@ async fn a_transient_provider_failure_abandons_without_recording_poison() {
 #[tokio::test]
 async fn a_short_rate_limit_waits_in_place() {
     let app = TestApp::new();
-    app.provider.fail_next([ProviderError::RetryAfter { delay: Duration::from_millis(50), detail: "429".into() }]);
-    let reply = app.post("ProcessDocument", &host_request(&summarize_task("doc-8:summarize"), 1)).await;
+    app.provider.fail_next([ProviderError::RetryAfter {
+        delay: Duration::from_millis(50),
+        detail: "429".into(),
+    }]);
+    let reply = app
+        .post(
+            "ProcessDocument",
+            &host_request(&summarize_task("doc-8:summarize"), 1),
+        )
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(app.provider.calls(), 2);
 }
@@ -221,8 +313,16 @@ async fn a_long_rate_limit_abandons_the_message() {
         max_inline_retry_wait: Duration::from_secs(10),
         ..ProcessOptions::default()
     });
-    app.provider.fail_next([ProviderError::RetryAfter { delay: Duration::from_secs(60), detail: "429".into() }]);
-    let reply = app.post("ProcessDocument", &host_request(&summarize_task("doc-8:summarize"), 1)).await;
+    app.provider.fail_next([ProviderError::RetryAfter {
+        delay: Duration::from_secs(60),
+        detail: "429".into(),
+    }]);
+    let reply = app
+        .post(
+            "ProcessDocument",
+            &host_request(&summarize_task("doc-8:summarize"), 1),
+        )
+        .await;
     assert_eq!(reply.status, 503);
     assert_eq!(reply.body["error"]["code"], "RateLimited");
     assert_eq!(app.provider.calls(), 1);
@@ -231,7 +331,9 @@ async fn a_long_rate_limit_abandons_the_message() {
 #[test]
 fn function_json_declares_what_the_code_reads() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let function: Value = serde_json::from_slice(&std::fs::read(root.join("ProcessDocument/function.json")).unwrap()).unwrap();
+    let function: Value =
+        serde_json::from_slice(&std::fs::read(root.join("ProcessDocument/function.json")).unwrap())
+            .unwrap();
     let bindings = function["bindings"].as_array().unwrap();
     let trigger = bindings.iter().find(|b| b["direction"] == "in").unwrap();
     assert_eq!(trigger["type"], "serviceBusTrigger");
@@ -244,23 +346,41 @@ fn function_json_declares_what_the_code_reads() {
     assert_eq!(output["queueName"], "task-results");
     assert_eq!(output["connection"], trigger["connection"]);
 
-    let host: Value = serde_json::from_slice(&std::fs::read(root.join("host.json")).unwrap()).unwrap();
+    let host: Value =
+        serde_json::from_slice(&std::fs::read(root.join("host.json")).unwrap()).unwrap();
     assert_eq!(host["version"], "2.0");
-    assert_eq!(host["customHandler"]["description"]["defaultExecutablePath"], "docflow");
-    assert_eq!(host["customHandler"]["description"]["arguments"], json!(["serve"]));
+    assert_eq!(
+        host["customHandler"]["description"]["defaultExecutablePath"],
+        "docflow"
+    );
+    assert_eq!(
+        host["customHandler"]["description"]["arguments"],
+        json!(["serve"])
+    );
     let sb = &host["extensions"]["serviceBus"];
     assert_eq!(sb["autoCompleteMessages"], true);
     assert!(sb["maxConcurrentCalls"].as_u64().is_some());
     let timespan = |v: &Value| {
-        let parts: Vec<f64> = v.as_str().unwrap().split(':').map(|p| p.parse().unwrap()).collect();
+        let parts: Vec<f64> = v
+            .as_str()
+            .unwrap()
+            .split(':')
+            .map(|p| p.parse().unwrap())
+            .collect();
         parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
     };
     assert!(timespan(&sb["maxAutoLockRenewalDuration"]) >= timespan(&host["functionTimeout"]));
 
-    let settings: Value = serde_json::from_slice(&std::fs::read(root.join("local.settings.json")).unwrap()).unwrap();
+    let settings: Value =
+        serde_json::from_slice(&std::fs::read(root.join("local.settings.json")).unwrap()).unwrap();
     assert_eq!(settings["Values"]["FUNCTIONS_WORKER_RUNTIME"], "custom");
     let connection = trigger["connection"].as_str().unwrap();
-    assert!(settings["Values"][connection].as_str().unwrap().contains("UseDevelopmentEmulator=true"));
+    assert!(
+        settings["Values"][connection]
+            .as_str()
+            .unwrap()
+            .contains("UseDevelopmentEmulator=true")
+    );
 }
 
 #[test]
@@ -270,13 +390,49 @@ fn topology_file_holds_the_architecture() {
     assert_eq!(topology.max_delivery_count("ai-tasks"), Some(5));
     let ai_tasks = topology.entity("ai-tasks").unwrap();
     assert_eq!(ai_tasks.requires_duplicate_detection, Some(true));
-    assert_eq!(topology.entity("summary-chunks").unwrap().requires_session, Some(true));
-    for entity in ["task-results", "audit", "documents/analyze", "documents/audit", "analysis-completed/notify", "analysis-completed/audit"] {
+    assert_eq!(
+        topology.entity("summary-chunks").unwrap().requires_session,
+        Some(true)
+    );
+    for entity in [
+        "task-results",
+        "audit",
+        "documents/analyze",
+        "documents/audit",
+        "analysis-completed/notify",
+        "analysis-completed/audit",
+    ] {
         assert!(topology.entity(entity).is_some(), "{entity}");
     }
-    assert_eq!(topology.entity("documents/audit").unwrap().forward_to.as_deref(), Some("audit"));
+    assert_eq!(
+        topology
+            .entity("documents/audit")
+            .unwrap()
+            .forward_to
+            .as_deref(),
+        Some("audit")
+    );
     for queue in &topology.namespace.queues {
         let lock = queue.properties.lock_duration.as_deref().unwrap();
-        assert!(docflow::topology::parse_iso8601_duration(lock).unwrap() <= Duration::from_secs(300));
+        assert!(
+            docflow::topology::parse_iso8601_duration(lock).unwrap() <= Duration::from_secs(300)
+        );
     }
+}
+
+#[tokio::test]
+async fn the_readme_sample_request_is_processed() {
+    let app = TestApp::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let request =
+        std::fs::read(root.join("samples/requests/process-document.request.json")).unwrap();
+    let reply = app.post("ProcessDocument", &request).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let outcome = &outcome_messages(&reply)[0];
+    assert_eq!(outcome["taskId"], "msa-2025:summarize");
+    let result = app
+        .blob_json("results", "tasks/msa-2025%3Asummarize.json")
+        .await;
+    let summary = result["output"]["summary"].as_str().unwrap();
+    assert!(summary.split_whitespace().count() <= 60, "{summary}");
 }

@@ -12,12 +12,21 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn docflow() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_docflow"));
-    for var in ["FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT", "DOCFLOW_AI_PROVIDER", "RUST_LOG"] {
+    for var in [
+        "FUNCTIONS_CUSTOMHANDLER_PORT",
+        "FUNCTIONS_HTTPWORKER_PORT",
+        "DOCFLOW_AI_PROVIDER",
+        "RUST_LOG",
+    ] {
         command.env_remove(var);
     }
     command.stdout(Stdio::null()).stderr(Stdio::piped());
@@ -63,7 +72,10 @@ impl Handler {
     }
 
     fn terminate(&mut self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -72,7 +84,12 @@ impl Handler {
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 let mut stderr = String::new();
-                self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut stderr)
+                    .unwrap();
                 return (status.code().unwrap_or(-1), stderr);
             }
             assert!(Instant::now() < deadline, "docflow serve did not exit");
@@ -92,13 +109,19 @@ async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> (u16, Strin
     let response = client
         .post(url)
         .header("Content-Type", "application/json; charset=utf-8")
-        .header("X-Azure-Functions-InvocationId", "0b5e7a8e-1111-4222-8333-944455556666")
+        .header(
+            "X-Azure-Functions-InvocationId",
+            "0b5e7a8e-1111-4222-8333-944455556666",
+        )
         .body(body)
         .send()
         .await
         .unwrap();
     let status = response.status().as_u16();
-    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let body = response.json().await.unwrap();
     (status, content_type, body)
 }
@@ -121,20 +144,35 @@ async fn serve_processes_a_fixture_and_logs_json_with_ids() {
     let ready = client.get(handler.url("/")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
 
-    let (status, content_type, body) = post(&client, &handler.url("/ProcessDocument"), host_request(&contract_task(), 1)).await;
+    let (status, content_type, body) = post(
+        &client,
+        &handler.url("/ProcessDocument"),
+        host_request(&contract_task(), 1),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(content_type, "application/json");
-    let outcome: Value = serde_json::from_str(body["Outputs"]["outcome"][0].as_str().unwrap()).unwrap();
+    let outcome: Value =
+        serde_json::from_str(body["Outputs"]["outcome"][0].as_str().unwrap()).unwrap();
     assert_eq!(outcome["status"], "succeeded");
     assert_eq!(outcome["reused"], false);
     let result_file = blobs.path().join("results/tasks/doc-42%3Asummarize.json");
     assert!(result_file.is_file(), "result blob missing");
     let stored = std::fs::read(&result_file).unwrap();
 
-    let (status, _, body) = post(&client, &handler.url("/ProcessDocument"), host_request(&contract_task(), 2)).await;
+    let (status, _, body) = post(
+        &client,
+        &handler.url("/ProcessDocument"),
+        host_request(&contract_task(), 2),
+    )
+    .await;
     assert_eq!(status, 200);
-    let outcome: Value = serde_json::from_str(body["Outputs"]["outcome"][0].as_str().unwrap()).unwrap();
-    assert_eq!(outcome["reused"], true, "a redelivery must reuse the stored result");
+    let outcome: Value =
+        serde_json::from_str(body["Outputs"]["outcome"][0].as_str().unwrap()).unwrap();
+    assert_eq!(
+        outcome["reused"], true,
+        "a redelivery must reuse the stored result"
+    );
     assert_eq!(std::fs::read(&result_file).unwrap(), stored);
 
     let (status, content_type, body) = post(&client, &handler.url("/Nope"), b"{}".to_vec()).await;
@@ -144,14 +182,23 @@ async fn serve_processes_a_fixture_and_logs_json_with_ids() {
     handler.terminate();
     let (code, stderr) = handler.wait_exit();
     assert_eq!(code, 0, "{stderr}");
-    let lines: Vec<Value> = stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    assert!(!lines.is_empty() && lines.len() == stderr.lines().count(), "every log line is JSON:\n{stderr}");
+    let lines: Vec<Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        !lines.is_empty() && lines.len() == stderr.lines().count(),
+        "every log line is JSON:\n{stderr}"
+    );
     let finished = lines
         .iter()
         .find(|l| l["message"] == "invocation finished")
         .unwrap_or_else(|| panic!("no invocation log:\n{stderr}"));
     let span = &finished["span"];
-    assert_eq!(span["invocation_id"], "0b5e7a8e-1111-4222-8333-944455556666");
+    assert_eq!(
+        span["invocation_id"],
+        "0b5e7a8e-1111-4222-8333-944455556666"
+    );
     assert_eq!(span["function"], "ProcessDocument");
     assert_eq!(span["message_id"], "b7e0c1d2-8f3a-4c55-a1e2-9d0f6b7c8a91");
     assert_eq!(span["correlation_id"], "corr-doc-42");
@@ -174,7 +221,10 @@ async fn sigterm_drains_in_flight_invocations() {
     let base_url = format!("{}/v1", provider.uri());
     let mut handler = Handler::start(
         blobs.path(),
-        &[("DOCFLOW_AI_PROVIDER", "openai"), ("DOCFLOW_OPENAI_BASE_URL", &base_url)],
+        &[
+            ("DOCFLOW_AI_PROVIDER", "openai"),
+            ("DOCFLOW_OPENAI_BASE_URL", &base_url),
+        ],
     );
     let client = reqwest::Client::new();
     let url = handler.url("/ProcessDocument");
@@ -188,7 +238,12 @@ async fn sigterm_drains_in_flight_invocations() {
     assert_eq!(status, 200, "the in-flight invocation finishes: {body}");
     let (code, stderr) = handler.wait_exit();
     assert_eq!(code, 0, "{stderr}");
-    assert!(blobs.path().join("results/tasks/doc-42%3Asummarize.json").is_file());
+    assert!(
+        blobs
+            .path()
+            .join("results/tasks/doc-42%3Asummarize.json")
+            .is_file()
+    );
 }
 
 #[test]
@@ -201,19 +256,32 @@ fn no_port_is_a_clear_error() {
 
 #[test]
 fn an_invalid_port_setting_is_a_clear_error() {
-    let output = docflow().arg("serve").env("FUNCTIONS_CUSTOMHANDLER_PORT", "eighty").output().unwrap();
+    let output = docflow()
+        .arg("serve")
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", "eighty")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("FUNCTIONS_CUSTOMHANDLER_PORT=\"eighty\" is invalid"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("FUNCTIONS_CUSTOMHANDLER_PORT=\"eighty\" is invalid")
+    );
 }
 
 #[test]
 fn a_taken_port_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let output = docflow().args(["serve", "--port", &port.to_string()]).output().unwrap();
+    let output = docflow()
+        .args(["serve", "--port", &port.to_string()])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -225,7 +293,10 @@ async fn the_legacy_port_variable_and_the_flag_are_honoured() {
         .args(["serve"])
         .env("FUNCTIONS_HTTPWORKER_PORT", port.to_string())
         .env("DOCFLOW_BLOB_DIR", blobs.path());
-    let handler = Handler { child: command.spawn().unwrap(), port };
+    let handler = Handler {
+        child: command.spawn().unwrap(),
+        port,
+    };
     handler.wait_ready();
     let ready = reqwest::get(handler.url("/")).await.unwrap();
     assert_eq!(ready.status(), 200);
@@ -237,7 +308,10 @@ async fn the_legacy_port_variable_and_the_flag_are_honoured() {
         .args(["serve", "--port", &port.to_string()])
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", free_port().to_string())
         .env("DOCFLOW_BLOB_DIR", blobs.path());
-    let handler = Handler { child: command.spawn().unwrap(), port };
+    let handler = Handler {
+        child: command.spawn().unwrap(),
+        port,
+    };
     handler.wait_ready();
     assert_eq!(reqwest::get(handler.url("/")).await.unwrap().status(), 200);
 }

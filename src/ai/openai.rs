@@ -149,9 +149,12 @@ impl OpenAiProvider {
         })?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response.text().await.map_err(|e| ProviderError::Transient {
-            detail: describe_transport_error(&e),
-        })?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| ProviderError::Transient {
+                detail: describe_transport_error(&e),
+            })?;
         if !status.is_success() {
             return Err(classify_status(status, &headers, &text));
         }
@@ -160,7 +163,12 @@ impl OpenAiProvider {
         })
     }
 
-    async fn chat(&self, system: String, text: &str, json_mode: bool) -> Result<(String, String, TokenUsage), ProviderError> {
+    async fn chat(
+        &self,
+        system: String,
+        text: &str,
+        json_mode: bool,
+    ) -> Result<(String, String, TokenUsage), ProviderError> {
         let model = &self.options.chat_model;
         let mut body = json!({
             "model": model,
@@ -173,23 +181,36 @@ impl OpenAiProvider {
         if json_mode {
             body["response_format"] = json!({"type": "json_object"});
         }
-        let reply: ChatResponse = parse_reply(self.post(self.url(model, "chat/completions"), body).await?)?;
-        let choice = reply.choices.into_iter().next().ok_or_else(|| invalid_output("no choices"))?;
+        let reply: ChatResponse =
+            parse_reply(self.post(self.url(model, "chat/completions"), body).await?)?;
+        let choice = reply
+            .choices
+            .into_iter()
+            .next()
+            .ok_or_else(|| invalid_output("no choices"))?;
         if choice.finish_reason.as_deref() == Some("content_filter") {
             return Err(ProviderError::Rejected {
                 reason: "ContentFiltered",
                 detail: "the provider's content filter stopped the completion".into(),
             });
         }
-        let content = choice.message.content.ok_or_else(|| invalid_output("empty message"))?;
+        let content = choice
+            .message
+            .content
+            .ok_or_else(|| invalid_output("empty message"))?;
         let model = reply.model.unwrap_or_else(|| model.clone());
-        Ok((content, model, reply.usage.map(Usage::into_usage).unwrap_or_default()))
+        Ok((
+            content,
+            model,
+            reply.usage.map(Usage::into_usage).unwrap_or_default(),
+        ))
     }
 
     async fn embed(&self, text: &str) -> Result<AiOutput, ProviderError> {
         let model = &self.options.embedding_model;
         let body = json!({"model": model, "input": text});
-        let reply: EmbeddingResponse = parse_reply(self.post(self.url(model, "embeddings"), body).await?)?;
+        let reply: EmbeddingResponse =
+            parse_reply(self.post(self.url(model, "embeddings"), body).await?)?;
         let vector = reply
             .data
             .into_iter()
@@ -224,7 +245,11 @@ impl AiProvider for OpenAiProvider {
         };
         let (content, model, usage) = self.chat(system, text, json_mode).await?;
         let output = interpret(&request.operation, text, &content)?;
-        Ok(AiOutput { model, usage, output })
+        Ok(AiOutput {
+            model,
+            usage,
+            output,
+        })
     }
 }
 
@@ -266,7 +291,11 @@ fn prompt(operation: &Operation) -> (String, bool) {
 }
 
 /// Turns the model's answer into a typed output, checking it against the request.
-fn interpret(operation: &Operation, text: &str, content: &str) -> Result<TaskOutput, ProviderError> {
+fn interpret(
+    operation: &Operation,
+    text: &str,
+    content: &str,
+) -> Result<TaskOutput, ProviderError> {
     match operation {
         Operation::Summarize { max_words } => {
             let words: Vec<&str> = content.split_whitespace().collect();
@@ -281,7 +310,12 @@ fn interpret(operation: &Operation, text: &str, content: &str) -> Result<TaskOut
                 .iter()
                 .find(|l| l.eq_ignore_ascii_case(answer.label.trim()))
                 .cloned()
-                .ok_or_else(|| invalid_output(&format!("label {:?} is not one of the labels", answer.label)))?;
+                .ok_or_else(|| {
+                    invalid_output(&format!(
+                        "label {:?} is not one of the labels",
+                        answer.label
+                    ))
+                })?;
             let mut scores: Vec<LabelScore> = labels
                 .iter()
                 .map(|l| LabelScore {
@@ -323,7 +357,10 @@ fn locate_entities(text: &str, named: Vec<NamedEntity>) -> Vec<Entity> {
         if needle.is_empty() {
             continue;
         }
-        let found = text[from..].find(needle).map(|i| i + from).or_else(|| text.find(needle));
+        let found = text[from..]
+            .find(needle)
+            .map(|i| i + from)
+            .or_else(|| text.find(needle));
         if let Some(start) = found {
             let end = start + needle.len();
             from = end;
@@ -394,7 +431,12 @@ fn classify_status(status: StatusCode, headers: &HeaderMap, body: &str) -> Provi
 
 /// `retry-after-ms` (Azure OpenAI) wins over `Retry-After` (seconds or an HTTP date).
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
     }
@@ -539,10 +581,22 @@ mod tests {
     fn entities_are_located_in_the_text() {
         let text = "Acme paid Bob. Bob thanked Acme.";
         let named = vec![
-            NamedEntity { kind: EntityKind::Organization, text: "Acme".into() },
-            NamedEntity { kind: EntityKind::Person, text: "Bob".into() },
-            NamedEntity { kind: EntityKind::Person, text: "Bob".into() },
-            NamedEntity { kind: EntityKind::Person, text: "Zed".into() },
+            NamedEntity {
+                kind: EntityKind::Organization,
+                text: "Acme".into(),
+            },
+            NamedEntity {
+                kind: EntityKind::Person,
+                text: "Bob".into(),
+            },
+            NamedEntity {
+                kind: EntityKind::Person,
+                text: "Bob".into(),
+            },
+            NamedEntity {
+                kind: EntityKind::Person,
+                text: "Zed".into(),
+            },
         ];
         let found = locate_entities(text, named);
         let starts: Vec<usize> = found.iter().map(|e| e.start).collect();

@@ -63,19 +63,37 @@ impl LocalFolderStore {
     }
 
     fn meta_path(&self, container: &str, name: &str) -> PathBuf {
-        self.root.join(META_DIR).join(container).join(format!("{name}.json"))
+        self.root
+            .join(META_DIR)
+            .join(container)
+            .join(format!("{name}.json"))
     }
 
-    fn lock(&self, container: &str, name: &str, exclusive: bool) -> io::Result<File> {
-        let path = self.root.join(LOCK_DIR).join(container).join(format!("{name}.lock"));
-        fs::create_dir_all(path.parent().expect("lock path has a parent"))?;
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
-        if exclusive {
-            file.lock()?;
-        } else {
-            file.lock_shared()?;
+    /// Takes the blob's lock: exclusive for writers, shared for readers.
+    ///
+    /// Readers do not create lock files: a blob without one was never written through a store,
+    /// so there is no writer to wait for (`None`).
+    fn lock(&self, container: &str, name: &str, exclusive: bool) -> io::Result<Option<File>> {
+        let path = self
+            .root
+            .join(LOCK_DIR)
+            .join(container)
+            .join(format!("{name}.lock"));
+        if !exclusive {
+            return match File::open(&path) {
+                Ok(file) => file.lock_shared().map(|()| Some(file)),
+                Err(e) if is_missing(&e) => Ok(None),
+                Err(e) => Err(e),
+            };
         }
-        Ok(file)
+        fs::create_dir_all(path.parent().expect("lock path has a parent"))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        file.lock()?;
+        Ok(Some(file))
     }
 
     fn read_properties(&self, container: &str, name: &str) -> io::Result<Option<BlobProperties>> {
@@ -198,12 +216,16 @@ impl LocalFolderStore {
             for entry in entries {
                 let entry = entry.map_err(io_error("list", container, prefix))?;
                 let path = entry.path();
-                let metadata = entry.metadata().map_err(io_error("list", container, prefix))?;
+                let metadata = entry
+                    .metadata()
+                    .map_err(io_error("list", container, prefix))?;
                 if metadata.is_dir() {
                     stack.push(path);
                     continue;
                 }
-                let Some(name) = blob_name(&base, &path) else { continue };
+                let Some(name) = blob_name(&base, &path) else {
+                    continue;
+                };
                 if name.starts_with(prefix) {
                     items.push(BlobItem {
                         name,
@@ -245,17 +267,30 @@ impl BlobStore for LocalFolderStore {
         self.blocking(move |s| s.get_sync(&c, &n)).await
     }
 
-    async fn properties(&self, container: &str, name: &str) -> Result<Option<BlobProperties>, BlobError> {
+    async fn properties(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> Result<Option<BlobProperties>, BlobError> {
         validate_name(container, name)?;
         let (c, n) = (container.to_string(), name.to_string());
         self.blocking(move |s| {
-            let _lock = s.lock(&c, &n, false).map_err(io_error("properties", &c, &n))?;
-            s.read_properties(&c, &n).map_err(io_error("properties", &c, &n))
+            let _lock = s
+                .lock(&c, &n, false)
+                .map_err(io_error("properties", &c, &n))?;
+            s.read_properties(&c, &n)
+                .map_err(io_error("properties", &c, &n))
         })
         .await
     }
 
-    async fn put(&self, container: &str, name: &str, data: Bytes, content_type: &str) -> Result<ETag, BlobError> {
+    async fn put(
+        &self,
+        container: &str,
+        name: &str,
+        data: Bytes,
+        content_type: &str,
+    ) -> Result<ETag, BlobError> {
         self.write(container, name, data, content_type, None).await
     }
 
@@ -266,7 +301,8 @@ impl BlobStore for LocalFolderStore {
         data: Bytes,
         content_type: &str,
     ) -> Result<ETag, BlobError> {
-        self.write(container, name, data, content_type, Some(None)).await
+        self.write(container, name, data, content_type, Some(None))
+            .await
     }
 
     async fn put_if_match(
@@ -277,8 +313,14 @@ impl BlobStore for LocalFolderStore {
         content_type: &str,
         etag: &ETag,
     ) -> Result<ETag, BlobError> {
-        self.write(container, name, data, content_type, Some(Some(etag.clone())))
-            .await
+        self.write(
+            container,
+            name,
+            data,
+            content_type,
+            Some(Some(etag.clone())),
+        )
+        .await
     }
 
     async fn list(&self, container: &str, prefix: &str) -> Result<Vec<BlobItem>, BlobError> {
@@ -305,7 +347,11 @@ impl LocalFolderStore {
         condition: Option<Option<ETag>>,
     ) -> Result<ETag, BlobError> {
         validate_name(container, name)?;
-        let (c, n, t) = (container.to_string(), name.to_string(), content_type.to_string());
+        let (c, n, t) = (
+            container.to_string(),
+            name.to_string(),
+            content_type.to_string(),
+        );
         self.blocking(move |s| {
             let condition = match &condition {
                 None => Condition::None,
@@ -352,7 +398,10 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 
 fn blob_name(base: &Path, path: &Path) -> Option<String> {
     let relative = path.strip_prefix(base).ok()?;
-    let parts: Option<Vec<&str>> = relative.components().map(|c| c.as_os_str().to_str()).collect();
+    let parts: Option<Vec<&str>> = relative
+        .components()
+        .map(|c| c.as_os_str().to_str())
+        .collect();
     Some(parts?.join("/"))
 }
 
@@ -366,7 +415,10 @@ fn mtime_nanos(metadata: &fs::Metadata) -> u128 {
 }
 
 fn is_missing(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
 }
 
 fn is_path_conflict(e: &io::Error) -> bool {
@@ -383,7 +435,11 @@ fn not_found(container: &str, name: &str) -> BlobError {
     }
 }
 
-fn io_error<'a>(operation: &'static str, container: &'a str, name: &'a str) -> impl Fn(io::Error) -> BlobError + 'a {
+fn io_error<'a>(
+    operation: &'static str,
+    container: &'a str,
+    name: &'a str,
+) -> impl Fn(io::Error) -> BlobError + 'a {
     move |source| BlobError::Io {
         operation,
         container: container.into(),
@@ -405,19 +461,43 @@ mod tests {
     #[tokio::test]
     async fn put_get_list_delete_round_trip() {
         let (_dir, s) = store();
-        let etag = s.put("docs", "a/b.txt", Bytes::from_static(b"hello"), "text/plain").await.unwrap();
-        s.put("docs", "a/c.txt", Bytes::from_static(b"x"), "text/plain").await.unwrap();
-        s.put("docs", "z.txt", Bytes::from_static(b""), "text/plain").await.unwrap();
+        let etag = s
+            .put(
+                "docs",
+                "a/b.txt",
+                Bytes::from_static(b"hello"),
+                "text/plain",
+            )
+            .await
+            .unwrap();
+        s.put("docs", "a/c.txt", Bytes::from_static(b"x"), "text/plain")
+            .await
+            .unwrap();
+        s.put("docs", "z.txt", Bytes::from_static(b""), "text/plain")
+            .await
+            .unwrap();
         let blob = s.get("docs", "a/b.txt").await.unwrap();
         assert_eq!(&blob.data[..], b"hello");
         assert_eq!(blob.properties.etag, etag);
         assert_eq!(blob.properties.content_type, "text/plain");
-        let names: Vec<String> = s.list("docs", "a/").await.unwrap().into_iter().map(|i| i.name).collect();
+        let names: Vec<String> = s
+            .list("docs", "a/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
         assert_eq!(names, vec!["a/b.txt", "a/c.txt"]);
         assert_eq!(s.get("docs", "z.txt").await.unwrap().data.len(), 0);
         s.delete("docs", "a/b.txt").await.unwrap();
-        assert!(matches!(s.get("docs", "a/b.txt").await, Err(BlobError::NotFound { .. })));
-        assert!(matches!(s.delete("docs", "a/b.txt").await, Err(BlobError::NotFound { .. })));
+        assert!(matches!(
+            s.get("docs", "a/b.txt").await,
+            Err(BlobError::NotFound { .. })
+        ));
+        assert!(matches!(
+            s.delete("docs", "a/b.txt").await,
+            Err(BlobError::NotFound { .. })
+        ));
         assert!(s.properties("docs", "a/b.txt").await.unwrap().is_none());
         assert!(s.list("empty", "").await.unwrap().is_empty());
     }
@@ -425,8 +505,12 @@ mod tests {
     #[tokio::test]
     async fn create_if_absent_refuses_an_existing_blob() {
         let (_dir, s) = store();
-        s.create_if_absent("docs", "x", Bytes::from_static(b"1"), "text/plain").await.unwrap();
-        let again = s.create_if_absent("docs", "x", Bytes::from_static(b"2"), "text/plain").await;
+        s.create_if_absent("docs", "x", Bytes::from_static(b"1"), "text/plain")
+            .await
+            .unwrap();
+        let again = s
+            .create_if_absent("docs", "x", Bytes::from_static(b"2"), "text/plain")
+            .await;
         assert!(matches!(again, Err(BlobError::AlreadyExists { .. })));
         assert_eq!(&s.get("docs", "x").await.unwrap().data[..], b"1");
     }
@@ -434,15 +518,28 @@ mod tests {
     #[tokio::test]
     async fn put_if_match_detects_a_concurrent_change() {
         let (_dir, s) = store();
-        let v1 = s.put("docs", "x", Bytes::from_static(b"1"), "text/plain").await.unwrap();
-        let v2 = s.put_if_match("docs", "x", Bytes::from_static(b"2"), "text/plain", &v1).await.unwrap();
+        let v1 = s
+            .put("docs", "x", Bytes::from_static(b"1"), "text/plain")
+            .await
+            .unwrap();
+        let v2 = s
+            .put_if_match("docs", "x", Bytes::from_static(b"2"), "text/plain", &v1)
+            .await
+            .unwrap();
         assert_ne!(v1, v2);
-        let stale = s.put_if_match("docs", "x", Bytes::from_static(b"3"), "text/plain", &v1).await;
+        let stale = s
+            .put_if_match("docs", "x", Bytes::from_static(b"3"), "text/plain", &v1)
+            .await;
         assert!(matches!(stale, Err(BlobError::ConditionNotMet { .. })));
         // Same bytes again still give a new tag: no ABA.
-        let v3 = s.put("docs", "x", Bytes::from_static(b"1"), "text/plain").await.unwrap();
+        let v3 = s
+            .put("docs", "x", Bytes::from_static(b"1"), "text/plain")
+            .await
+            .unwrap();
         assert_ne!(v3, v1);
-        let gone = s.put_if_match("docs", "missing", Bytes::new(), "text/plain", &v1).await;
+        let gone = s
+            .put_if_match("docs", "missing", Bytes::new(), "text/plain", &v1)
+            .await;
         assert!(matches!(gone, Err(BlobError::NotFound { .. })));
     }
 
@@ -453,7 +550,8 @@ mod tests {
         for i in 0..16 {
             let s = s.clone();
             tasks.push(tokio::spawn(async move {
-                s.create_if_absent("docs", "once", Bytes::from(format!("{i}")), "text/plain").await
+                s.create_if_absent("docs", "once", Bytes::from(format!("{i}")), "text/plain")
+                    .await
             }));
         }
         let mut winners = 0;
@@ -470,7 +568,9 @@ mod tests {
     #[tokio::test]
     async fn concurrent_read_modify_write_loses_no_update() {
         let (_dir, s) = store();
-        s.put("docs", "counter", Bytes::from_static(b"0"), "text/plain").await.unwrap();
+        s.put("docs", "counter", Bytes::from_static(b"0"), "text/plain")
+            .await
+            .unwrap();
         let mut tasks = Vec::new();
         for _ in 0..8 {
             let s = s.clone();
@@ -480,7 +580,16 @@ mod tests {
                         let blob = s.get("docs", "counter").await.unwrap();
                         let n: u32 = std::str::from_utf8(&blob.data).unwrap().parse().unwrap();
                         let next = Bytes::from((n + 1).to_string());
-                        match s.put_if_match("docs", "counter", next, "text/plain", &blob.properties.etag).await {
+                        match s
+                            .put_if_match(
+                                "docs",
+                                "counter",
+                                next,
+                                "text/plain",
+                                &blob.properties.etag,
+                            )
+                            .await
+                        {
                             Ok(_) => break,
                             Err(BlobError::ConditionNotMet { .. }) => continue,
                             Err(e) => panic!("{e}"),
@@ -498,8 +607,13 @@ mod tests {
     #[tokio::test]
     async fn a_blob_and_a_folder_of_the_same_name_conflict_clearly() {
         let (_dir, s) = store();
-        s.put("docs", "a", Bytes::from_static(b"1"), "text/plain").await.unwrap();
-        let err = s.put("docs", "a/b", Bytes::from_static(b"2"), "text/plain").await.unwrap_err();
+        s.put("docs", "a", Bytes::from_static(b"1"), "text/plain")
+            .await
+            .unwrap();
+        let err = s
+            .put("docs", "a/b", Bytes::from_static(b"2"), "text/plain")
+            .await
+            .unwrap_err();
         assert!(matches!(err, BlobError::InvalidName { .. }), "{err}");
     }
 
@@ -507,7 +621,9 @@ mod tests {
     async fn no_temporary_files_are_left_behind() {
         let (dir, s) = store();
         for i in 0..5 {
-            s.put("docs", "x", Bytes::from(i.to_string()), "text/plain").await.unwrap();
+            s.put("docs", "x", Bytes::from(i.to_string()), "text/plain")
+                .await
+                .unwrap();
         }
         assert_eq!(fs::read_dir(dir.path().join(TMP_DIR)).unwrap().count(), 0);
         assert_eq!(s.list("docs", "").await.unwrap().len(), 1);

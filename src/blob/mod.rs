@@ -118,10 +118,20 @@ pub trait BlobStore: Send + Sync {
     async fn get(&self, container: &str, name: &str) -> Result<Blob, BlobError>;
 
     /// Reads a blob's properties, or `None` when it does not exist.
-    async fn properties(&self, container: &str, name: &str) -> Result<Option<BlobProperties>, BlobError>;
+    async fn properties(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> Result<Option<BlobProperties>, BlobError>;
 
     /// Writes a blob unconditionally.
-    async fn put(&self, container: &str, name: &str, data: Bytes, content_type: &str) -> Result<ETag, BlobError>;
+    async fn put(
+        &self,
+        container: &str,
+        name: &str,
+        data: Bytes,
+        content_type: &str,
+    ) -> Result<ETag, BlobError>;
 
     /// Writes a blob only if it does not exist yet ([`BlobError::AlreadyExists`] otherwise).
     async fn create_if_absent(
@@ -173,9 +183,14 @@ pub fn validate_name(container: &str, name: &str) -> Result<(), BlobError> {
         return Err(invalid("blob names are 1 to 1024 characters"));
     }
     if name.chars().any(|c| c.is_control() || c == '\\') {
-        return Err(invalid("blob names may not contain control characters or backslashes"));
+        return Err(invalid(
+            "blob names may not contain control characters or backslashes",
+        ));
     }
-    if name.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+    if name
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
         return Err(invalid("blob name segments may not be empty, '.' or '..'"));
     }
     Ok(())

@@ -22,11 +22,11 @@ use super::{Function, Invocation};
 use crate::ai::{AiOutput, AiProvider, AiRequest, ProviderError};
 use crate::blob::{BlobError, BlobStore};
 use crate::outcome::Outcome;
-use crate::poison::{PoisonRecord, PoisonRecords, POISON_SCHEMA, poison_key, sha256_hex};
+use crate::poison::{POISON_SCHEMA, PoisonRecord, PoisonRecords, poison_key, sha256_hex};
 use crate::protocol::{InvocationRequest, InvocationResponse, ServiceBusMessage, TriggerDataType};
 use crate::task::{
-    AiTask, ContentRef, ResultRef, TaskInput, TaskOutcome, TaskResult, parse_task, result_blob_name,
-    task_id_of,
+    AiTask, ContentRef, ResultRef, TaskInput, TaskOutcome, TaskResult, parse_task,
+    result_blob_name, task_id_of,
 };
 
 /// The trigger binding's `name` in `ProcessDocument/function.json`.
@@ -73,8 +73,14 @@ pub struct ProcessDocument {
 
 /// Why a delivery stopped early, before it becomes an [`Outcome`].
 enum Stop {
-    Poison { reason: String, description: String },
-    Transient { reason: &'static str, description: String },
+    Poison {
+        reason: String,
+        description: String,
+    },
+    Transient {
+        reason: &'static str,
+        description: String,
+    },
 }
 
 impl From<BlobError> for Stop {
@@ -88,7 +94,11 @@ impl From<BlobError> for Stop {
 
 impl ProcessDocument {
     /// The function over a blob store and a provider.
-    pub fn new(blobs: Arc<dyn BlobStore>, ai: Arc<dyn AiProvider>, options: ProcessOptions) -> Self {
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        ai: Arc<dyn AiProvider>,
+        options: ProcessOptions,
+    ) -> Self {
         Self {
             poison: PoisonRecords::new(blobs.clone(), options.state_container.clone()),
             ai_slots: Semaphore::new(options.max_concurrent_ai_calls.max(1)),
@@ -118,7 +128,12 @@ impl ProcessDocument {
         let bytes = serde_json::to_vec(&result).expect("a task result serializes");
         match self
             .blobs
-            .create_if_absent(&location.container, &location.blob, Bytes::from(bytes), "application/json")
+            .create_if_absent(
+                &location.container,
+                &location.blob,
+                Bytes::from(bytes),
+                "application/json",
+            )
             .await
         {
             Ok(_) => Ok(self.done(task, &result, location, false)),
@@ -133,19 +148,27 @@ impl ProcessDocument {
 
     async fn stored_result(&self, location: &ResultRef) -> Result<Option<TaskResult>, Stop> {
         match self.blobs.get(&location.container, &location.blob).await {
-            Ok(blob) => serde_json::from_slice(&blob.data).map(Some).map_err(|e| Stop::Transient {
-                reason: "CorruptResult",
-                description: format!(
-                    "stored result {}/{} is not an ai.task-result.v1 document: {e}",
-                    location.container, location.blob
-                ),
-            }),
+            Ok(blob) => serde_json::from_slice(&blob.data)
+                .map(Some)
+                .map_err(|e| Stop::Transient {
+                    reason: "CorruptResult",
+                    description: format!(
+                        "stored result {}/{} is not an ai.task-result.v1 document: {e}",
+                        location.container, location.blob
+                    ),
+                }),
             Err(BlobError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
-    fn done(&self, task: &AiTask, result: &TaskResult, location: ResultRef, reused: bool) -> InvocationResponse {
+    fn done(
+        &self,
+        task: &AiTask,
+        result: &TaskResult,
+        location: ResultRef,
+        reused: bool,
+    ) -> InvocationResponse {
         let outcome = TaskOutcome::succeeded(task, result, location, reused);
         let body = serde_json::to_string(&outcome).expect("an outcome serializes");
         let line = format!(
@@ -172,13 +195,23 @@ impl ProcessDocument {
         let blob = match self.blobs.get(&reference.container, &reference.blob).await {
             Ok(blob) => blob,
             Err(BlobError::NotFound { container, name }) => {
-                return Err(poison("ContentNotFound", format!("referenced content {container}/{name} does not exist")));
+                return Err(poison(
+                    "ContentNotFound",
+                    format!("referenced content {container}/{name} does not exist"),
+                ));
             }
-            Err(e @ BlobError::InvalidName { .. }) => return Err(poison("InvalidContentRef", e.to_string())),
+            Err(e @ BlobError::InvalidName { .. }) => {
+                return Err(poison("InvalidContentRef", e.to_string()));
+            }
             Err(e) => return Err(e.into()),
         };
-        check_content(reference, &blob.data, &blob.properties.content_type, self.options.max_content_bytes)
-            .map_err(|(reason, description)| poison(reason, description))
+        check_content(
+            reference,
+            &blob.data,
+            &blob.properties.content_type,
+            self.options.max_content_bytes,
+        )
+        .map_err(|(reason, description)| poison(reason, description))
     }
 
     /// Calls the provider, waiting in place for short rate-limit delays.
@@ -186,12 +219,18 @@ impl ProcessDocument {
         let mut waited = Duration::ZERO;
         loop {
             let result = {
-                let _slot = self.ai_slots.acquire().await.expect("the semaphore is never closed");
+                let _slot = self
+                    .ai_slots
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
                 self.ai.run(&request).await
             };
             match result {
                 Ok(answer) => return Ok(answer),
-                Err(ProviderError::RetryAfter { delay, detail }) if waited + delay <= self.options.max_inline_retry_wait => {
+                Err(ProviderError::RetryAfter { delay, detail })
+                    if waited + delay <= self.options.max_inline_retry_wait =>
+                {
                     info!(delay_ms = delay.as_millis() as u64, %detail, "provider rate limited; waiting in place");
                     tokio::time::sleep(delay).await;
                     waited += delay;
@@ -199,7 +238,9 @@ impl ProcessDocument {
                 Err(ProviderError::RetryAfter { delay, detail }) => {
                     return Err(Stop::Transient {
                         reason: "RateLimited",
-                        description: format!("provider asked to wait {delay:?}, longer than waiting in place allows: {detail}"),
+                        description: format!(
+                            "provider asked to wait {delay:?}, longer than waiting in place allows: {detail}"
+                        ),
                     });
                 }
                 Err(ProviderError::Transient { detail }) => {
@@ -218,7 +259,14 @@ impl ProcessDocument {
         }
     }
 
-    async fn record_poison(&self, key: &str, body_sha256: &str, message: &ServiceBusMessage, reason: String, description: String) -> Outcome {
+    async fn record_poison(
+        &self,
+        key: &str,
+        body_sha256: &str,
+        message: &ServiceBusMessage,
+        reason: String,
+        description: String,
+    ) -> Outcome {
         error!(poison_key = %key, %reason, %description, "message is poison; recording the reason");
         let record = PoisonRecord {
             schema: POISON_SCHEMA.into(),
@@ -251,36 +299,59 @@ fn check_content(
 ) -> Result<String, (&'static str, String)> {
     let name = format!("{}/{}", reference.container, reference.blob);
     if data.len() as u64 > max_bytes {
-        return Err(("ContentTooLarge", format!("{name} is {} bytes; the limit is {max_bytes}", data.len())));
+        return Err((
+            "ContentTooLarge",
+            format!("{name} is {} bytes; the limit is {max_bytes}", data.len()),
+        ));
     }
     if let Some(expected) = reference.size_bytes
         && expected != data.len() as u64
     {
-        return Err(("ContentSizeMismatch", format!("{name} is {} bytes, the reference says {expected}", data.len())));
+        return Err((
+            "ContentSizeMismatch",
+            format!(
+                "{name} is {} bytes, the reference says {expected}",
+                data.len()
+            ),
+        ));
     }
     if let Some(expected) = &reference.sha256 {
         let actual = sha256_hex(data);
         if !actual.eq_ignore_ascii_case(expected) {
-            return Err(("ContentHashMismatch", format!("{name} has SHA-256 {actual}, the reference says {expected}")));
+            return Err((
+                "ContentHashMismatch",
+                format!("{name} has SHA-256 {actual}, the reference says {expected}"),
+            ));
         }
     }
     let content_type = reference.content_type.as_deref().unwrap_or(stored_type);
     if !is_textual(content_type) {
-        return Err(("UnsupportedContentType", format!("{name} is {content_type}; only text content can be processed")));
+        return Err((
+            "UnsupportedContentType",
+            format!("{name} is {content_type}; only text content can be processed"),
+        ));
     }
     String::from_utf8(data.to_vec())
         .map_err(|e| ("ContentNotText", format!("{name} is not UTF-8 text: {e}")))
 }
 
 fn is_textual(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence.is_empty()
         || essence.starts_with("text/")
         || essence.ends_with("+json")
         || essence.ends_with("+xml")
         || matches!(
             essence.as_str(),
-            "application/json" | "application/xml" | "application/octet-stream" | "application/markdown"
+            "application/json"
+                | "application/xml"
+                | "application/octet-stream"
+                | "application/markdown"
         )
 }
 
@@ -317,17 +388,34 @@ impl Function for ProcessDocument {
         }
         let task = match parse_task(&message.body) {
             Ok(task) => task,
-            Err(e) => return self.record_poison(&key, &body_sha256, &message, e.reason().into(), e.to_string()).await,
+            Err(e) => {
+                return self
+                    .record_poison(
+                        &key,
+                        &body_sha256,
+                        &message,
+                        e.reason().into(),
+                        e.to_string(),
+                    )
+                    .await;
+            }
         };
         if let Some(correlation_id) = &task.correlation_id {
             span.record("correlation_id", correlation_id.as_str());
         }
         match self.process(&task).await {
             Ok(response) => Outcome::Done(response),
-            Err(Stop::Poison { reason, description }) => {
-                self.record_poison(&key, &body_sha256, &message, reason, description).await
+            Err(Stop::Poison {
+                reason,
+                description,
+            }) => {
+                self.record_poison(&key, &body_sha256, &message, reason, description)
+                    .await
             }
-            Err(Stop::Transient { reason, description }) => {
+            Err(Stop::Transient {
+                reason,
+                description,
+            }) => {
                 warn!(%reason, %description, "transient failure; the message will be redelivered");
                 Outcome::transient(reason, description)
             }
@@ -352,15 +440,52 @@ mod tests {
     #[test]
     fn content_checks() {
         let data = b"hello";
-        assert_eq!(check_content(&reference(), data, "text/plain", 100).unwrap(), "hello");
-        let sized = ContentRef { size_bytes: Some(4), ..reference() };
-        assert_eq!(check_content(&sized, data, "text/plain", 100).unwrap_err().0, "ContentSizeMismatch");
-        let hashed = ContentRef { sha256: Some("0".repeat(64)), ..reference() };
-        assert_eq!(check_content(&hashed, data, "text/plain", 100).unwrap_err().0, "ContentHashMismatch");
-        let good_hash = ContentRef { sha256: Some(sha256_hex(data)), ..reference() };
+        assert_eq!(
+            check_content(&reference(), data, "text/plain", 100).unwrap(),
+            "hello"
+        );
+        let sized = ContentRef {
+            size_bytes: Some(4),
+            ..reference()
+        };
+        assert_eq!(
+            check_content(&sized, data, "text/plain", 100)
+                .unwrap_err()
+                .0,
+            "ContentSizeMismatch"
+        );
+        let hashed = ContentRef {
+            sha256: Some("0".repeat(64)),
+            ..reference()
+        };
+        assert_eq!(
+            check_content(&hashed, data, "text/plain", 100)
+                .unwrap_err()
+                .0,
+            "ContentHashMismatch"
+        );
+        let good_hash = ContentRef {
+            sha256: Some(sha256_hex(data)),
+            ..reference()
+        };
         assert!(check_content(&good_hash, data, "text/plain", 100).is_ok());
-        assert_eq!(check_content(&reference(), data, "application/pdf", 100).unwrap_err().0, "UnsupportedContentType");
-        assert_eq!(check_content(&reference(), &[0xff, 0xfe], "text/plain", 100).unwrap_err().0, "ContentNotText");
-        assert_eq!(check_content(&reference(), data, "text/plain", 2).unwrap_err().0, "ContentTooLarge");
+        assert_eq!(
+            check_content(&reference(), data, "application/pdf", 100)
+                .unwrap_err()
+                .0,
+            "UnsupportedContentType"
+        );
+        assert_eq!(
+            check_content(&reference(), &[0xff, 0xfe], "text/plain", 100)
+                .unwrap_err()
+                .0,
+            "ContentNotText"
+        );
+        assert_eq!(
+            check_content(&reference(), data, "text/plain", 2)
+                .unwrap_err()
+                .0,
+            "ContentTooLarge"
+        );
     }
 }

@@ -12,7 +12,7 @@ pub fn is_dotnet_base64(s: &str) -> bool {
         .bytes()
         .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
         .collect();
-    if compact.len() % 4 != 0 {
+    if !compact.len().is_multiple_of(4) {
         return false;
     }
     let pad = compact.iter().rev().take_while(|&&b| b == b'=').count();
@@ -67,7 +67,9 @@ fn element_body(v: &Value) -> Vec<u8> {
 pub fn blob_bytes(value: &Value, binary_data_type: bool) -> Option<Vec<u8>> {
     match value {
         Value::Null => None,
-        Value::String(s) if !binary_data_type && is_dotnet_base64(s) => Some(dotnet_base64_decode(s)),
+        Value::String(s) if !binary_data_type && is_dotnet_base64(s) => {
+            Some(dotnet_base64_decode(s))
+        }
         Value::String(s) => Some(s.clone().into_bytes()),
         Value::Object(_) | Value::Array(_) => Some(value.to_string().into_bytes()),
         Value::Bool(_) | Value::Number(_) => None,
@@ -92,7 +94,10 @@ mod tests {
 
     #[test]
     fn naive_string_output_hits_the_trap() {
-        assert_eq!(service_bus_bodies(&json!("done")), vec![b"System.Byte[]".to_vec()]);
+        assert_eq!(
+            service_bus_bodies(&json!("done")),
+            vec![b"System.Byte[]".to_vec()]
+        );
         assert_eq!(
             service_bus_bodies(&json!("{\"a\":1}")),
             vec![b"{\n  \"a\": 1\n}".to_vec()]

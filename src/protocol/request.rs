@@ -49,7 +49,11 @@ impl InvocationRequest {
                     expected: "an object",
                 });
             }
-            None => return Err(ProtocolError::MissingField { path: "$.Data".into() }),
+            None => {
+                return Err(ProtocolError::MissingField {
+                    path: "$.Data".into(),
+                });
+            }
         };
         let metadata = match top.remove("Metadata") {
             Some(Value::Object(metadata)) => metadata,
@@ -103,7 +107,11 @@ impl InvocationRequest {
         let body = decode_single_body(raw, data_type, &path)?;
         // The host merges JSON body properties into metadata only for string inputs (§1.4).
         let merged = matches!(raw, Value::String(s) if s.starts_with('"'));
-        let shadowed = if merged { body_property_names(&body) } else { Vec::new() };
+        let shadowed = if merged {
+            body_property_names(&body)
+        } else {
+            Vec::new()
+        };
         let properties = MessageProperties::from_metadata(&self.metadata, &shadowed);
         Ok(ServiceBusMessage { body, properties })
     }
@@ -138,7 +146,8 @@ impl InvocationRequest {
                 // No dataType: the host JSON-parsed each body (§7, `object[]`).
                 (other, _) => serde_json::to_vec(other).expect("a JSON value serializes"),
             };
-            let properties = MessageProperties::from_batch_metadata(&self.metadata, i, items.len())?;
+            let properties =
+                MessageProperties::from_batch_metadata(&self.metadata, i, items.len())?;
             messages.push(ServiceBusMessage { body, properties });
         }
         Ok(messages)
@@ -518,7 +527,9 @@ mod tests {
             .as_bytes(),
         )
         .unwrap();
-        let msg = req.service_bus_message("message", TriggerDataType::String).unwrap();
+        let msg = req
+            .service_bus_message("message", TriggerDataType::String)
+            .unwrap();
         assert_eq!(msg.properties.message_id, None);
         assert_eq!(msg.properties.sequence_number, Some(7));
         assert_eq!(msg.properties.shadowed, vec!["messageid".to_string()]);
@@ -537,6 +548,9 @@ mod tests {
             b"{\"a\":1}"
         );
         assert!(decode_single_body(&json!("%%%"), TriggerDataType::Binary, "$").is_err());
-        assert_eq!(decode_single_body(&json!("eyJhIjoxfQ=="), TriggerDataType::String, "$").unwrap(), b"{\"a\":1}");
+        assert_eq!(
+            decode_single_body(&json!("eyJhIjoxfQ=="), TriggerDataType::String, "$").unwrap(),
+            b"{\"a\":1}"
+        );
     }
 }

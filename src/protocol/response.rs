@@ -33,8 +33,12 @@ impl InvocationResponse {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let bodies: Vec<Value> = bodies.into_iter().map(|b| Value::String(b.into())).collect();
-        self.outputs.insert(binding.to_string(), Value::Array(bodies));
+        let bodies: Vec<Value> = bodies
+            .into_iter()
+            .map(|b| Value::String(b.into()))
+            .collect();
+        self.outputs
+            .insert(binding.to_string(), Value::Array(bodies));
         self
     }
 
@@ -44,7 +48,8 @@ impl InvocationResponse {
     /// text that itself looks like base64 cannot be mangled.
     pub fn blob_bytes(mut self, binding: &str, bytes: &[u8]) -> Self {
         let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-        self.outputs.insert(binding.to_string(), Value::String(encoded));
+        self.outputs
+            .insert(binding.to_string(), Value::String(encoded));
         self
     }
 
@@ -95,7 +100,10 @@ impl HttpResponseData {
     /// A JSON response: `Content-Type: application/json` and the compact JSON body.
     pub fn json<T: Serialize>(status_code: u16, body: &T) -> Self {
         let mut headers = Map::new();
-        headers.insert("Content-Type".into(), Value::String("application/json".into()));
+        headers.insert(
+            "Content-Type".into(),
+            Value::String("application/json".into()),
+        );
         Self {
             status_code,
             headers,
@@ -105,7 +113,8 @@ impl HttpResponseData {
 
     /// Adds a header.
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.insert(name.to_string(), Value::String(value.into()));
+        self.headers
+            .insert(name.to_string(), Value::String(value.into()));
         self
     }
 }

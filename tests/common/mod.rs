@@ -24,7 +24,8 @@ pub fn fixtures_dir() -> PathBuf {
 
 /// A fixture's bytes, by path under `tests/fixtures`.
 pub fn fixture(relative: &str) -> Vec<u8> {
-    std::fs::read(fixtures_dir().join(relative)).unwrap_or_else(|e| panic!("fixture {relative}: {e}"))
+    std::fs::read(fixtures_dir().join(relative))
+        .unwrap_or_else(|e| panic!("fixture {relative}: {e}"))
 }
 
 /// A fixture parsed as JSON.
@@ -47,7 +48,10 @@ pub fn host_request(body: &str, delivery_count: u32) -> Vec<u8> {
     for key in ["documentId", "blobPath", "task", "tenantId"] {
         metadata.remove(key);
     }
-    metadata.insert("DeliveryCount".into(), Value::String(delivery_count.to_string()));
+    metadata.insert(
+        "DeliveryCount".into(),
+        Value::String(delivery_count.to_string()),
+    );
     if let Ok(Value::Object(props)) = serde_json::from_str::<Value>(body) {
         for (key, value) in props {
             let encoded = match value {
@@ -57,7 +61,10 @@ pub fn host_request(body: &str, delivery_count: u32) -> Vec<u8> {
                 other => Value::String(other.to_string()),
             };
             // The binding-data dictionary is case-insensitive: an existing key keeps its casing.
-            let existing = metadata.keys().find(|k| k.eq_ignore_ascii_case(&key)).cloned();
+            let existing = metadata
+                .keys()
+                .find(|k| k.eq_ignore_ascii_case(&key))
+                .cloned();
             metadata.insert(existing.unwrap_or(key), encoded);
         }
     }
@@ -137,7 +144,12 @@ impl TestApp {
         let provider = Arc::new(ScriptedProvider::default());
         let function = ProcessDocument::new(blobs.clone(), provider.clone(), options);
         let registry = Arc::new(Registry::new().with(Arc::new(function)));
-        Self { dir, blobs, provider, registry }
+        Self {
+            dir,
+            blobs,
+            provider,
+            registry,
+        }
     }
 
     /// POSTs a raw body to `/{function}` through the real router.
@@ -145,9 +157,12 @@ impl TestApp {
         let response = warp::test::request()
             .method("POST")
             .path(&format!("/{function}"))
-            .header("X-Azure-Functions-InvocationId", "6f0c7d1e-0000-4000-8000-000000000001")
+            .header(
+                "X-Azure-Functions-InvocationId",
+                "6f0c7d1e-0000-4000-8000-000000000001",
+            )
             .header("Content-Type", "application/json; charset=utf-8")
-            .body(body.to_vec())
+            .body(body)
             .reply(&routes(self.registry.clone()))
             .await;
         to_reply(response)
@@ -165,7 +180,11 @@ impl TestApp {
 
     /// Whether a blob exists.
     pub async fn blob_exists(&self, container: &str, name: &str) -> bool {
-        self.blobs.properties(container, name).await.unwrap().is_some()
+        self.blobs
+            .properties(container, name)
+            .await
+            .unwrap()
+            .is_some()
     }
 
     /// A blob's JSON.
@@ -207,8 +226,12 @@ fn to_reply(response: warp::http::Response<bytes::Bytes>) -> Reply {
 
 /// The outcome message bodies in a success reply's `outcome` binding.
 pub fn outcome_messages(reply: &Reply) -> Vec<Value> {
-    let bodies = docflow::protocol::host_rules::service_bus_bodies(&reply.body["Outputs"]["outcome"]);
-    bodies.iter().map(|b| serde_json::from_slice(b).unwrap()).collect()
+    let bodies =
+        docflow::protocol::host_rules::service_bus_bodies(&reply.body["Outputs"]["outcome"]);
+    bodies
+        .iter()
+        .map(|b| serde_json::from_slice(b).unwrap())
+        .collect()
 }
 
 /// A short wait used where a test needs time to pass on the real clock.

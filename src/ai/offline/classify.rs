@@ -62,7 +62,13 @@ pub fn classify(text: &str, labels: &[String]) -> Vec<LabelScore> {
         .enumerate()
         .map(|(i, (label, e))| {
             let score = (e / sum * 10_000.0).round() / 10_000.0;
-            (i, LabelScore { label: label.clone(), score })
+            (
+                i,
+                LabelScore {
+                    label: label.clone(),
+                    score,
+                },
+            )
         })
         .collect();
     scores.sort_by(|a, b| b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0)));
@@ -73,7 +79,10 @@ pub fn classify(text: &str, labels: &[String]) -> Vec<LabelScore> {
 fn label_terms(label: &str) -> Vec<String> {
     let stems = content_stems(&label.replace(['_', '-'], " "));
     if stems.is_empty() {
-        tokens(label).iter().map(|t| t.text.to_lowercase()).collect()
+        tokens(label)
+            .iter()
+            .map(|t| t.text.to_lowercase())
+            .collect()
     } else {
         stems
     }
@@ -100,8 +109,13 @@ mod tests {
 
     #[test]
     fn scores_sum_to_one_and_are_sorted() {
-        let labels: Vec<String> = ["invoice", "complaint", "contract"].map(String::from).to_vec();
-        let scores = classify("Please find the invoice attached; the invoice total is due.", &labels);
+        let labels: Vec<String> = ["invoice", "complaint", "contract"]
+            .map(String::from)
+            .to_vec();
+        let scores = classify(
+            "Please find the invoice attached; the invoice total is due.",
+            &labels,
+        );
         assert_eq!(scores[0].label, "invoice");
         let sum: f64 = scores.iter().map(|s| s.score).sum();
         assert!((sum - 1.0).abs() < 1e-3);

@@ -31,7 +31,9 @@ pub fn embed(text: &str) -> Vec<f32> {
         }
     }
     for pair in stems.windows(2) {
-        *features.entry(format!("p:{} {}", pair[0], pair[1])).or_default() += PAIR_WEIGHT;
+        *features
+            .entry(format!("p:{} {}", pair[0], pair[1]))
+            .or_default() += PAIR_WEIGHT;
     }
     let mut vector = vec![0.0f32; DIMENSIONS];
     for (feature, weight) in features {
@@ -49,7 +51,11 @@ pub fn embed(text: &str) -> Vec<f32> {
 
 /// Sub-linear weighting: repeating a feature helps, but less and less.
 fn damp(weight: f32) -> f32 {
-    if weight > 1.0 { 1.0 + weight.ln() } else { weight }
+    if weight > 1.0 {
+        1.0 + weight.ln()
+    } else {
+        weight
+    }
 }
 
 /// Cosine similarity of two unit vectors.

@@ -58,33 +58,153 @@ static CAPITALISED_PAIR: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Capitalised words that start sentences but never organisation names.
 const LEADING_NOISE: &[&str] = &[
-    "And", "Between", "By", "Dear", "For", "From", "Hi", "If", "In", "On", "Our", "Please",
-    "The", "This", "To", "We", "With",
+    "And", "Between", "By", "Dear", "For", "From", "Hi", "If", "In", "On", "Our", "Please", "The",
+    "This", "To", "We", "With",
 ];
 
 /// Places common in business documents.
 const PLACES: &[&str] = &[
-    "Amsterdam", "Argentina", "Atlanta", "Australia", "Austin", "Austria", "Belgium", "Berlin",
-    "Boston", "Brazil", "Brussels", "California", "Canada", "Chicago", "China", "Colorado",
-    "Delaware", "Denmark", "Dublin", "England", "Finland", "Florida", "France", "Frankfurt",
-    "Georgia", "Germany", "Hamburg", "Hong Kong", "India", "Ireland", "Italy", "Japan",
-    "London", "Los Angeles", "Madrid", "Manchester", "Massachusetts", "Mexico", "Milan",
-    "Munich", "Netherlands", "New Jersey", "New York", "Norway", "Ohio", "Oregon", "Paris",
-    "Poland", "Portugal", "Rome", "San Francisco", "Scotland", "Seattle", "Singapore", "Spain",
-    "Stockholm", "Sweden", "Switzerland", "Sydney", "Texas", "Tokyo", "Toronto",
-    "United Kingdom", "United States", "Vienna", "Virginia", "Washington", "Zurich",
+    "Amsterdam",
+    "Argentina",
+    "Atlanta",
+    "Australia",
+    "Austin",
+    "Austria",
+    "Belgium",
+    "Berlin",
+    "Boston",
+    "Brazil",
+    "Brussels",
+    "California",
+    "Canada",
+    "Chicago",
+    "China",
+    "Colorado",
+    "Delaware",
+    "Denmark",
+    "Dublin",
+    "England",
+    "Finland",
+    "Florida",
+    "France",
+    "Frankfurt",
+    "Georgia",
+    "Germany",
+    "Hamburg",
+    "Hong Kong",
+    "India",
+    "Ireland",
+    "Italy",
+    "Japan",
+    "London",
+    "Los Angeles",
+    "Madrid",
+    "Manchester",
+    "Massachusetts",
+    "Mexico",
+    "Milan",
+    "Munich",
+    "Netherlands",
+    "New Jersey",
+    "New York",
+    "Norway",
+    "Ohio",
+    "Oregon",
+    "Paris",
+    "Poland",
+    "Portugal",
+    "Rome",
+    "San Francisco",
+    "Scotland",
+    "Seattle",
+    "Singapore",
+    "Spain",
+    "Stockholm",
+    "Sweden",
+    "Switzerland",
+    "Sydney",
+    "Texas",
+    "Tokyo",
+    "Toronto",
+    "United Kingdom",
+    "United States",
+    "Vienna",
+    "Virginia",
+    "Washington",
+    "Zurich",
 ];
 
 /// Common given names, so that a capitalised pair starting with one reads as a person.
 const FIRST_NAMES: &[&str] = &[
-    "Adam", "Alice", "Amanda", "Amy", "Andrew", "Anna", "Anne", "Ben", "Brian", "Carlos",
-    "Caroline", "Charles", "Chris", "Christopher", "Claire", "Daniel", "David", "Debra", "Diana",
-    "Elena", "Elizabeth", "Emily", "Emma", "Eric", "Frank", "George", "Hannah", "Helen", "Jack",
-    "James", "Jane", "Jason", "Jennifer", "Jessica", "John", "Jonathan", "Joseph", "Julia",
-    "Karen", "Kate", "Kevin", "Laura", "Linda", "Lisa", "Maria", "Mark", "Martin", "Mary",
-    "Matthew", "Michael", "Michelle", "Nancy", "Nicole", "Olivia", "Patricia", "Paul", "Peter",
-    "Priya", "Rachel", "Richard", "Robert", "Sarah", "Sophie", "Stephen", "Steven", "Susan",
-    "Thomas", "Tom", "William",
+    "Adam",
+    "Alice",
+    "Amanda",
+    "Amy",
+    "Andrew",
+    "Anna",
+    "Anne",
+    "Ben",
+    "Brian",
+    "Carlos",
+    "Caroline",
+    "Charles",
+    "Chris",
+    "Christopher",
+    "Claire",
+    "Daniel",
+    "David",
+    "Debra",
+    "Diana",
+    "Elena",
+    "Elizabeth",
+    "Emily",
+    "Emma",
+    "Eric",
+    "Frank",
+    "George",
+    "Hannah",
+    "Helen",
+    "Jack",
+    "James",
+    "Jane",
+    "Jason",
+    "Jennifer",
+    "Jessica",
+    "John",
+    "Jonathan",
+    "Joseph",
+    "Julia",
+    "Karen",
+    "Kate",
+    "Kevin",
+    "Laura",
+    "Linda",
+    "Lisa",
+    "Maria",
+    "Mark",
+    "Martin",
+    "Mary",
+    "Matthew",
+    "Michael",
+    "Michelle",
+    "Nancy",
+    "Nicole",
+    "Olivia",
+    "Patricia",
+    "Paul",
+    "Peter",
+    "Priya",
+    "Rachel",
+    "Richard",
+    "Robert",
+    "Sarah",
+    "Sophie",
+    "Stephen",
+    "Steven",
+    "Susan",
+    "Thomas",
+    "Tom",
+    "William",
 ];
 
 /// Every entity found in `text`, in order of appearance, offsets in Unicode scalar values.
@@ -92,7 +212,9 @@ pub fn extract_entities(text: &str) -> Vec<Entity> {
     let mut spans: Vec<(usize, usize, EntityKind)> = Vec::new();
     let mut add = |re: &Regex, kind: EntityKind| {
         for m in re.find_iter(text) {
-            let matched = m.as_str().trim_end_matches([' ', ',', ';', ':', ')', '\n', '\t']);
+            let matched = m
+                .as_str()
+                .trim_end_matches([' ', ',', ';', ':', ')', '\n', '\t']);
             spans.push((m.start(), m.start() + matched.len(), kind));
         }
     };
@@ -101,7 +223,9 @@ pub fn extract_entities(text: &str) -> Vec<Entity> {
     add(&STREET, EntityKind::Location);
     add(&TITLED_PERSON, EntityKind::Person);
     for m in ORGANIZATION.find_iter(text) {
-        let matched = m.as_str().trim_end_matches([' ', ',', ';', ':', ')', '\n', '\t']);
+        let matched = m
+            .as_str()
+            .trim_end_matches([' ', ',', ';', ':', ')', '\n', '\t']);
         let mut start = m.start();
         let mut rest = matched;
         // Sentence-initial words are capitalised too: drop the ones that cannot begin a name.
@@ -129,7 +253,12 @@ pub fn extract_entities(text: &str) -> Vec<Entity> {
         }
     }
     // Longest first, then by kind priority, then position; keep spans that overlap nothing kept.
-    spans.sort_by(|a, b| (b.1 - b.0).cmp(&(a.1 - a.0)).then(a.2.cmp(&b.2)).then(a.0.cmp(&b.0)));
+    spans.sort_by(|a, b| {
+        (b.1 - b.0)
+            .cmp(&(a.1 - a.0))
+            .then(a.2.cmp(&b.2))
+            .then(a.0.cmp(&b.0))
+    });
     let mut kept: Vec<(usize, usize, EntityKind)> = Vec::new();
     for span in spans {
         if !kept.iter().any(|k| span.0 < k.1 && k.0 < span.1) {
@@ -158,7 +287,11 @@ mod tests {
     use super::*;
 
     fn find(entities: &[Entity], kind: EntityKind) -> Vec<&str> {
-        entities.iter().filter(|e| e.kind == kind).map(|e| e.text.as_str()).collect()
+        entities
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.text.as_str())
+            .collect()
     }
 
     #[test]
@@ -166,14 +299,23 @@ mod tests {
         let text = "On March 3, 2025, Acme Widgets Inc. agreed to pay Dr. Jane Roe $1,200.00 \
                     in London; John Smith signed for Globex GmbH on 2025-04-01 (EUR 300).";
         let entities = extract_entities(text);
-        assert_eq!(find(&entities, EntityKind::Date), vec!["March 3, 2025", "2025-04-01"]);
-        assert_eq!(find(&entities, EntityKind::Money), vec!["$1,200.00", "EUR 300"]);
+        assert_eq!(
+            find(&entities, EntityKind::Date),
+            vec!["March 3, 2025", "2025-04-01"]
+        );
+        assert_eq!(
+            find(&entities, EntityKind::Money),
+            vec!["$1,200.00", "EUR 300"]
+        );
         assert_eq!(
             find(&entities, EntityKind::Organization),
             vec!["Acme Widgets Inc.", "Globex GmbH"]
         );
         assert_eq!(find(&entities, EntityKind::Location), vec!["London"]);
-        assert_eq!(find(&entities, EntityKind::Person), vec!["Dr. Jane Roe", "John Smith"]);
+        assert_eq!(
+            find(&entities, EntityKind::Person),
+            vec!["Dr. Jane Roe", "John Smith"]
+        );
     }
 
     #[test]

@@ -28,7 +28,10 @@ pub fn summarize(text: &str, max_words: u32) -> String {
     if spans.is_empty() || max_words == 0 {
         return String::new();
     }
-    let stems: Vec<Vec<String>> = spans.iter().map(|&(s, e)| content_stems(&text[s..e])).collect();
+    let stems: Vec<Vec<String>> = spans
+        .iter()
+        .map(|&(s, e)| content_stems(&text[s..e]))
+        .collect();
     let mut frequency: HashMap<&str, usize> = HashMap::new();
     for sentence in &stems {
         for stem in sentence {
@@ -44,7 +47,10 @@ pub fn summarize(text: &str, max_words: u32) -> String {
             let content = if sentence.is_empty() {
                 0.0
             } else {
-                sentence.iter().map(|s| frequency[s.as_str()] as f64 / top).sum::<f64>()
+                sentence
+                    .iter()
+                    .map(|s| frequency[s.as_str()] as f64 / top)
+                    .sum::<f64>()
                     / (sentence.len() as f64).sqrt()
             };
             let position = 1.0 - i as f64 / count;
@@ -56,7 +62,9 @@ pub fn summarize(text: &str, max_words: u32) -> String {
     let word_count = |i: usize| tokens(&text[spans[i].0..spans[i].1]).len();
     let mut chosen: Vec<usize> = Vec::new();
     let mut used = 0;
-    let substantial = ranked.iter().any(|&(i, _)| word_count(i) >= MIN_SENTENCE_WORDS);
+    let substantial = ranked
+        .iter()
+        .any(|&(i, _)| word_count(i) >= MIN_SENTENCE_WORDS);
     for &(i, _) in &ranked {
         let words = word_count(i);
         let too_short = substantial && words < MIN_SENTENCE_WORDS;
@@ -81,7 +89,12 @@ pub fn summarize(text: &str, max_words: u32) -> String {
             let open = !summary.ends_with(['.', '!', '?', '"', ')']);
             summary.push(if open { '\n' } else { ' ' });
         }
-        summary.push_str(&text[spans[i].0..spans[i].1].split_whitespace().collect::<Vec<_>>().join(" "));
+        summary.push_str(
+            &text[spans[i].0..spans[i].1]
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
     }
     summary
 }
