@@ -30,6 +30,21 @@ fn chat_reply(content: &str) -> Value {
            "usage": {"prompt_tokens": 120, "completion_tokens": 15, "total_tokens": 135}})
 }
 
+/// The error of a sentiment call that must fail.
+async fn sentiment_error(p: &OpenAiProvider) -> ProviderError {
+    p.run(&request(Operation::Sentiment, "x"))
+        .await
+        .unwrap_err()
+}
+
+/// The reason of a rejection, or a panic naming what came instead.
+fn rejected_reason(err: ProviderError) -> &'static str {
+    match err {
+        ProviderError::Rejected { reason, .. } => reason,
+        other => panic!("expected a rejection, got {other}"),
+    }
+}
+
 fn request(operation: Operation, text: &str) -> AiRequest {
     AiRequest {
         operation,
@@ -196,18 +211,12 @@ async fn rate_limits_honour_retry_after_headers() {
         .mount(&server)
         .await;
     let p = provider(&server);
-    let err = p
-        .run(&request(Operation::Sentiment, "x"))
-        .await
-        .unwrap_err();
+    let err = sentiment_error(&p).await;
     assert!(
         matches!(err, ProviderError::RetryAfter { delay, .. } if delay == Duration::from_millis(1500)),
         "{err}"
     );
-    let err = p
-        .run(&request(Operation::Sentiment, "x"))
-        .await
-        .unwrap_err();
+    let err = sentiment_error(&p).await;
     assert!(
         matches!(err, ProviderError::RetryAfter { delay, .. } if delay == Duration::from_secs(7)),
         "{err}"
@@ -231,18 +240,12 @@ async fn server_errors_and_timeouts_are_transient() {
         .mount(&server)
         .await;
     let p = provider(&server);
-    let err = p
-        .run(&request(Operation::Sentiment, "x"))
-        .await
-        .unwrap_err();
+    let err = sentiment_error(&p).await;
     assert!(
         matches!(&err, ProviderError::Transient { detail } if detail.contains("500")),
         "{err}"
     );
-    let err = p
-        .run(&request(Operation::Sentiment, "x"))
-        .await
-        .unwrap_err();
+    let err = sentiment_error(&p).await;
     assert!(
         matches!(&err, ProviderError::Transient { detail } if detail.contains("timed out")),
         "{err}"
@@ -262,10 +265,7 @@ async fn connection_refused_is_transient() {
         ..OpenAiOptions::default()
     })
     .unwrap();
-    let err = p
-        .run(&request(Operation::Sentiment, "x"))
-        .await
-        .unwrap_err();
+    let err = sentiment_error(&p).await;
     assert!(matches!(err, ProviderError::Transient { .. }), "{err}");
 }
 
@@ -292,48 +292,12 @@ async fn content_filter_and_invalid_requests_are_poison() {
         .mount(&server)
         .await;
     let p = provider(&server);
-    let err = p
-        .run(&request(Operation::Sentiment, "x"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ProviderError::Rejected {
-                reason: "ContentFiltered",
-                ..
-            }
-        ),
-        "{err}"
-    );
-    let err = p
-        .run(&request(Operation::Sentiment, "x"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ProviderError::Rejected {
-                reason: "InvalidRequest",
-                ..
-            }
-        ),
-        "{err}"
-    );
-    let err = p
-        .run(&request(Operation::Sentiment, "x"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ProviderError::Rejected {
-                reason: "ContentFiltered",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let err = sentiment_error(&p).await;
+    assert_eq!(rejected_reason(err), "ContentFiltered");
+    let err = sentiment_error(&p).await;
+    assert_eq!(rejected_reason(err), "InvalidRequest");
+    let err = sentiment_error(&p).await;
+    assert_eq!(rejected_reason(err), "ContentFiltered");
 }
 
 #[tokio::test]
@@ -354,16 +318,7 @@ async fn unusable_answers_are_poison() {
         ))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ProviderError::Rejected {
-                reason: "InvalidModelOutput",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_eq!(rejected_reason(err), "InvalidModelOutput");
 }
 
 #[tokio::test]
