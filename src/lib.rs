@@ -9,7 +9,10 @@
 //! - [`poison`]: poison records, so redeliveries of a bad message fail fast.
 //! - [`ai`]: the AI provider seam (offline deterministic, OpenAI-compatible HTTP).
 //! - [`blob`]: the blob storage seam (local folder).
+//! - [`broker`]: the embedded Service Bus broker (SQLite, REST API).
+//! - [`servicebus`]: Service Bus message model, SAS, connections and the REST client.
 //! - [`topology`]: the Service Bus entities of `servicebus.config.json`.
+//! - [`cli`]: the broker and dead-letter commands.
 //! - [`config`]: reads the environment into plain options.
 //! - [`app`]: wires settings into implementations.
 //! - [`telemetry`]: structured logging.
@@ -17,12 +20,15 @@
 pub mod ai;
 pub mod app;
 pub mod blob;
+pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod functions;
 pub mod outcome;
 pub mod poison;
 pub mod protocol;
 pub mod server;
+pub mod servicebus;
 pub mod task;
 pub mod telemetry;
 pub mod topology;

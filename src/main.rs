@@ -1,17 +1,23 @@
 //! The `docflow` binary: parses the command line, starts tracing, calls into the library.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use docflow::cli::{
+    self,
+    broker::BrokerCommand,
+    dlq::{DlqCommand, Selection},
+};
 use docflow::config::Settings;
+use docflow::servicebus::{Namespace, ServiceBusClient, ServiceBusClientOptions};
 use docflow::telemetry::{self, LogFormat};
 use docflow::{app, server};
 
-/// Exit code for a configuration or start-up problem.
-const EXIT_CONFIG: u8 = 2;
+const EXIT_CONFIG: u8 = cli::EXIT_CONFIG;
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +38,95 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Run the embedded Service Bus broker (Service Bus REST API on 127.0.0.1).
+    Broker {
+        /// Topology in the Service Bus emulator's Config.json format.
+        #[arg(long, default_value = "servicebus.config.json")]
+        config: PathBuf,
+        /// Folder of the durable store.
+        #[arg(long, default_value = ".docflow/broker")]
+        data_dir: PathBuf,
+        /// Port to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 7072)]
+        port: u16,
+        /// Extra SAS policy NAME=KEY[:Rights], Rights from Manage, Send, Listen (repeatable).
+        #[arg(long = "sas-rule")]
+        sas_rules: Vec<String>,
+    },
+    /// Dead-letter triage against Azure Service Bus or the embedded broker.
+    Dlq {
+        /// Connection string; defaults to the connection setting below.
+        #[arg(long, env = "DOCFLOW_SERVICEBUS_CONNECTION", hide_env_values = true)]
+        connection: Option<String>,
+        /// Functions connection setting to resolve from the environment or ./local.settings.json.
+        #[arg(long, default_value = "ServiceBusConnection")]
+        connection_setting: String,
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// List dead-lettered messages of a queue or topic/subscriptions/sub.
+    List {
+        entity: String,
+        /// Only this DeadLetterReason.
+        #[arg(long)]
+        reason: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// At most this many messages.
+        #[arg(long, default_value_t = cli::dlq::DEFAULT_MAX)]
+        max: usize,
+    },
+    /// Show one dead-lettered message whole.
+    Show { entity: String, seq: i64 },
+    /// Send copies back to the entity, then remove the originals.
+    Resubmit {
+        entity: String,
+        #[command(flatten)]
+        select: Select,
+        /// Only list what would be resubmitted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove dead-lettered messages.
+    Discard {
+        entity: String,
+        #[command(flatten)]
+        select: Select,
+        /// Only list what would be discarded.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct Select {
+    /// Messages with this DeadLetterReason.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Every message.
+    #[arg(long)]
+    all: bool,
+    /// These sequence numbers.
+    seqs: Vec<i64>,
+}
+
+impl Select {
+    fn selection(self) -> Selection {
+        match (self.reason, self.all) {
+            (Some(r), _) => Selection::Reason(r),
+            (None, true) => Selection::All,
+            (None, false) => Selection::Sequences(self.seqs),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -45,6 +140,33 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve { port } => runtime.block_on(serve(port)),
+        Command::Broker {
+            config,
+            data_dir,
+            port,
+            sas_rules,
+        } => runtime.block_on(async {
+            telemetry::init(LogFormat::Text);
+            let shutdown = CancellationToken::new();
+            tokio::spawn(wait_for_signal(shutdown.clone()));
+            ExitCode::from(
+                cli::broker::run(
+                    BrokerCommand {
+                        config,
+                        data_dir,
+                        port,
+                        sas_rules,
+                    },
+                    shutdown,
+                )
+                .await,
+            )
+        }),
+        Command::Dlq {
+            connection,
+            connection_setting,
+            action,
+        } => runtime.block_on(dlq(connection, &connection_setting, action)),
     }
 }
 
@@ -71,6 +193,76 @@ async fn serve(port_flag: Option<u16>) -> ExitCode {
     tokio::spawn(wait_for_signal(shutdown.clone()));
     server::serve(listener, registry, shutdown, settings.drain_timeout).await;
     ExitCode::SUCCESS
+}
+
+async fn dlq(connection: Option<String>, setting: &str, action: DlqAction) -> ExitCode {
+    telemetry::init(LogFormat::Text);
+    let namespace = match connection {
+        Some(text) => Namespace::from_connection_string(&text),
+        None => {
+            let local = local_settings();
+            Namespace::from_setting(setting, |k| {
+                std::env::var(k).ok().or_else(|| local.get(k).cloned())
+            })
+        }
+    };
+    let client = match namespace.map_err(|e| e.to_string()).and_then(|ns| {
+        ServiceBusClient::new(ns, ServiceBusClientOptions::default()).map_err(|e| e.to_string())
+    }) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let command = match action {
+        DlqAction::List {
+            entity,
+            reason,
+            json,
+            max,
+        } => DlqCommand::List {
+            entity,
+            reason,
+            json,
+            max,
+        },
+        DlqAction::Show { entity, seq } => DlqCommand::Show { entity, seq },
+        DlqAction::Resubmit {
+            entity,
+            select,
+            dry_run,
+        } => DlqCommand::Resubmit {
+            entity,
+            selection: select.selection(),
+            dry_run,
+        },
+        DlqAction::Discard {
+            entity,
+            select,
+            dry_run,
+            yes,
+        } => DlqCommand::Discard {
+            entity,
+            selection: select.selection(),
+            dry_run,
+            yes,
+        },
+    };
+    ExitCode::from(cli::dlq::run(&client, command).await)
+}
+
+/// `Values` of ./local.settings.json, for commands run from the app root.
+fn local_settings() -> std::collections::HashMap<String, String> {
+    let Ok(text) = std::fs::read_to_string("local.settings.json") else {
+        return Default::default();
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    value["Values"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM.

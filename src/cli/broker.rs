@@ -1,0 +1,102 @@
+//! `docflow broker`: runs the embedded Service Bus broker standalone.
+
+use std::path::PathBuf;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{Broker, BrokerOptions, Entities, rest};
+use crate::servicebus::connection::Namespace;
+use crate::servicebus::sas::{Rights, SasRule};
+
+/// Options of `docflow broker`.
+#[derive(Debug, Clone)]
+pub struct BrokerCommand {
+    /// Topology file.
+    pub config: PathBuf,
+    /// Folder of the durable store.
+    pub data_dir: PathBuf,
+    /// Port on 127.0.0.1.
+    pub port: u16,
+    /// Extra SAS policies `NAME=KEY[:Rights]` (Rights: Manage, Send, Listen; default Manage).
+    pub sas_rules: Vec<String>,
+}
+
+/// Parses `NAME=KEY[:Send,Listen]`.
+pub fn parse_sas_rule(text: &str) -> Result<SasRule, String> {
+    let (name, rest) = text
+        .split_once('=')
+        .ok_or_else(|| format!("SAS rule {text:?} is not NAME=KEY[:Rights]"))?;
+    let (key, rights) = match rest.rsplit_once(':') {
+        Some((key, rights)) => (
+            key,
+            Rights::parse(rights)
+                .ok_or_else(|| format!("unknown rights {rights:?}: use Manage, Send, Listen"))?,
+        ),
+        None => (rest, Rights::ALL),
+    };
+    if name.is_empty() || key.is_empty() {
+        return Err(format!("SAS rule {text:?} needs a name and a key"));
+    }
+    Ok(SasRule {
+        name: name.into(),
+        key: key.into(),
+        rights,
+    })
+}
+
+/// Starts the broker and serves until Ctrl-C or SIGTERM. Returns the exit code.
+pub async fn run(command: BrokerCommand, shutdown: CancellationToken) -> u8 {
+    let text = match std::fs::read_to_string(&command.config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "docflow broker: cannot read {}: {e}",
+                command.config.display()
+            );
+            return super::EXIT_CONFIG;
+        }
+    };
+    let entities = match Entities::parse(&text) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("docflow broker: {}: {e}", command.config.display());
+            return super::EXIT_CONFIG;
+        }
+    };
+    let mut options = BrokerOptions::new(&command.data_dir);
+    for rule in &command.sas_rules {
+        match parse_sas_rule(rule) {
+            Ok(rule) => options.sas_rules.push(rule),
+            Err(e) => {
+                eprintln!("docflow broker: {e}");
+                return super::EXIT_CONFIG;
+            }
+        }
+    }
+    let broker = match Broker::open(entities, options) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("docflow broker: {e}");
+            return super::EXIT_CONFIG;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", command.port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "docflow broker: cannot listen on 127.0.0.1:{}: {e}",
+                command.port
+            );
+            return super::EXIT_CONFIG;
+        }
+    };
+    let port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(command.port);
+    println!("{}", Namespace::emulator_connection_string(port));
+    tracing::info!(port, data_dir = %command.data_dir.display(), queues = broker.entities().queues().count(),
+        topics = broker.entities().topics().count(), "broker listening");
+    rest::serve(broker, listener, async move { shutdown.cancelled().await }).await;
+    0
+}

@@ -1,0 +1,11 @@
+//! Service Bus: the message model and REST encoding shared by client and broker, SAS tokens,
+//! connection settings, and docflow's REST client.
+
+pub mod client;
+pub mod connection;
+pub mod message;
+pub mod sas;
+
+pub use client::{ClientError, ServiceBusClient, ServiceBusClientOptions};
+pub use connection::{Credentials, Namespace};
+pub use message::{BrokerProperties, Message, MessageState, PropertyValue, ReceivedMessage};
