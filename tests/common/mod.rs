@@ -2,6 +2,8 @@
 //! an in-process app with a temporary blob folder.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
