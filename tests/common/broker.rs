@@ -73,7 +73,7 @@ pub fn test_topology() -> Value {
 pub struct Harness {
     pub broker: Broker,
     pub port: u16,
-    pub dir: tempfile::TempDir,
+    pub dir: Option<tempfile::TempDir>,
     pub http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -130,10 +130,15 @@ impl Harness {
         Self {
             broker,
             port,
-            dir,
+            dir: Some(dir),
             http: reqwest::Client::new(),
             stop: Some(stop),
         }
+    }
+
+    /// Stops the broker and hands back its data folder (to reopen it).
+    pub fn stop(mut self) -> tempfile::TempDir {
+        self.dir.take().expect("the data folder is still owned")
     }
 
     pub fn url(&self, path: &str) -> String {
