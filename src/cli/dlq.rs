@@ -350,8 +350,8 @@ pub fn resubmitted_copy(m: &ReceivedMessage, dlq: &str) -> Message {
     copy.message_id = Some(uuid::Uuid::new_v4().simple().to_string());
     copy.scheduled_enqueue_time = None;
     copy.time_to_live = None;
-    copy.properties.remove("DeadLetterReason");
-    copy.properties.remove("DeadLetterErrorDescription");
+    copy.remove_property("DeadLetterReason");
+    copy.remove_property("DeadLetterErrorDescription");
     copy.properties.insert(
         "x-docflow-resubmitted-from".into(),
         PropertyValue::String(format!(

@@ -258,6 +258,22 @@ impl Message {
         self
     }
 
+    /// An application property by name, matched case-insensitively: over REST, properties
+    /// travel as HTTP headers, whose names are case-insensitive (and arrive lower-cased).
+    pub fn property(&self, name: &str) -> Option<&PropertyValue> {
+        self.properties.get(name).or_else(|| {
+            self.properties
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        })
+    }
+
+    /// Removes an application property, matched case-insensitively.
+    pub fn remove_property(&mut self, name: &str) {
+        self.properties.retain(|k, _| !k.eq_ignore_ascii_case(name));
+    }
+
     /// Adds an application property.
     pub fn with_property(
         mut self,
@@ -322,16 +338,14 @@ impl ReceivedMessage {
     /// `DeadLetterReason`, for messages read from a dead-letter queue.
     pub fn dead_letter_reason(&self) -> Option<&str> {
         self.message
-            .properties
-            .get("DeadLetterReason")
+            .property("DeadLetterReason")
             .and_then(PropertyValue::as_str)
     }
 
     /// `DeadLetterErrorDescription`.
     pub fn dead_letter_description(&self) -> Option<&str> {
         self.message
-            .properties
-            .get("DeadLetterErrorDescription")
+            .property("DeadLetterErrorDescription")
             .and_then(PropertyValue::as_str)
     }
 }
