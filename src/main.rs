@@ -53,6 +53,11 @@ enum Command {
         #[arg(long = "sas-rule")]
         sas_rules: Vec<String>,
     },
+    /// Benchmarks that print figures (build with --release).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
     /// Dead-letter triage against Azure Service Bus or the embedded broker.
     Dlq {
         /// Connection string; defaults to the connection setting below.
@@ -63,6 +68,22 @@ enum Command {
         connection_setting: String,
         #[command(subcommand)]
         action: DlqAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Durable send+receive+complete throughput and receive latency of the embedded broker.
+    Broker {
+        /// Messages per throughput run.
+        #[arg(long, default_value_t = 2_000)]
+        messages: usize,
+        /// Receives timed per backlog.
+        #[arg(long, default_value_t = 300)]
+        samples: usize,
+        /// Backlogs to time receives at.
+        #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
+        backlogs: Vec<usize>,
     },
 }
 
@@ -159,6 +180,23 @@ fn main() -> ExitCode {
                     },
                     shutdown,
                 )
+                .await,
+            )
+        }),
+        Command::Bench {
+            what:
+                BenchWhat::Broker {
+                    messages,
+                    samples,
+                    backlogs,
+                },
+        } => runtime.block_on(async {
+            ExitCode::from(
+                cli::bench::run(cli::bench::BrokerBench {
+                    messages,
+                    samples,
+                    backlogs,
+                })
                 .await,
             )
         }),

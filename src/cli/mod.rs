@@ -1,6 +1,7 @@
 //! Command-line commands beyond `serve`: each returns a process exit code and prints clear
 //! messages; `main.rs` only parses arguments and dispatches here.
 
+pub mod bench;
 pub mod broker;
 pub mod dlq;
 

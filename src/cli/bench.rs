@@ -1,0 +1,196 @@
+//! `docflow bench broker`: durable throughput and receive latency of the embedded broker,
+//! measured through its REST API with docflow's own client, as an application would use it.
+
+use std::time::{Duration, Instant};
+
+use crate::broker::{Broker, BrokerOptions, Entities, rest};
+use crate::servicebus::message::Message;
+use crate::servicebus::{Namespace, ServiceBusClient, ServiceBusClientOptions};
+
+/// Options of the broker benchmark.
+#[derive(Debug, Clone)]
+pub struct BrokerBench {
+    /// Messages per throughput run.
+    pub messages: usize,
+    /// Receives measured per latency run.
+    pub samples: usize,
+    /// Backlogs to measure receive latency at.
+    pub backlogs: Vec<usize>,
+}
+
+impl Default for BrokerBench {
+    fn default() -> Self {
+        Self {
+            messages: 2_000,
+            samples: 300,
+            backlogs: vec![1_000, 100_000],
+        }
+    }
+}
+
+const TOPOLOGY: &str = r#"{"UserConfig": {"Namespaces": [{"Name": "bench", "Queues": [
+  {"Name": "throughput", "Properties": {"LockDuration": "PT1M", "MaxDeliveryCount": 10}},
+  {"Name": "latency", "Properties": {"LockDuration": "PT1M", "MaxDeliveryCount": 10}}]}]}}"#;
+
+/// Runs the benchmark and prints its figures; returns the exit code.
+pub async fn run(bench: BrokerBench) -> u8 {
+    match measure(&bench).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("docflow bench broker: {e}");
+            super::EXIT_FAILED
+        }
+    }
+}
+
+async fn measure(bench: &BrokerBench) -> Result<(), String> {
+    let dir = tempfile_dir()?;
+    let entities = Entities::parse(TOPOLOGY).map_err(|e| e.to_string())?;
+    let broker = Broker::open(entities, BrokerOptions::new(&dir)).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(rest::serve(broker.clone(), listener, async move {
+        let _ = stopped.await;
+    }));
+    let namespace = Namespace::from_connection_string(&Namespace::emulator_connection_string(port))
+        .map_err(|e| e.to_string())?;
+    let client = ServiceBusClient::new(namespace, ServiceBusClientOptions::default())
+        .map_err(|e| e.to_string())?;
+
+    println!(
+        "docflow bench broker: durable store (SQLite WAL, synchronous=FULL) in {}",
+        dir.display()
+    );
+    println!(
+        "every operation below is a REST call over loopback, answered after its transaction is durable"
+    );
+    for clients in [1usize, 8] {
+        let (elapsed, done) = throughput(&client, clients, bench.messages).await?;
+        println!(
+            "throughput, {clients} client(s): {done} send+receive+complete in {:.2} s = {:.0} messages/s ({:.0} operations/s)",
+            elapsed.as_secs_f64(),
+            done as f64 / elapsed.as_secs_f64(),
+            3.0 * done as f64 / elapsed.as_secs_f64()
+        );
+    }
+    for &backlog in &bench.backlogs {
+        let (p50, p99, mean) = latency(&broker, &client, backlog, bench.samples).await?;
+        println!(
+            "receive latency, {backlog} messages backlogged: p50 {:.2} ms, p99 {:.2} ms, mean {:.2} ms (peek-lock, {} samples)",
+            ms(p50),
+            ms(p99),
+            ms(mean),
+            bench.samples
+        );
+    }
+    let _ = stop.send(());
+    let _ = server.await;
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("docflow-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+/// `clients` concurrent loops, each sending then receiving and completing its share.
+async fn throughput(
+    client: &ServiceBusClient,
+    clients: usize,
+    messages: usize,
+) -> Result<(Duration, usize), String> {
+    let per_client = messages / clients;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0;
+            for i in 0..per_client {
+                client
+                    .send_message(
+                        "throughput",
+                        &Message::new(format!("{{\"client\":{c},\"i\":{i}}}")),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let Some(m) = client
+                    .peek_lock("throughput", Duration::from_secs(5))
+                    .await
+                    .map_err(|e| e.to_string())?
+                else {
+                    return Err("a sent message was not received".to_string());
+                };
+                client
+                    .complete_message(&m)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                done += 1;
+            }
+            Ok::<usize, String>(done)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.map_err(|e| e.to_string())??;
+    }
+    Ok((started.elapsed(), total))
+}
+
+/// Fills the queue to `backlog`, then times peek-lock receives (each completed afterwards,
+/// and replaced, so the backlog stays constant).
+async fn latency(
+    broker: &Broker,
+    client: &ServiceBusClient,
+    backlog: usize,
+    samples: usize,
+) -> Result<(Duration, Duration, Duration), String> {
+    broker
+        .purge("latency", false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut filled = 0;
+    while filled < backlog {
+        let n = (backlog - filled).min(2_000);
+        let batch: Vec<Message> = (0..n)
+            .map(|i| Message::new(format!("{{\"backlog\":{}}}", filled + i)))
+            .collect();
+        broker
+            .send("latency", batch)
+            .await
+            .map_err(|e| e.to_string())?;
+        filled += n;
+    }
+    let mut timings = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let started = Instant::now();
+        let m = client
+            .peek_lock("latency", Duration::from_secs(5))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the backlog ran dry")?;
+        timings.push(started.elapsed());
+        client
+            .complete_message(&m)
+            .await
+            .map_err(|e| e.to_string())?;
+        broker
+            .send("latency", vec![Message::new("refill")])
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    timings.sort();
+    let mean = timings.iter().sum::<Duration>() / timings.len().max(1) as u32;
+    let at = |q: f64| timings[((timings.len() as f64 - 1.0) * q).round() as usize];
+    Ok((at(0.5), at(0.99), mean))
+}
