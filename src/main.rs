@@ -53,6 +53,21 @@ enum Command {
         #[arg(long = "sas-rule")]
         sas_rules: Vec<String>,
     },
+    /// Print a Shared Access Signature token (for curl against the broker or Azure).
+    SasToken {
+        /// The resource the token covers, e.g. http://127.0.0.1:7072/ai-tasks.
+        #[arg(long, default_value = "http://127.0.0.1:7072/")]
+        resource: String,
+        /// Policy name.
+        #[arg(long, default_value = docflow::servicebus::connection::EMULATOR_KEY_NAME)]
+        key_name: String,
+        /// Key (defaults to the emulator's well-known development key).
+        #[arg(long, env = "DOCFLOW_SAS_KEY", hide_env_values = true, default_value = docflow::servicebus::connection::EMULATOR_KEY)]
+        key: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
     /// Benchmarks that print figures (build with --release).
     Bench {
         #[command(subcommand)]
@@ -183,6 +198,19 @@ fn main() -> ExitCode {
                 .await,
             )
         }),
+        Command::SasToken {
+            resource,
+            key_name,
+            key,
+            ttl,
+        } => {
+            let expiry = (chrono::Utc::now().timestamp().max(0) as u64).saturating_add(ttl);
+            println!(
+                "{}",
+                docflow::servicebus::sas::sign(&resource, &key_name, &key, expiry)
+            );
+            ExitCode::SUCCESS
+        }
         Command::Bench {
             what:
                 BenchWhat::Broker {

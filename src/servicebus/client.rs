@@ -543,9 +543,11 @@ fn from_parts(headers: &HeaderMap, body: Vec<u8>) -> Result<ReceivedMessage, Cli
         .apply_to(&mut message)
         .map_err(|e| ClientError::BadRequest(e.to_string()))?;
     message.scheduled_enqueue_time = None;
+    // Azure's examples (and the embedded broker) answer this type for messages sent without one.
     message.content_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
+        .filter(|ct| *ct != crate::broker::rest::DEFAULT_CONTENT_TYPE)
         .map(str::to_owned);
     for (name, value) in headers {
         if super::message::is_user_property_header(name.as_str())
