@@ -3,11 +3,7 @@
 
 use std::sync::Arc;
 
-use azure_core::credentials::TokenCredential;
-use azure_identity::{
-    DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    UserAssignedId,
-};
+use crate::identity::entra_credential;
 
 use crate::ai::AiProvider;
 use crate::ai::offline::OfflineProvider;
@@ -58,10 +54,10 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
         } => {
             let auth = match api_key {
                 Some(key) => Auth::AzureApiKey(key.clone()),
-                None => Auth::Entra(entra_credential(
-                    credential.as_deref(),
-                    client_id.as_deref(),
-                )?),
+                None => Auth::Entra(
+                    entra_credential(credential.as_deref(), client_id.as_deref())
+                        .map_err(|e| WiringError::Credential(e.to_string()))?,
+                ),
             };
             Arc::new(OpenAiProvider::new(OpenAiOptions {
                 endpoint: Endpoint::Azure {
@@ -75,31 +71,6 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
             })?)
         }
     })
-}
-
-/// Managed identity in Azure (the platform sets `IDENTITY_ENDPOINT`), developer tools (Azure
-/// CLI, Azure Developer CLI) elsewhere, unless `credential` names one.
-fn entra_credential(
-    credential: Option<&str>,
-    client_id: Option<&str>,
-) -> Result<Arc<dyn TokenCredential>, WiringError> {
-    let on_azure = std::env::var_os("IDENTITY_ENDPOINT").is_some()
-        || std::env::var_os("MSI_ENDPOINT").is_some();
-    let managed = match credential.map(str::to_ascii_lowercase).as_deref() {
-        Some("managedidentity") => true,
-        Some(_) => false,
-        None => on_azure,
-    };
-    let err = |e: azure_core::Error| WiringError::Credential(e.to_string());
-    if managed {
-        let options = ManagedIdentityCredentialOptions {
-            user_assigned_id: client_id.map(|id| UserAssignedId::ClientId(id.to_string())),
-            ..Default::default()
-        };
-        Ok(ManagedIdentityCredential::new(Some(options)).map_err(err)?)
-    } else {
-        Ok(DeveloperToolsCredential::new(None).map_err(err)?)
-    }
 }
 
 /// The functions served by `docflow serve`, built from settings.

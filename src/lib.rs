@@ -13,6 +13,7 @@
 //! - [`servicebus`]: Service Bus message model, SAS, connections and the REST client.
 //! - [`topology`]: the Service Bus entities of `servicebus.config.json`.
 //! - [`cli`]: the broker and dead-letter commands.
+//! - [`identity`]: Microsoft Entra credentials for identity-based connections.
 //! - [`config`]: reads the environment into plain options.
 //! - [`app`]: wires settings into implementations.
 //! - [`telemetry`]: structured logging.
@@ -24,6 +25,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod functions;
+pub mod identity;
 pub mod outcome;
 pub mod poison;
 pub mod protocol;

@@ -7,11 +7,34 @@ use std::time::Duration;
 
 use common::broker::{Harness, test_topology};
 use docflow::broker::{BrokerError, ReceiveMode};
-use docflow::servicebus::message::{Message, MessageState};
+use docflow::servicebus::message::{Message, MessageState, ReceivedMessage};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 const NOW: Duration = Duration::ZERO;
+
+/// Peek-locks the next message of `entity`, which must have one.
+async fn lock_next(h: &Harness, entity: &str) -> ReceivedMessage {
+    h.broker
+        .receive(entity, false, ReceiveMode::PeekLock, NOW)
+        .await
+        .unwrap()
+        .expect("a message")
+}
+
+/// Peek-locks the next message of a locked session, which must have one.
+async fn lock_in_session(h: &Harness, lock: &docflow::broker::SessionLock) -> ReceivedMessage {
+    h.broker
+        .receive_in_session("sessions", lock, ReceiveMode::PeekLock, NOW)
+        .await
+        .unwrap()
+        .expect("a session message")
+}
+
+/// Sends messages in process.
+async fn put(h: &Harness, entity: &str, messages: Vec<Message>) {
+    h.broker.send(entity, messages).await.unwrap();
+}
 
 async fn send_session(h: &Harness, session: &str, body: &str) {
     h.broker
@@ -113,19 +136,9 @@ async fn an_abandoned_session_message_comes_back_first() {
         .await
         .unwrap()
         .unwrap();
-    let first = h
-        .broker
-        .receive_in_session("sessions", &lock, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    let first = lock_in_session(&h, &lock).await;
     h.broker.abandon_message("sessions", &first).await.unwrap();
-    let again = h
-        .broker
-        .receive_in_session("sessions", &lock, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    let again = lock_in_session(&h, &lock).await;
     assert_eq!(again.message.body, b"A1");
     assert_eq!(again.delivery_count, 2);
 }
@@ -144,12 +157,7 @@ async fn session_state_outlives_the_messages_and_can_be_cleared() {
         .set_session_state("sessions", &lock, Some(b"X".to_vec()))
         .await
         .unwrap();
-    let m = h
-        .broker
-        .receive_in_session("sessions", &lock, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    let m = lock_in_session(&h, &lock).await;
     h.broker.complete_message("sessions", &m).await.unwrap();
     h.broker.close_session("sessions", &lock).await.unwrap();
     let again = h
@@ -182,11 +190,7 @@ async fn session_lock_expiry_counts_a_delivery_but_closing_does_not() {
         .await
         .unwrap()
         .unwrap();
-    h.broker
-        .receive_in_session("sessions", &lock, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    lock_in_session(&h, &lock).await;
     h.advance(6);
     let lock = h
         .broker
@@ -194,12 +198,7 @@ async fn session_lock_expiry_counts_a_delivery_but_closing_does_not() {
         .await
         .unwrap()
         .unwrap();
-    let m = h
-        .broker
-        .receive_in_session("sessions", &lock, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    let m = lock_in_session(&h, &lock).await;
     assert_eq!(m.delivery_count, 2, "an expired session lock counts");
     h.broker.close_session("sessions", &lock).await.unwrap();
     let lock = h
@@ -208,12 +207,7 @@ async fn session_lock_expiry_counts_a_delivery_but_closing_does_not() {
         .await
         .unwrap()
         .unwrap();
-    let m = h
-        .broker
-        .receive_in_session("sessions", &lock, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    let m = lock_in_session(&h, &lock).await;
     assert_eq!(m.delivery_count, 2, "closing the session does not count");
     assert!(matches!(
         h.broker
@@ -233,13 +227,8 @@ async fn session_lock_expiry_counts_a_delivery_but_closing_does_not() {
 #[tokio::test]
 async fn a_deferred_message_is_received_only_by_sequence_number() {
     let h = Harness::start().await;
-    h.broker.send("q", vec![Message::new("d")]).await.unwrap();
-    let m = h
-        .broker
-        .receive("q", false, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    put(&h, "q", vec![Message::new("d")]).await;
+    let m = lock_next(&h, "q").await;
     h.broker.defer_message("q", &m).await.unwrap();
     assert!(
         h.broker
@@ -273,10 +262,7 @@ async fn a_deferred_message_is_received_only_by_sequence_number() {
 async fn browse_shows_every_state_in_order_and_changes_nothing() {
     let h = Harness::start().await;
     let later = chrono::Utc::now() + chrono::Duration::minutes(5);
-    h.broker
-        .send("q", vec![Message::new("active")])
-        .await
-        .unwrap();
+    put(&h, "q", vec![Message::new("active")]).await;
     h.broker
         .send(
             "q",
@@ -284,48 +270,17 @@ async fn browse_shows_every_state_in_order_and_changes_nothing() {
         )
         .await
         .unwrap();
-    h.broker
-        .send("q", vec![Message::new("deferred")])
-        .await
-        .unwrap();
-    h.broker
-        .send("q", vec![Message::new("locked")])
-        .await
-        .unwrap();
-    let first = h
-        .broker
-        .receive("q", false, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    put(&h, "q", vec![Message::new("deferred")]).await;
+    put(&h, "q", vec![Message::new("locked")]).await;
+    let first = lock_next(&h, "q").await;
     h.broker.abandon_message("q", &first).await.unwrap();
-    let active_again = h
-        .broker
-        .receive("q", false, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    let active_again = lock_next(&h, "q").await;
     h.broker.abandon_message("q", &active_again).await.unwrap();
     // Defer "deferred" (seq 3) and keep "locked" (seq 4) locked.
-    let _a = h
-        .broker
-        .receive("q", false, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
-    let d = h
-        .broker
-        .receive("q", false, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    let _a = lock_next(&h, "q").await;
+    let d = lock_next(&h, "q").await;
     h.broker.defer_message("q", &d).await.unwrap();
-    let _l = h
-        .broker
-        .receive("q", false, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    let _l = lock_next(&h, "q").await;
     let seen = h.broker.browse("q", false, 0, 100).await.unwrap();
     let view: Vec<(i64, String, MessageState)> = seen
         .iter()
@@ -371,13 +326,8 @@ async fn again_count(h: &Harness) -> u32 {
 #[tokio::test]
 async fn dead_lettering_by_the_receiver_records_reason_and_description() {
     let h = Harness::start().await;
-    h.broker.send("q", vec![Message::new("bad")]).await.unwrap();
-    let m = h
-        .broker
-        .receive("q", false, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    put(&h, "q", vec![Message::new("bad")]).await;
+    let m = lock_next(&h, "q").await;
     h.broker
         .dead_letter_message("q", &m, "PoisonTask", "unknown kind")
         .await
@@ -426,35 +376,17 @@ async fn the_local_clock_endpoint_advances_time() {
 #[tokio::test]
 async fn a_restarted_broker_keeps_messages_and_expires_the_locks_of_dead_consumers() {
     let h = Harness::start().await;
-    h.broker
-        .send("q", vec![Message::new("locked"), Message::new("kept")])
-        .await
-        .unwrap();
-    let _held = h
-        .broker
-        .receive("q", false, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    put(&h, "q", vec![Message::new("locked"), Message::new("kept")]).await;
+    let _held = lock_next(&h, "q").await;
     let dir = h.stop();
     let h = Harness::start_with(test_topology(), dir).await;
-    let m = h
-        .broker
-        .receive("q", false, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    let m = lock_next(&h, "q").await;
     assert_eq!(
         m.message.body, b"kept",
         "the locked message stays locked across the restart"
     );
     h.advance(6);
-    let m = h
-        .broker
-        .receive("q", false, ReceiveMode::PeekLock, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    let m = lock_next(&h, "q").await;
     assert_eq!(m.message.body, b"locked");
     assert_eq!(
         m.delivery_count, 2,

@@ -121,10 +121,10 @@ impl ServiceBusClient {
             Credentials::Entra {
                 credential,
                 client_id,
-            } => Some(entra_credential(
-                credential.as_deref(),
-                client_id.as_deref(),
-            )?),
+            } => Some(
+                crate::identity::entra_credential(credential.as_deref(), client_id.as_deref())
+                    .map_err(|e| ClientError::Credential(e.to_string()))?,
+            ),
         };
         let http = reqwest::Client::builder()
             .build()
@@ -469,29 +469,6 @@ impl ServiceBusClient {
         } else {
             Err(ClientError::Unsupported(what))
         }
-    }
-}
-
-fn entra_credential(
-    credential: Option<&str>,
-    client_id: Option<&str>,
-) -> Result<Arc<dyn TokenCredential>, ClientError> {
-    use azure_identity::{
-        DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-        UserAssignedId,
-    };
-    let on_azure = std::env::var_os("IDENTITY_ENDPOINT").is_some()
-        || std::env::var_os("MSI_ENDPOINT").is_some();
-    let managed = credential.map_or(on_azure, |c| c.eq_ignore_ascii_case("managedidentity"));
-    let err = |e: azure_core::Error| ClientError::Credential(e.to_string());
-    if managed {
-        let options = ManagedIdentityCredentialOptions {
-            user_assigned_id: client_id.map(|id| UserAssignedId::ClientId(id.to_string())),
-            ..Default::default()
-        };
-        Ok(ManagedIdentityCredential::new(Some(options)).map_err(err)?)
-    } else {
-        Ok(DeveloperToolsCredential::new(None).map_err(err)?)
     }
 }
 
