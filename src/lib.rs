@@ -9,6 +9,7 @@
 //! - [`poison`]: poison records, so redeliveries of a bad message fail fast.
 //! - [`ai`]: the AI provider seam (offline deterministic, OpenAI-compatible HTTP).
 //! - [`blob`]: the blob storage seam (local folder).
+//! - [`host`]: the local Functions host (`docflow dev`).
 //! - [`broker`]: the embedded Service Bus broker (SQLite, REST API).
 //! - [`servicebus`]: Service Bus message model, SAS, connections and the REST client.
 //! - [`topology`]: the Service Bus entities of `servicebus.config.json`.
@@ -25,6 +26,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod functions;
+pub mod host;
 pub mod identity;
 pub mod outcome;
 pub mod poison;

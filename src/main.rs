@@ -38,6 +38,48 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Run the app locally like `func start`: the handler, the embedded broker, the local blob store.
+    Dev {
+        /// The app root (host.json, function folders, servicebus.config.json).
+        #[arg(long, default_value = ".")]
+        app_root: PathBuf,
+        /// Durable local state (broker and blobs).
+        #[arg(long, default_value = ".docflow")]
+        data_dir: PathBuf,
+        /// Port of the HTTP triggers.
+        #[arg(long, default_value_t = 7071)]
+        http_port: u16,
+        /// Port of the embedded broker's REST API.
+        #[arg(long, default_value_t = 7072)]
+        broker_port: u16,
+    },
+    /// Process documents end to end on the local stack and print the results.
+    Run {
+        /// Files or folders of documents.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// The app root.
+        #[arg(long, default_value = ".")]
+        app_root: PathBuf,
+        /// Keep the state here (default: a temporary folder, removed afterwards).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Write the full results as JSON to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Task kinds to run.
+        #[arg(long, value_delimiter = ',', default_values_t = cli::run::DEFAULT_KINDS.map(String::from))]
+        kinds: Vec<String>,
+        /// Labels for classify.
+        #[arg(long, value_delimiter = ',', default_values_t = cli::run::DEFAULT_LABELS.map(String::from))]
+        labels: Vec<String>,
+        /// Summary length in words.
+        #[arg(long, default_value_t = 60)]
+        max_words: u32,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
     /// Run the embedded Service Bus broker (Service Bus REST API on 127.0.0.1).
     Broker {
         /// Topology in the Service Bus emulator's Config.json format.
@@ -197,6 +239,55 @@ fn main() -> ExitCode {
                 )
                 .await,
             )
+        }),
+        Command::Dev {
+            app_root,
+            data_dir,
+            http_port,
+            broker_port,
+        } => runtime.block_on(async {
+            telemetry::init(LogFormat::Text);
+            let shutdown = CancellationToken::new();
+            tokio::spawn(wait_for_signal(shutdown.clone()));
+            let options = docflow::host::DevOptions {
+                app_root,
+                data_dir,
+                http_port,
+                broker_port,
+                handler_log: None,
+                env: Vec::new(),
+            };
+            ExitCode::from(cli::dev::run(options, shutdown).await)
+        }),
+        Command::Run {
+            inputs,
+            app_root,
+            data_dir,
+            out,
+            kinds,
+            labels,
+            max_words,
+            timeout_secs,
+        } => runtime.block_on(async {
+            if std::env::var_os("RUST_LOG").is_none() {
+                // The table is the output; keep host chatter to warnings.
+                telemetry::init_with_default(LogFormat::Text, "warn");
+            } else {
+                telemetry::init(LogFormat::Text);
+            }
+            let shutdown = CancellationToken::new();
+            tokio::spawn(wait_for_signal(shutdown.clone()));
+            let command = cli::run::RunCommand {
+                inputs,
+                app_root,
+                data_dir,
+                out,
+                kinds,
+                labels,
+                max_words,
+                timeout: std::time::Duration::from_secs(timeout_secs),
+            };
+            ExitCode::from(cli::run::run(command, shutdown).await)
         }),
         Command::SasToken {
             resource,

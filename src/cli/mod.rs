@@ -3,7 +3,9 @@
 
 pub mod bench;
 pub mod broker;
+pub mod dev;
 pub mod dlq;
+pub mod run;
 
 /// Exit code for a configuration or start-up problem.
 pub const EXIT_CONFIG: u8 = 2;

@@ -1,0 +1,638 @@
+//! Reads a Functions app as the host does: `host.json`, every `*/function.json`, and the values of
+//! `local.settings.json`. Anything docflow's local host cannot honour is refused with the file
+//! and the field named.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::servicebus::message::parse_timespan;
+
+/// The Service Bus extension's defaults (protocol doc §5.2).
+const DEFAULT_LOCK_RENEWAL: Duration = Duration::from_secs(300);
+const DEFAULT_MAX_SESSIONS: usize = 8;
+const DEFAULT_BATCH_SIZE: usize = 1000;
+/// The host's default `functionTimeout` outside dedicated plans.
+const DEFAULT_FUNCTION_TIMEOUT: Duration = Duration::from_secs(300);
+/// `customHandler.initializationTimeout` default in code.
+const DEFAULT_INITIALIZATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An app the local host refuses.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{file}: {field}: {problem}")]
+pub struct AppError {
+    /// The file, relative to the app root.
+    pub file: String,
+    /// The field, as a JSON path.
+    pub field: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+fn app_error(file: &str, field: &str, problem: impl Into<String>) -> AppError {
+    AppError {
+        file: file.into(),
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+/// `host.json`, resolved.
+#[derive(Debug, Clone)]
+pub struct HostSettings {
+    /// `functionTimeout` (`None`: unbounded).
+    pub function_timeout: Option<Duration>,
+    /// `customHandler.description.defaultExecutablePath`.
+    pub executable: String,
+    /// `customHandler.description.arguments`.
+    pub arguments: Vec<String>,
+    /// `customHandler.description.workingDirectory`, relative to the app root.
+    pub working_directory: Option<String>,
+    /// `customHandler.enableForwardingHttpRequest`.
+    pub forward_http: bool,
+    /// `customHandler.initializationTimeout`.
+    pub initialization_timeout: Duration,
+    /// `extensions.http.routePrefix`.
+    pub route_prefix: String,
+    /// `extensions.serviceBus.autoCompleteMessages`.
+    pub auto_complete: bool,
+    /// `extensions.serviceBus.maxAutoLockRenewalDuration` (`None`: infinite).
+    pub max_lock_renewal: Option<Duration>,
+    /// `extensions.serviceBus.maxConcurrentCalls`.
+    pub max_concurrent_calls: usize,
+    /// `extensions.serviceBus.maxConcurrentSessions`.
+    pub max_concurrent_sessions: usize,
+    /// `extensions.serviceBus.maxConcurrentCallsPerSession`.
+    pub max_calls_per_session: usize,
+    /// `extensions.serviceBus.maxMessageBatchSize`.
+    pub max_batch_size: usize,
+}
+
+/// The trigger of a function.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    /// `serviceBusTrigger`.
+    ServiceBus(ServiceBusTrigger),
+    /// `httpTrigger`.
+    Http(HttpTrigger),
+}
+
+/// A Service Bus trigger binding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceBusTrigger {
+    /// Binding name (the key in `Data`).
+    pub name: String,
+    /// Queue name, or `topic/subscriptions/sub`.
+    pub entity: String,
+    /// Connection setting name.
+    pub connection: String,
+    /// `isSessionsEnabled`.
+    pub sessions: bool,
+    /// `cardinality: many`.
+    pub many: bool,
+    /// `dataType`: `None`, `string` or `binary`.
+    pub data_type: Option<String>,
+    /// `autoCompleteMessages` (trigger value, else host.json).
+    pub auto_complete: bool,
+    /// `maxMessageBatchSize` (trigger value, else host.json).
+    pub max_batch_size: usize,
+}
+
+/// An HTTP trigger binding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpTrigger {
+    /// Binding name (`req`).
+    pub name: String,
+    /// Allowed methods, upper case; empty means all.
+    pub methods: Vec<String>,
+    /// Route template, without the route prefix.
+    pub route: String,
+}
+
+/// An output binding.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// `serviceBus` out: a queue or topic.
+    ServiceBus {
+        /// Binding name.
+        name: String,
+        /// Queue or topic.
+        entity: String,
+    },
+    /// `blob` out.
+    Blob {
+        /// Binding name.
+        name: String,
+        /// `container/blob` with binding expressions.
+        path: String,
+        /// `dataType: binary`.
+        binary: bool,
+    },
+    /// `http` out.
+    Http {
+        /// Binding name (`res` or `$return`).
+        name: String,
+    },
+}
+
+impl Output {
+    /// The binding name.
+    pub fn name(&self) -> &str {
+        match self {
+            Output::ServiceBus { name, .. } | Output::Blob { name, .. } | Output::Http { name } => {
+                name
+            }
+        }
+    }
+}
+
+/// One function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionDef {
+    /// Folder name = function name.
+    pub name: String,
+    /// Its trigger.
+    pub trigger: Trigger,
+    /// Its outputs.
+    pub outputs: Vec<Output>,
+}
+
+impl FunctionDef {
+    /// An HTTP-only function (one httpTrigger in, one http out): forwarded when forwarding is on.
+    pub fn is_http_only(&self) -> bool {
+        matches!(self.trigger, Trigger::Http(_))
+            && self.outputs.len() == 1
+            && matches!(self.outputs[0], Output::Http { .. })
+    }
+}
+
+/// A whole app.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// The app root.
+    pub root: PathBuf,
+    /// host.json.
+    pub host: HostSettings,
+    /// Functions by name.
+    pub functions: Vec<FunctionDef>,
+    /// `local.settings.json` `Values`.
+    pub settings: BTreeMap<String, String>,
+}
+
+impl AppConfig {
+    /// Loads the app at `root`.
+    pub fn load(root: &Path) -> Result<Self, AppError> {
+        let settings = local_settings(root)?;
+        let host = host_settings(&read_json(root, "host.json")?)?;
+        let mut functions = Vec::new();
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+            .map_err(|e| app_error(".", "$", format!("cannot read the app root: {e}")))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("function.json").is_file())
+            .collect();
+        dirs.sort();
+        for dir in dirs {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let file = format!("{name}/function.json");
+            let json = read_json(root, &file)?;
+            if json.get("disabled").and_then(Value::as_bool) == Some(true) {
+                continue;
+            }
+            functions.push(function_def(&name, &file, &json, &host, &settings)?);
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            host,
+            functions,
+            settings,
+        })
+    }
+
+    /// A function by name.
+    pub fn function(&self, name: &str) -> Option<&FunctionDef> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+}
+
+fn read_json(root: &Path, file: &str) -> Result<Value, AppError> {
+    let text = std::fs::read_to_string(root.join(file))
+        .map_err(|e| app_error(file, "$", format!("cannot read: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| {
+        app_error(
+            file,
+            &format!("$ (line {}, column {})", e.line(), e.column()),
+            e.to_string(),
+        )
+    })
+}
+
+fn local_settings(root: &Path) -> Result<BTreeMap<String, String>, AppError> {
+    let file = "local.settings.json";
+    if !root.join(file).is_file() {
+        return Ok(BTreeMap::new());
+    }
+    let json = read_json(root, file)?;
+    let mut out = BTreeMap::new();
+    if let Some(values) = json.get("Values") {
+        let values = values
+            .as_object()
+            .ok_or_else(|| app_error(file, "$.Values", "must be an object"))?;
+        for (k, v) in values {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => {
+                    return Err(app_error(
+                        file,
+                        &format!("$.Values.{k}"),
+                        "must be a string",
+                    ));
+                }
+            };
+            out.insert(k.clone(), text);
+        }
+    }
+    Ok(out)
+}
+
+/// A host.json TimeSpan (`hh:mm:ss`), or `-1` / null for unbounded.
+fn timespan(value: Option<&Value>, field: &str) -> Result<Option<Option<Duration>>, AppError> {
+    match value {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(s)) if s.trim() == "-1" || s.trim().starts_with('-') => Ok(Some(None)),
+        Some(Value::Number(n)) if n.as_i64() == Some(-1) => Ok(Some(None)),
+        Some(Value::String(s)) => parse_timespan(s).map(|d| Some(Some(d))).ok_or_else(|| {
+            app_error(
+                "host.json",
+                field,
+                format!("{s:?} is not a TimeSpan such as 00:10:00"),
+            )
+        }),
+        Some(_) => Err(app_error(
+            "host.json",
+            field,
+            "must be a TimeSpan string such as 00:10:00",
+        )),
+    }
+}
+
+fn host_settings(json: &Value) -> Result<HostSettings, AppError> {
+    let file = "host.json";
+    let version = json.get("version").and_then(Value::as_str);
+    if version != Some("2.0") {
+        return Err(app_error(file, "$.version", "must be \"2.0\""));
+    }
+    if json
+        .pointer("/concurrency/dynamicConcurrencyEnabled")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        return Err(app_error(
+            file,
+            "$.concurrency.dynamicConcurrencyEnabled",
+            "dynamic concurrency is not supported by docflow dev; set it to false",
+        ));
+    }
+    let handler = json
+        .get("customHandler")
+        .or_else(|| json.get("httpWorker"))
+        .ok_or_else(|| {
+            app_error(
+                file,
+                "$.customHandler",
+                "is required for a custom handler app",
+            )
+        })?;
+    let description = handler
+        .get("description")
+        .ok_or_else(|| app_error(file, "$.customHandler.description", "is required"))?;
+    let executable = description
+        .get("defaultExecutablePath")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            app_error(
+                file,
+                "$.customHandler.description.defaultExecutablePath",
+                "is required",
+            )
+        })?
+        .to_string();
+    let arguments = match description.get("arguments") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|a| a.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                app_error(
+                    file,
+                    "$.customHandler.description.arguments",
+                    "must be an array of strings",
+                )
+            })?,
+        Some(_) => {
+            return Err(app_error(
+                file,
+                "$.customHandler.description.arguments",
+                "must be an array of strings",
+            ));
+        }
+    };
+    let sb = json
+        .pointer("/extensions/serviceBus")
+        .cloned()
+        .unwrap_or(Value::Object(Map::new()));
+    let count = |key: &str, default: usize| -> Result<usize, AppError> {
+        match sb.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .filter(|n| *n >= 1)
+                .map(|n| n as usize)
+                .ok_or_else(|| {
+                    app_error(
+                        file,
+                        &format!("$.extensions.serviceBus.{key}"),
+                        "must be a whole number of at least 1",
+                    )
+                }),
+        }
+    };
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    Ok(HostSettings {
+        function_timeout: timespan(json.get("functionTimeout"), "$.functionTimeout")?
+            .unwrap_or(Some(DEFAULT_FUNCTION_TIMEOUT)),
+        executable,
+        arguments,
+        working_directory: description
+            .get("workingDirectory")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        forward_http: handler
+            .get("enableForwardingHttpRequest")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        initialization_timeout: timespan(
+            handler.get("initializationTimeout"),
+            "$.customHandler.initializationTimeout",
+        )?
+        .flatten()
+        .unwrap_or(DEFAULT_INITIALIZATION_TIMEOUT),
+        route_prefix: json
+            .pointer("/extensions/http/routePrefix")
+            .and_then(Value::as_str)
+            .unwrap_or("api")
+            .trim_matches('/')
+            .to_string(),
+        auto_complete: sb
+            .get("autoCompleteMessages")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        max_lock_renewal: timespan(
+            sb.get("maxAutoLockRenewalDuration"),
+            "$.extensions.serviceBus.maxAutoLockRenewalDuration",
+        )?
+        .unwrap_or(Some(DEFAULT_LOCK_RENEWAL)),
+        max_concurrent_calls: count("maxConcurrentCalls", 16 * cores)?,
+        max_concurrent_sessions: count("maxConcurrentSessions", DEFAULT_MAX_SESSIONS)?,
+        max_calls_per_session: count("maxConcurrentCallsPerSession", 1)?,
+        max_batch_size: count("maxMessageBatchSize", DEFAULT_BATCH_SIZE)?,
+    })
+}
+
+/// Expands `%SETTING%` from app settings, as the host does for entity names.
+fn expand(
+    value: &str,
+    settings: &BTreeMap<String, String>,
+    file: &str,
+    field: &str,
+) -> Result<String, AppError> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find('%') {
+        let Some(len) = rest[start + 1..].find('%') else {
+            break;
+        };
+        let name = &rest[start + 1..start + 1 + len];
+        let resolved = settings
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+            .ok_or_else(|| {
+                app_error(file, field, format!("app setting {name:?} is not defined"))
+            })?;
+        out.push_str(&rest[..start]);
+        out.push_str(&resolved);
+        rest = &rest[start + 2 + len..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn function_def(
+    name: &str,
+    file: &str,
+    json: &Value,
+    host: &HostSettings,
+    settings: &BTreeMap<String, String>,
+) -> Result<FunctionDef, AppError> {
+    let bindings = json
+        .get("bindings")
+        .and_then(Value::as_array)
+        .ok_or_else(|| app_error(file, "$.bindings", "must be an array"))?;
+    let mut trigger = None;
+    let mut outputs = Vec::new();
+    for (i, b) in bindings.iter().enumerate() {
+        let at = |field: &str| format!("$.bindings[{i}].{field}");
+        let text = |field: &str| b.get(field).and_then(Value::as_str).map(str::to_owned);
+        let binding_name =
+            text("name").ok_or_else(|| app_error(file, &at("name"), "is required"))?;
+        let kind = text("type").ok_or_else(|| app_error(file, &at("type"), "is required"))?;
+        let direction = text("direction").unwrap_or_default().to_ascii_lowercase();
+        let entity = |queue_or_topic_only: bool| -> Result<String, AppError> {
+            if let Some(q) = text("queueName") {
+                return expand(&q, settings, file, &at("queueName"));
+            }
+            let topic = text("topicName").ok_or_else(|| {
+                app_error(
+                    file,
+                    &at("queueName"),
+                    "a queueName or topicName is required",
+                )
+            })?;
+            let topic = expand(&topic, settings, file, &at("topicName"))?;
+            if queue_or_topic_only {
+                return Ok(topic);
+            }
+            let sub = text("subscriptionName").ok_or_else(|| {
+                app_error(file, &at("subscriptionName"), "is required with topicName")
+            })?;
+            Ok(format!(
+                "{topic}/subscriptions/{}",
+                expand(&sub, settings, file, &at("subscriptionName"))?
+            ))
+        };
+        match (kind.as_str(), direction.as_str()) {
+            ("serviceBusTrigger", "in") => {
+                let data_type = text("dataType");
+                if let Some(dt) = &data_type
+                    && !matches!(dt.as_str(), "string" | "binary")
+                {
+                    return Err(app_error(
+                        file,
+                        &at("dataType"),
+                        format!("{dt:?} is not string or binary"),
+                    ));
+                }
+                let many = match text("cardinality").as_deref() {
+                    None | Some("one") => false,
+                    Some("many") => true,
+                    Some(other) => {
+                        return Err(app_error(
+                            file,
+                            &at("cardinality"),
+                            format!("{other:?} is not one or many"),
+                        ));
+                    }
+                };
+                trigger = Some(Trigger::ServiceBus(ServiceBusTrigger {
+                    name: binding_name,
+                    entity: entity(false)?,
+                    connection: text("connection").unwrap_or_default(),
+                    sessions: b
+                        .get("isSessionsEnabled")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                    many,
+                    data_type,
+                    auto_complete: b
+                        .get("autoCompleteMessages")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(host.auto_complete),
+                    max_batch_size: b
+                        .get("maxMessageBatchSize")
+                        .and_then(Value::as_u64)
+                        .map_or(host.max_batch_size, |n| n.max(1) as usize),
+                }));
+            }
+            ("httpTrigger", "in") => {
+                let methods = match b.get("methods") {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(Value::Array(m)) => m
+                        .iter()
+                        .map(|x| x.as_str().map(str::to_ascii_uppercase))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| {
+                            app_error(file, &at("methods"), "must be an array of method names")
+                        })?,
+                    Some(_) => {
+                        return Err(app_error(
+                            file,
+                            &at("methods"),
+                            "must be an array of method names",
+                        ));
+                    }
+                };
+                trigger = Some(Trigger::Http(HttpTrigger {
+                    name: binding_name,
+                    methods,
+                    route: text("route")
+                        .unwrap_or_else(|| name.to_string())
+                        .trim_matches('/')
+                        .to_string(),
+                }));
+            }
+            ("serviceBus", "out") => outputs.push(Output::ServiceBus {
+                name: binding_name,
+                entity: entity(true)?,
+            }),
+            ("blob", "out") => outputs.push(Output::Blob {
+                name: binding_name,
+                path: text("path").ok_or_else(|| app_error(file, &at("path"), "is required"))?,
+                binary: text("dataType").as_deref() == Some("binary"),
+            }),
+            ("http", "out") => outputs.push(Output::Http { name: binding_name }),
+            (other, dir) => {
+                return Err(app_error(
+                    file,
+                    &at("type"),
+                    format!("{other} ({dir}) bindings are not supported by docflow dev"),
+                ));
+            }
+        }
+    }
+    let trigger = trigger.ok_or_else(|| {
+        app_error(
+            file,
+            "$.bindings",
+            "has no serviceBusTrigger or httpTrigger",
+        )
+    })?;
+    Ok(FunctionDef {
+        name: name.to_string(),
+        trigger,
+        outputs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_project_app_loads() {
+        let app = AppConfig::load(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        assert_eq!(app.host.executable, "docflow");
+        assert_eq!(app.host.arguments, vec!["serve"]);
+        assert_eq!(app.host.function_timeout, Some(Duration::from_secs(600)));
+        let f = app.function("ProcessDocument").unwrap();
+        assert!(matches!(&f.trigger, Trigger::ServiceBus(t) if t.entity == "ai-tasks" && !t.many));
+        assert_eq!(
+            f.outputs,
+            vec![Output::ServiceBus {
+                name: "outcome".into(),
+                entity: "task-results".into()
+            }]
+        );
+        assert_eq!(app.settings["FUNCTIONS_WORKER_RUNTIME"], "custom");
+    }
+
+    #[test]
+    fn unsupported_bindings_name_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("host.json"), r#"{"version": "2.0", "customHandler": {"description": {"defaultExecutablePath": "x"}}}"#).unwrap();
+        std::fs::create_dir(dir.path().join("Timer")).unwrap();
+        std::fs::write(
+            dir.path().join("Timer/function.json"),
+            r#"{"bindings": [{"name": "t", "type": "timerTrigger", "direction": "in", "schedule": "0 * * * * *"}]}"#,
+        )
+        .unwrap();
+        let err = AppConfig::load(dir.path()).unwrap_err();
+        assert_eq!(
+            (err.file.as_str(), err.field.as_str()),
+            ("Timer/function.json", "$.bindings[0].type")
+        );
+        std::fs::write(dir.path().join("host.json"), r#"{"version": "2.0"}"#).unwrap();
+        assert_eq!(
+            AppConfig::load(dir.path()).unwrap_err().field,
+            "$.customHandler"
+        );
+    }
+
+    #[test]
+    fn settings_expand_in_entity_names() {
+        let settings: BTreeMap<String, String> = [("Q".to_string(), "work".to_string())].into();
+        assert_eq!(expand("%Q%-x", &settings, "f", "g").unwrap(), "work-x");
+        assert!(expand("%MISSING_SETTING_X%", &settings, "f", "g").is_err());
+    }
+}
