@@ -401,7 +401,7 @@ fn print_table(docs: &[Doc], report: &Value) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "{:<34} {:<8} {:<22} {:<20} {:>8}  SUMMARY",
+        "{:<36} {:<8} {:<22} {:<20} {:>8}  SUMMARY",
         "DOCUMENT", "STATUS", "LABEL", "SENTIMENT", "ENTITIES"
     );
     for (doc, item) in docs.iter().zip(report.as_array().into_iter().flatten()) {
@@ -449,8 +449,8 @@ fn print_table(docs: &[Doc], report: &Value) {
         };
         let _ = writeln!(
             out,
-            "{:<34} {:<8} {:<22} {:<20} {:>8}  {}",
-            clip(&doc.id, 34),
+            "{:<36} {:<8} {:<22} {:<20} {:>8}  {}",
+            clip(&doc.id, 36),
             status,
             clip(&label, 22),
             clip(&sentiment, 20),
