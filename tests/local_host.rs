@@ -684,6 +684,41 @@ async fn http_triggers_map_route_parameters_and_the_res_output() {
     host.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_mode_sends_the_original_request_to_the_handler() {
+    let app = write_app(
+        &[(
+            "Ping",
+            vec![
+                json!({"name": "req", "type": "httpTrigger", "direction": "in", "methods": ["get"], "route": "ping"}),
+                json!({"name": "res", "type": "http", "direction": "out"}),
+            ],
+        )],
+        json!({"customHandler": {
+            "description": {"defaultExecutablePath": "python3", "arguments": [Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scripted-handler/handler.py").display().to_string()]},
+            "enableForwardingHttpRequest": true
+        }}),
+    );
+    let (host, _stop) = start(&app).await;
+    let answer = reqwest::get(format!(
+        "http://127.0.0.1:{}/api/ping?x=1",
+        host.http_port()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.json::<Value>().await.unwrap(),
+        json!({"status": "ready"}),
+        "the handler's own answer, unchanged"
+    );
+    assert!(
+        records(&app).is_empty(),
+        "no Data/Metadata invocation was made"
+    );
+    host.shutdown().await;
+}
+
 #[test]
 fn unsupported_bindings_are_refused_with_file_and_field() {
     let app = write_app(
