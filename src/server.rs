@@ -41,6 +41,25 @@ pub enum ServeError {
     },
 }
 
+/// Every part of a request, for servers that route by hand (the broker's REST API, the local
+/// host's HTTP triggers): method, path, raw query (empty when absent), headers, body.
+pub fn request_parts() -> impl Filter<
+    Extract = (
+        warp::http::Method,
+        warp::path::FullPath,
+        String,
+        warp::http::HeaderMap,
+        bytes::Bytes,
+    ),
+    Error = Rejection,
+> + Clone {
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::bytes())
+}
+
 /// Binds the handler's listener on the IPv4 loopback, where the host connects.
 pub async fn bind(port: u16) -> Result<TcpListener, ServeError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

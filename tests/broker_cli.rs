@@ -1,28 +1,15 @@
 //! `docflow broker` as a user starts it from the app root: the README's curl round trip.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+
+use common::{Running, free_port};
 use std::time::{Duration, Instant};
 
 fn docflow() -> Command {
     Command::new(env!("CARGO_BIN_EXE_docflow"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

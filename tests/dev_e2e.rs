@@ -1,29 +1,16 @@
 //! The whole app on the local stack, as users run it: `docflow dev` and `docflow run`, real
 //! processes on real ports with temporary folders.
 
+mod common;
+
 use std::process::{Command, Stdio};
+
+use common::{Running, free_port};
 use std::time::{Duration, Instant};
 
 use docflow::servicebus::message::Message;
 use docflow::servicebus::{Namespace, ServiceBusClient};
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docflow_dev_processes_tasks_sent_through_the_broker_rest_api() {

@@ -18,11 +18,7 @@ use super::invoke::{self, HttpCall};
 
 /// The HTTP trigger server as a warp filter.
 pub fn routes(ctx: Arc<Context>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    warp::method()
-        .and(warp::path::full())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::bytes())
+    crate::server::request_parts()
         .then(
             move |method: Method,
                   path: warp::path::FullPath,

@@ -238,3 +238,22 @@ pub fn outcome_messages(reply: &Reply) -> Vec<Value> {
 
 /// A short wait used where a test needs time to pass on the real clock.
 pub const SHORT: Duration = Duration::from_millis(50);
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when the test ends, whatever happens.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
