@@ -10,7 +10,10 @@ use crate::ai::offline::OfflineProvider;
 use crate::ai::openai::{Auth, Endpoint, OpenAiOptions, OpenAiProvider};
 use crate::blob::{BlobStore, LocalFolderStore};
 use crate::config::{AiSettings, Settings};
+use crate::functions::process_document::{ServiceBusOutcomeSink, TRIGGER_QUEUE};
 use crate::functions::{ProcessDocument, Registry};
+use crate::servicebus::{ServiceBusClient, ServiceBusClientOptions};
+use crate::topology::Topology;
 
 /// Errors building the app from valid settings (credentials, HTTP clients).
 #[derive(Debug, thiserror::Error)]
@@ -74,12 +77,31 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
 }
 
 /// The functions served by `docflow serve`, built from settings.
+///
+/// The trigger queue's `MaxDeliveryCount` comes from the topology file when it is there, and
+/// failed outcomes of last deliveries go out over `ServiceBusConnection` when it is configured;
+/// without either, ProcessDocument still works and only that report is skipped (logged).
 pub fn registry(settings: &Settings) -> Result<Registry, WiringError> {
     let blobs: Arc<dyn BlobStore> = Arc::new(LocalFolderStore::new(&settings.blob_dir));
     let ai = ai_provider(&settings.ai)?;
-    Ok(Registry::new().with(Arc::new(ProcessDocument::new(
-        blobs,
-        ai,
-        settings.process.clone(),
-    ))))
+    let mut process = settings.process.clone();
+    match Topology::load(&settings.topology) {
+        Ok(topology) => process.max_delivery_count = topology.max_delivery_count(TRIGGER_QUEUE),
+        Err(e) => {
+            tracing::warn!(error = %e, "no topology: last deliveries of poison messages will not be reported")
+        }
+    }
+    let mut function = ProcessDocument::new(blobs, ai, process);
+    match &settings.service_bus {
+        Some(namespace) => {
+            let client =
+                ServiceBusClient::new(namespace.clone(), ServiceBusClientOptions::default())
+                    .map_err(|e| WiringError::Credential(e.to_string()))?;
+            function = function.with_outcome_sink(Arc::new(ServiceBusOutcomeSink::new(client)));
+        }
+        None => tracing::warn!(
+            "ServiceBusConnection is not configured: last deliveries of poison messages will not be reported"
+        ),
+    }
+    Ok(Registry::new().with(Arc::new(function)))
 }

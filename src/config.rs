@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::functions::process_document::ProcessOptions;
+use crate::servicebus::connection::{ConnectionError, Namespace};
 
 /// Default time allowed for in-flight invocations to finish on shutdown.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,6 +26,9 @@ pub enum ConfigError {
         /// What it should be.
         expected: &'static str,
     },
+    /// A connection setting is present but unusable.
+    #[error("{0}")]
+    Connection(String),
     /// A setting the chosen configuration needs is absent.
     #[error("setting {name} is required {when}")]
     Missing {
@@ -88,6 +92,10 @@ pub struct Settings {
     pub process: ProcessOptions,
     /// Shutdown drain bound.
     pub drain_timeout: Duration,
+    /// The topology file (for the trigger queue's `MaxDeliveryCount`).
+    pub topology: PathBuf,
+    /// The Service Bus namespace of `ServiceBusConnection`, when configured.
+    pub service_bus: Option<Namespace>,
 }
 
 impl Settings {
@@ -98,6 +106,7 @@ impl Settings {
 
     /// Reads settings through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let lookup = &lookup;
         let get = |name: &str| {
             lookup(name)
                 .map(|v| v.trim().to_string())
@@ -190,8 +199,17 @@ impl Settings {
                 "DOCFLOW_MAX_CONTENT_BYTES",
                 defaults.max_content_bytes,
             )?,
+            max_delivery_count: None,
+        };
+        let service_bus = match Namespace::from_setting("ServiceBusConnection", lookup) {
+            Ok(ns) => Some(ns),
+            Err(ConnectionError::NotConfigured { .. }) => None,
+            Err(e) => return Err(ConfigError::Connection(e.to_string())),
         };
         Ok(Self {
+            topology: get("DOCFLOW_TOPOLOGY")
+                .map_or_else(|| PathBuf::from("servicebus.config.json"), PathBuf::from),
+            service_bus,
             port,
             blob_dir: get("DOCFLOW_BLOB_DIR")
                 .map_or_else(|| PathBuf::from(".docflow/blobs"), PathBuf::from),

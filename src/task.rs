@@ -146,6 +146,43 @@ pub fn task_id_of(body: &[u8]) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// What a failed-outcome message needs from a body that may not validate: its task id and
+/// whatever document id, kind and correlation id it carries.
+pub fn outcome_identity(body: &[u8]) -> Option<TaskIdentity> {
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+        return None;
+    };
+    let text = |key: &str| {
+        map.get(key)
+            .and_then(Value::as_str)
+            .filter(|v| valid_id(v))
+            .map(str::to_owned)
+    };
+    Some(TaskIdentity {
+        task_id: text("taskId")?,
+        document_id: text("documentId").unwrap_or_default(),
+        kind: map
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        correlation_id: text("correlationId"),
+    })
+}
+
+/// The identifying fields of a task message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskIdentity {
+    /// `taskId`.
+    pub task_id: String,
+    /// `documentId` (empty when absent).
+    pub document_id: String,
+    /// `kind` as written (empty when absent).
+    pub kind: String,
+    /// `correlationId`.
+    pub correlation_id: Option<String>,
+}
+
 /// Parses and validates an `ai.task.v1` message body.
 pub fn parse_task(body: &[u8]) -> Result<AiTask, TaskError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| TaskError::InvalidJson {
@@ -406,6 +443,26 @@ pub struct TaskOutcome {
 }
 
 impl TaskOutcome {
+    /// A failure outcome: the task can never succeed.
+    pub fn failed(task: &TaskIdentity, reason: &str, description: &str) -> Self {
+        Self {
+            schema: OUTCOME_SCHEMA.into(),
+            task_id: task.task_id.clone(),
+            document_id: task.document_id.clone(),
+            correlation_id: task.correlation_id.clone(),
+            kind: task.kind.clone(),
+            status: OutcomeStatus::Failed,
+            result: None,
+            model: None,
+            usage: TokenUsage::default(),
+            reused: false,
+            error: Some(OutcomeError {
+                reason: reason.to_string(),
+                description: description.to_string(),
+            }),
+        }
+    }
+
     /// A success outcome pointing at the stored result.
     pub fn succeeded(
         task: &AiTask,

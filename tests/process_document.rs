@@ -436,3 +436,74 @@ async fn the_readme_sample_request_is_processed() {
     let summary = result["output"]["summary"].as_str().unwrap();
     assert!(summary.split_whitespace().count() <= 60, "{summary}");
 }
+
+/// Outcomes a sink was asked to send.
+#[derive(Default)]
+struct Captured(std::sync::Mutex<Vec<(docflow::task::TaskOutcome, String)>>);
+
+#[async_trait::async_trait]
+impl docflow::functions::process_document::OutcomeSink for Captured {
+    async fn send_outcome(
+        &self,
+        outcome: &docflow::task::TaskOutcome,
+        message_id: &str,
+    ) -> Result<(), String> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((outcome.clone(), message_id.to_string()));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_last_delivery_of_a_poison_message_reports_a_failed_outcome() {
+    let mut app = TestApp::new();
+    let captured = std::sync::Arc::new(Captured::default());
+    let options = ProcessOptions {
+        max_delivery_count: Some(5),
+        ..ProcessOptions::default()
+    };
+    let function =
+        docflow::functions::ProcessDocument::new(app.blobs.clone(), app.provider.clone(), options)
+            .with_outcome_sink(captured.clone());
+    app.registry = std::sync::Arc::new(
+        docflow::functions::Registry::new().with(std::sync::Arc::new(function)),
+    );
+    let body = task_body(
+        "doc-11:translate",
+        "translate",
+        json!({"text": "Hello."}),
+        json!({}),
+    );
+    for delivery in 1..=4 {
+        assert_eq!(
+            app.post("ProcessDocument", &host_request(&body, delivery))
+                .await
+                .status,
+            422
+        );
+    }
+    assert!(
+        captured.0.lock().unwrap().is_empty(),
+        "not the last delivery yet"
+    );
+    let last = app.post("ProcessDocument", &host_request(&body, 5)).await;
+    assert_eq!(
+        last.status, 422,
+        "still abandoned, so Service Bus dead-letters it"
+    );
+    let sent = captured.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let (outcome, message_id) = &sent[0];
+    assert_eq!(outcome.status, docflow::task::OutcomeStatus::Failed);
+    assert_eq!(outcome.task_id, "doc-11:translate");
+    assert_eq!(outcome.document_id, "doc-11");
+    assert_eq!(outcome.correlation_id.as_deref(), Some("corr-doc-11"));
+    assert_eq!(outcome.error.as_ref().unwrap().reason, "UnknownTaskKind");
+    assert!(
+        message_id.starts_with("doc-11:translate:failed:"),
+        "a stable id, so a repeat is de-duplicated: {message_id}"
+    );
+    assert_eq!(app.provider.calls(), 0);
+}

@@ -18,7 +18,7 @@ use crate::broker::ReceiveMode;
 use crate::host::{DevOptions, LocalHost};
 use crate::poison::{PoisonRecords, sha256_hex};
 use crate::servicebus::message::Message;
-use crate::task::{TaskOutcome, TaskResult, result_blob_name};
+use crate::task::{OutcomeStatus, TaskOutcome, TaskResult, result_blob_name};
 
 /// Task kinds run on every document.
 pub const DEFAULT_KINDS: [&str; 5] = [
@@ -283,7 +283,16 @@ async fn process(
         {
             Ok(Some(m)) => {
                 if let Ok(outcome) = serde_json::from_slice::<TaskOutcome>(&m.message.body) {
-                    mark(&mut docs, &outcome.task_id, TaskState::Succeeded);
+                    let state = match outcome.error {
+                        Some(error) if outcome.status == OutcomeStatus::Failed => {
+                            TaskState::DeadLettered {
+                                reason: error.reason,
+                                description: error.description,
+                            }
+                        }
+                        _ => TaskState::Succeeded,
+                    };
+                    mark(&mut docs, &outcome.task_id, state);
                 }
             }
             Ok(None) => {}

@@ -47,6 +47,9 @@ pub struct ProcessOptions {
     pub max_concurrent_ai_calls: usize,
     /// Largest referenced document read, in bytes.
     pub max_content_bytes: u64,
+    /// `MaxDeliveryCount` of the trigger queue, to recognise a poison message's last delivery
+    /// (`None`: unknown, so no failed outcome is sent).
+    pub max_delivery_count: Option<u32>,
 }
 
 impl Default for ProcessOptions {
@@ -58,7 +61,50 @@ impl Default for ProcessOptions {
             max_concurrent_ai_calls: 4,
             // Far above any text document; a larger blob is almost surely not text.
             max_content_bytes: 32 * 1024 * 1024,
+            max_delivery_count: None,
         }
+    }
+}
+
+/// The queue the trigger reads (`ProcessDocument/function.json`).
+pub const TRIGGER_QUEUE: &str = "ai-tasks";
+/// The queue outcomes go to (`ProcessDocument/function.json`).
+pub const OUTCOME_QUEUE: &str = "task-results";
+
+/// Where a failed outcome goes on a poison message's last delivery. The reply is non-2xx then,
+/// so the output binding cannot carry it; it is sent directly over Service Bus, so that the
+/// aggregator still hears of every task.
+#[async_trait]
+pub trait OutcomeSink: Send + Sync {
+    /// Sends `outcome` with this `MessageId` (duplicate detection drops repeats).
+    async fn send_outcome(&self, outcome: &TaskOutcome, message_id: &str) -> Result<(), String>;
+}
+
+/// [`OutcomeSink`] over docflow's Service Bus client.
+pub struct ServiceBusOutcomeSink {
+    client: crate::servicebus::ServiceBusClient,
+}
+
+impl ServiceBusOutcomeSink {
+    /// A sink sending to [`OUTCOME_QUEUE`].
+    pub fn new(client: crate::servicebus::ServiceBusClient) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl OutcomeSink for ServiceBusOutcomeSink {
+    async fn send_outcome(&self, outcome: &TaskOutcome, message_id: &str) -> Result<(), String> {
+        let body = serde_json::to_string(outcome).expect("an outcome serializes");
+        let mut message = crate::servicebus::Message::new(body)
+            .with_message_id(message_id)
+            .with_content_type("application/json");
+        message.correlation_id = outcome.correlation_id.clone();
+        self.client
+            .send_message(OUTCOME_QUEUE, &message)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -69,6 +115,7 @@ pub struct ProcessDocument {
     poison: PoisonRecords,
     options: ProcessOptions,
     ai_slots: Semaphore,
+    outcomes: Option<Arc<dyn OutcomeSink>>,
 }
 
 /// Why a delivery stopped early, before it becomes an [`Outcome`].
@@ -105,6 +152,52 @@ impl ProcessDocument {
             blobs,
             ai,
             options,
+            outcomes: None,
+        }
+    }
+
+    /// Sends failed outcomes of poison messages' last deliveries to `sink`.
+    pub fn with_outcome_sink(mut self, sink: Arc<dyn OutcomeSink>) -> Self {
+        self.outcomes = Some(sink);
+        self
+    }
+
+    /// On a poison message's last delivery, tells the aggregator the task failed.
+    async fn report_last_failure(
+        &self,
+        message: &ServiceBusMessage,
+        reason: &str,
+        description: &str,
+    ) {
+        let (Some(sink), Some(max), Some(count)) = (
+            &self.outcomes,
+            self.options.max_delivery_count,
+            message.properties.delivery_count,
+        ) else {
+            return;
+        };
+        if count < max {
+            return;
+        }
+        let Some(identity) = crate::task::outcome_identity(&message.body) else {
+            warn!(
+                "last delivery of a poison message without a task id; no outcome can be reported"
+            );
+            return;
+        };
+        let outcome = TaskOutcome::failed(&identity, reason, description);
+        let message_id = format!(
+            "{}:failed:{}",
+            identity.task_id,
+            &sha256_hex(&message.body)[..16]
+        );
+        match sink.send_outcome(&outcome, &message_id).await {
+            Ok(()) => {
+                info!(task_id = %identity.task_id, %reason, "last delivery failed; failed outcome sent")
+            }
+            Err(e) => {
+                error!(error = %e, task_id = %identity.task_id, "sending the failed outcome failed")
+            }
         }
     }
 
@@ -366,6 +459,23 @@ impl Function for ProcessDocument {
             Ok(message) => message,
             Err(e) => return Outcome::BadRequest(e),
         };
+        let outcome = self.handle(&message).await;
+        if let Outcome::Poison {
+            reason,
+            description,
+            ..
+        } = &outcome
+        {
+            self.report_last_failure(&message, reason, description)
+                .await;
+        }
+        outcome
+    }
+}
+
+impl ProcessDocument {
+    /// One delivery, start to outcome.
+    async fn handle(&self, message: &ServiceBusMessage) -> Outcome {
         let span = Span::current();
         if let Some(id) = &message.properties.message_id {
             span.record("message_id", id.as_str());
@@ -393,7 +503,7 @@ impl Function for ProcessDocument {
                     .record_poison(
                         &key,
                         &body_sha256,
-                        &message,
+                        message,
                         e.reason().into(),
                         e.to_string(),
                     )
@@ -409,7 +519,7 @@ impl Function for ProcessDocument {
                 reason,
                 description,
             }) => {
-                self.record_poison(&key, &body_sha256, &message, reason, description)
+                self.record_poison(&key, &body_sha256, message, reason, description)
                     .await
             }
             Err(Stop::Transient {
