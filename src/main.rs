@@ -130,6 +130,12 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchWhat {
+    /// Handler overhead per invocation of `docflow serve` (µs), as the Functions host calls it.
+    Handler {
+        /// Invocations timed per scenario.
+        #[arg(long, default_value_t = 2_000)]
+        invocations: usize,
+    },
     /// Durable send+receive+complete throughput and receive latency of the embedded broker.
     Broker {
         /// Messages per throughput run.
@@ -302,6 +308,11 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Bench {
+            what: BenchWhat::Handler { invocations },
+        } => runtime.block_on(async {
+            ExitCode::from(cli::bench::handler(cli::bench::HandlerBench { invocations }).await)
+        }),
         Command::Bench {
             what:
                 BenchWhat::Broker {
