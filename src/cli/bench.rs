@@ -195,6 +195,9 @@ async fn latency(
     Ok((at(0.5), at(0.99), mean))
 }
 
+/// Builds the request body of invocation `i` of a scenario.
+type RequestMaker<'a> = Box<dyn Fn(usize) -> Vec<u8> + 'a>;
+
 /// Options of the handler benchmark.
 #[derive(Debug, Clone)]
 pub struct HandlerBench {
@@ -253,7 +256,7 @@ async fn measure_handler(bench: &HandlerBench) -> Result<(), String> {
         "docflow bench handler: POST /ProcessDocument over loopback HTTP, {} invocations per scenario",
         bench.invocations
     );
-    let scenarios: [(&str, Box<dyn Fn(usize) -> Vec<u8>>); 3] = [
+    let scenarios: [(&str, RequestMaker); 3] = [
         (
             "redelivery, result already stored",
             Box::new(|_| request("bench:summarize", "summarize")),
