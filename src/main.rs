@@ -231,8 +231,7 @@ fn main() -> ExitCode {
             sas_rules,
         } => runtime.block_on(async {
             telemetry::init(LogFormat::Text);
-            let shutdown = CancellationToken::new();
-            tokio::spawn(wait_for_signal(shutdown.clone()));
+            let shutdown = on_signal();
             ExitCode::from(
                 cli::broker::run(
                     BrokerCommand {
@@ -253,8 +252,7 @@ fn main() -> ExitCode {
             broker_port,
         } => runtime.block_on(async {
             telemetry::init(LogFormat::Text);
-            let shutdown = CancellationToken::new();
-            tokio::spawn(wait_for_signal(shutdown.clone()));
+            let shutdown = on_signal();
             let options = docflow::host::DevOptions {
                 app_root,
                 data_dir,
@@ -275,14 +273,9 @@ fn main() -> ExitCode {
             max_words,
             timeout_secs,
         } => runtime.block_on(async {
-            if std::env::var_os("RUST_LOG").is_none() {
-                // The table is the output; keep host chatter to warnings.
-                telemetry::init_with_default(LogFormat::Text, "warn");
-            } else {
-                telemetry::init(LogFormat::Text);
-            }
-            let shutdown = CancellationToken::new();
-            tokio::spawn(wait_for_signal(shutdown.clone()));
+            // The table is the output; keep host chatter to warnings unless RUST_LOG says more.
+            telemetry::init_with_default(LogFormat::Text, "warn");
+            let shutdown = on_signal();
             let command = cli::run::RunCommand {
                 inputs,
                 app_root,
@@ -357,9 +350,7 @@ async fn serve(port_flag: Option<u16>) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(&e.to_string()),
     };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(wait_for_signal(shutdown.clone()));
-    server::serve(listener, registry, shutdown, settings.drain_timeout).await;
+    server::serve(listener, registry, on_signal(), settings.drain_timeout).await;
     ExitCode::SUCCESS
 }
 
@@ -431,6 +422,13 @@ fn local_settings() -> std::collections::HashMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM.
+fn on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    tokio::spawn(wait_for_signal(token.clone()));
+    token
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM.
