@@ -72,6 +72,13 @@ fn write_app(functions: &[(&str, Vec<Value>)], host_extra: Value) -> TestApp {
 }
 
 async fn start(app: &TestApp) -> (LocalHost, CancellationToken) {
+    start_with_env(app, Vec::new()).await
+}
+
+async fn start_with_env(
+    app: &TestApp,
+    env: Vec<(String, String)>,
+) -> (LocalHost, CancellationToken) {
     let shutdown = CancellationToken::new();
     let options = DevOptions {
         app_root: app.root.path().to_path_buf(),
@@ -79,7 +86,7 @@ async fn start(app: &TestApp) -> (LocalHost, CancellationToken) {
         http_port: 0,
         broker_port: 0,
         handler_log: None,
-        env: Vec::new(),
+        env,
     };
     (
         LocalHost::start(options, shutdown.clone()).await.unwrap(),
@@ -716,6 +723,34 @@ async fn forwarding_mode_sends_the_original_request_to_the_handler() {
         records(&app).is_empty(),
         "no Data/Metadata invocation was made"
     );
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrent_calls_bounds_parallel_invocations() {
+    let app = write_app(
+        &[("Slow", vec![sb_trigger("batch", json!({}))])],
+        json!({"extensions": {"serviceBus": {"maxConcurrentCalls": 2}}}),
+    );
+    let (host, _stop) = start_with_env(&app, vec![("SLOW_SECONDS".into(), "0.6".into())]).await;
+    for i in 0..6 {
+        send(&host, "batch", Message::new(format!("{{\"i\":{i}}}"))).await;
+    }
+    wait_until("six invocations", Duration::from_secs(30), || {
+        ends(&app, "Slow").len() == 6
+    })
+    .await;
+    let done = ends(&app, "Slow");
+    let mut most = 0;
+    for r in &done {
+        let t = r["started"].as_f64().unwrap() + 0.05;
+        let running = done
+            .iter()
+            .filter(|o| o["started"].as_f64().unwrap() <= t && o["ended"].as_f64().unwrap() > t)
+            .count();
+        most = most.max(running);
+    }
+    assert_eq!(most, 2, "two invocations at a time, never more");
     host.shutdown().await;
 }
 
