@@ -200,6 +200,7 @@ async fn process(
     shutdown: &CancellationToken,
 ) -> Result<u8, String> {
     let ctx = host.context();
+    let run = uuid::Uuid::new_v4().simple().to_string();
     let mut docs = Vec::new();
     for path in files {
         let content =
@@ -232,7 +233,9 @@ async fn process(
                 "parameters": parameters,
             });
             let message = Message::new(body.to_string())
-                .with_message_id(task_id.clone())
+                // Unique per run: a rerun on a kept --data-dir must not be dropped by duplicate
+                // detection; ProcessDocument's own effectively-once (by task id) reuses results.
+                .with_message_id(message_id(&task_id, &run))
                 .with_correlation_id(format!("run-{id}"))
                 .with_content_type("application/json");
             ctx.broker
@@ -354,6 +357,16 @@ async fn process(
         return Ok(super::EXIT_FAILED);
     }
     Ok(0)
+}
+
+/// `{taskId}#{run}`, or a hash of the task id when that would pass Service Bus's 128 characters.
+fn message_id(task_id: &str, run: &str) -> String {
+    let readable = format!("{task_id}#{run}");
+    if readable.chars().count() <= 128 {
+        readable
+    } else {
+        format!("{}#{run}", &sha256_hex(task_id.as_bytes())[..32])
+    }
 }
 
 fn mark(docs: &mut [Doc], task_id: &str, state: TaskState) {
