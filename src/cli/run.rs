@@ -173,7 +173,8 @@ fn document_id(path: &Path, content: &[u8]) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    format!("{}-{}", stem.trim_matches('-'), &sha256_hex(content)[..8])
+    let stem: String = stem.trim_matches('-').chars().take(60).collect();
+    format!("{stem}-{}", &sha256_hex(content)[..8])
 }
 
 fn content_type(path: &Path) -> &'static str {
