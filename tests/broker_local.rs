@@ -89,9 +89,7 @@ async fn sessions_over_the_local_rest_extension() {
     send_session(&h, "S", "S1").await;
     send_session(&h, "S", "S2").await;
     let response = h
-        .http
-        .post(h.url("sessions/$local/sessions/head?timeout=1"))
-        .header("authorization", h.token())
+        .authed(Method::POST, "sessions/$local/sessions/head?timeout=1")
         .send()
         .await
         .unwrap();
@@ -105,9 +103,10 @@ async fn sessions_over_the_local_rest_extension() {
     assert_eq!(response.bytes().await.unwrap(), "S1");
     assert_eq!(h.on_lock(Method::DELETE, &location).await, StatusCode::OK);
     let next = h
-        .http
-        .delete(h.url("sessions/$local/sessions/S/messages/head?timeout=0"))
-        .header("authorization", h.token())
+        .authed(
+            Method::DELETE,
+            "sessions/$local/sessions/S/messages/head?timeout=0",
+        )
         .header("x-local-session-lock-token", &token)
         .send()
         .await
@@ -115,9 +114,10 @@ async fn sessions_over_the_local_rest_extension() {
     assert_eq!(next.status(), StatusCode::OK);
     assert_eq!(next.bytes().await.unwrap(), "S2");
     let wrong = h
-        .http
-        .delete(h.url("sessions/$local/sessions/S/messages/head?timeout=0"))
-        .header("authorization", h.token())
+        .authed(
+            Method::DELETE,
+            "sessions/$local/sessions/S/messages/head?timeout=0",
+        )
         .header("x-local-session-lock-token", "not-the-token")
         .send()
         .await
@@ -238,9 +238,10 @@ async fn a_deferred_message_is_received_only_by_sequence_number() {
             .is_none()
     );
     let response = h
-        .http
-        .post(h.url(&format!("q/$local/deferred/{}", m.sequence_number)))
-        .header("authorization", h.token())
+        .authed(
+            Method::POST,
+            &format!("q/$local/deferred/{}", m.sequence_number),
+        )
         .send()
         .await
         .unwrap();
@@ -249,9 +250,7 @@ async fn a_deferred_message_is_received_only_by_sequence_number() {
         serde_json::from_str(response.headers()["brokerproperties"].to_str().unwrap()).unwrap();
     assert_eq!(props["State"], "Deferred");
     let missing = h
-        .http
-        .post(h.url("q/$local/deferred/999"))
-        .header("authorization", h.token())
+        .authed(Method::POST, "q/$local/deferred/999")
         .send()
         .await
         .unwrap();
@@ -352,9 +351,7 @@ async fn the_local_clock_endpoint_advances_time() {
     h.send("q", b"x", Value::Null, &[]).await;
     let first = h.lock("q").await.unwrap();
     let response = h
-        .http
-        .post(h.url("$local/clock?advance=PT6S"))
-        .header("authorization", h.token())
+        .authed(Method::POST, "$local/clock?advance=PT6S")
         .send()
         .await
         .unwrap();
@@ -364,9 +361,7 @@ async fn the_local_clock_endpoint_advances_time() {
         StatusCode::NOT_FOUND
     );
     let bad = h
-        .http
-        .post(h.url("$local/clock?advance=soon"))
-        .header("authorization", h.token())
+        .authed(Method::POST, "$local/clock?advance=soon")
         .send()
         .await
         .unwrap();

@@ -106,9 +106,7 @@ async fn a_missing_entity_is_410() {
         StatusCode::GONE
     );
     let response = h
-        .http
-        .post(h.url("nope/messages/head?timeout=0"))
-        .header("authorization", h.token())
+        .authed(Method::POST, "nope/messages/head?timeout=0")
         .send()
         .await
         .unwrap();
@@ -220,9 +218,7 @@ async fn read_only_broker_properties_are_ignored_on_send() {
 
 async fn send_batch(h: &Harness, entity: &str, batch: Value, extra: &[(&str, &str)]) -> StatusCode {
     let mut request = h
-        .http
-        .post(h.url(&format!("{entity}/messages")))
-        .header("authorization", h.token())
+        .authed(Method::POST, &format!("{entity}/messages"))
         .header("content-type", "application/vnd.microsoft.servicebus.json")
         .body(batch.to_string());
     for (k, v) in extra {
@@ -652,9 +648,7 @@ async fn a_cancelled_scheduled_message_is_never_delivered() {
         .unwrap()
         .to_string();
     let cancel = h
-        .http
-        .delete(h.url(&format!("q/$local/scheduled/{seq}")))
-        .header("authorization", h.token())
+        .authed(Method::DELETE, &format!("q/$local/scheduled/{seq}"))
         .send()
         .await
         .unwrap();
@@ -899,9 +893,7 @@ async fn a_session_queue_refuses_messages_without_a_session_id() {
 async fn a_plain_receive_on_a_session_entity_is_405() {
     let h = Harness::start().await;
     let response = h
-        .http
-        .post(h.url("sessions/messages/head?timeout=0"))
-        .header("authorization", h.token())
+        .authed(Method::POST, "sessions/messages/head?timeout=0")
         .send()
         .await
         .unwrap();

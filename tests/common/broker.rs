@@ -255,6 +255,13 @@ impl Harness {
             .status()
     }
 
+    /// A request to `path` carrying the root token.
+    pub fn authed(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .header("authorization", self.token())
+    }
+
     pub fn advance(&self, seconds: u64) {
         self.broker.advance_clock(Duration::from_secs(seconds));
     }
