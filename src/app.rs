@@ -10,9 +10,15 @@ use crate::ai::offline::OfflineProvider;
 use crate::ai::openai::{Auth, Endpoint, OpenAiOptions, OpenAiProvider};
 use crate::blob::{BlobStore, LocalFolderStore};
 use crate::config::{AiSettings, Settings};
-use crate::functions::process_document::{ServiceBusOutcomeSink, TRIGGER_QUEUE};
-use crate::functions::{ProcessDocument, Registry};
-use crate::servicebus::{ServiceBusClient, ServiceBusClientOptions};
+use crate::functions::context::PipelineContext;
+use crate::functions::process_document::{ProcessOptions, TRIGGER_QUEUE};
+use crate::functions::{
+    AggregateResults, AnalyzeDocument, AuditLog, GetDocument, NotifySubmitter, ProcessDocument,
+    Registry, SubmitDocument, SummarizeChunk,
+};
+use crate::pipeline::store::DocumentStore;
+use crate::servicebus::sender::NotConfigured;
+use crate::servicebus::{MessageSender, ServiceBusClient, ServiceBusClientOptions};
 use crate::topology::Topology;
 
 /// Errors building the app from valid settings (credentials, HTTP clients).
@@ -78,9 +84,9 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
 
 /// The functions served by `docflow serve`, built from settings.
 ///
-/// The trigger queue's `MaxDeliveryCount` comes from the topology file when it is there, and
-/// failed outcomes of last deliveries go out over `ServiceBusConnection` when it is configured;
-/// without either, ProcessDocument still works and only that report is skipped (logged).
+/// The trigger queue's `MaxDeliveryCount` comes from the topology file when it is there (to
+/// recognise last deliveries). Without `ServiceBusConnection`, every function that sends
+/// messages answers with an error naming the missing setting.
 pub fn registry(settings: &Settings) -> Result<Registry, WiringError> {
     let blobs: Arc<dyn BlobStore> = Arc::new(LocalFolderStore::new(&settings.blob_dir));
     let ai = ai_provider(&settings.ai)?;
@@ -88,20 +94,47 @@ pub fn registry(settings: &Settings) -> Result<Registry, WiringError> {
     match Topology::load(&settings.topology) {
         Ok(topology) => process.max_delivery_count = topology.max_delivery_count(TRIGGER_QUEUE),
         Err(e) => {
-            tracing::warn!(error = %e, "no topology: last deliveries of poison messages will not be reported")
+            tracing::warn!(error = %e, "no topology: last deliveries of failing messages will not be reported")
         }
     }
-    let mut function = ProcessDocument::new(blobs, ai, process);
-    match &settings.service_bus {
-        Some(namespace) => {
-            let client =
-                ServiceBusClient::new(namespace.clone(), ServiceBusClientOptions::default())
-                    .map_err(|e| WiringError::Credential(e.to_string()))?;
-            function = function.with_outcome_sink(Arc::new(ServiceBusOutcomeSink::new(client)));
-        }
-        None => tracing::warn!(
-            "ServiceBusConnection is not configured: last deliveries of poison messages will not be reported"
+    let bus: Arc<dyn MessageSender> = match &settings.service_bus {
+        Some(namespace) => Arc::new(
+            ServiceBusClient::new(namespace.clone(), ServiceBusClientOptions::default())
+                .map_err(|e| WiringError::Credential(e.to_string()))?,
         ),
-    }
-    Ok(Registry::new().with(Arc::new(function)))
+        None => {
+            tracing::warn!(
+                "ServiceBusConnection is not configured: functions that send messages will fail"
+            );
+            Arc::new(NotConfigured("ServiceBusConnection".into()))
+        }
+    };
+    Ok(functions(blobs, ai, bus, settings, process))
+}
+
+/// Every function of the app over the given seams.
+pub fn functions(
+    blobs: Arc<dyn BlobStore>,
+    ai: Arc<dyn AiProvider>,
+    bus: Arc<dyn MessageSender>,
+    settings: &Settings,
+    process: ProcessOptions,
+) -> Registry {
+    let store = DocumentStore::new(blobs.clone(), settings.containers.clone());
+    let ctx = PipelineContext {
+        store: store.clone(),
+        bus: bus.clone(),
+        options: settings.pipeline.clone(),
+    };
+    Registry::new()
+        .with_http(Arc::new(SubmitDocument::new(ctx.clone())))
+        .with_http(Arc::new(GetDocument::new(ctx.clone())))
+        .with(Arc::new(AnalyzeDocument::new(ctx.clone())))
+        .with(Arc::new(
+            ProcessDocument::new(blobs, ai.clone(), process.clone()).with_bus(bus.clone()),
+        ))
+        .with(Arc::new(SummarizeChunk::new(store, ai, bus, process)))
+        .with(Arc::new(AggregateResults::new(ctx.clone())))
+        .with(Arc::new(NotifySubmitter::new(ctx.clone())))
+        .with(Arc::new(AuditLog::new(ctx)))
 }

@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::functions::context::PipelineOptions;
 use crate::functions::process_document::ProcessOptions;
+use crate::pipeline::store::Containers;
 use crate::servicebus::connection::{ConnectionError, Namespace};
 
 /// Default time allowed for in-flight invocations to finish on shutdown.
@@ -96,6 +98,10 @@ pub struct Settings {
     pub topology: PathBuf,
     /// The Service Bus namespace of `ServiceBusConnection`, when configured.
     pub service_bus: Option<Namespace>,
+    /// The pipeline functions' options.
+    pub pipeline: PipelineOptions,
+    /// Blob containers.
+    pub containers: Containers,
 }
 
 impl Settings {
@@ -200,6 +206,69 @@ impl Settings {
                 defaults.max_content_bytes,
             )?,
             max_delivery_count: None,
+            context_tokens: number(
+                &get,
+                "DOCFLOW_CONTEXT_TOKENS",
+                defaults.context_tokens as u64,
+            )?
+            .max(16) as usize,
+            max_transient_retries: number(
+                &get,
+                "DOCFLOW_MAX_TRANSIENT_RETRIES",
+                u64::from(defaults.max_transient_retries),
+            )?
+            .min(u64::from(u32::MAX)) as u32,
+            max_rate_limit_retries: number(
+                &get,
+                "DOCFLOW_MAX_RATE_LIMIT_RETRIES",
+                u64::from(defaults.max_rate_limit_retries),
+            )?
+            .min(u64::from(u32::MAX)) as u32,
+            retry_base: Duration::from_millis(number(
+                &get,
+                "DOCFLOW_RETRY_BASE_MS",
+                defaults.retry_base.as_millis() as u64,
+            )?),
+            retry_cap: Duration::from_secs(number(
+                &get,
+                "DOCFLOW_RETRY_CAP_SECS",
+                defaults.retry_cap.as_secs(),
+            )?),
+        };
+        let pipeline_defaults = PipelineOptions::default();
+        let pipeline = PipelineOptions {
+            max_submission_bytes: number(
+                &get,
+                "DOCFLOW_MAX_SUBMISSION_BYTES",
+                pipeline_defaults.max_submission_bytes as u64,
+            )?
+            .min(crate::server::MAX_REQUEST_BYTES as u64)
+                as usize,
+            retry_after_secs: number(
+                &get,
+                "DOCFLOW_STATUS_RETRY_AFTER_SECS",
+                pipeline_defaults.retry_after_secs,
+            )?,
+            analysis_deadline: Duration::from_secs(number(
+                &get,
+                "DOCFLOW_ANALYSIS_DEADLINE_SECS",
+                pipeline_defaults.analysis_deadline.as_secs(),
+            )?),
+            route_prefix: get("DOCFLOW_ROUTE_PREFIX").unwrap_or(pipeline_defaults.route_prefix),
+            callback_secret: get("DOCFLOW_CALLBACK_SECRET"),
+            callback_timeout: Duration::from_secs(number(
+                &get,
+                "DOCFLOW_CALLBACK_TIMEOUT_SECS",
+                pipeline_defaults.callback_timeout.as_secs(),
+            )?),
+            callback_allow_private: boolean(&get, "DOCFLOW_CALLBACK_ALLOW_PRIVATE_NETWORKS")?,
+        };
+        let container_defaults = Containers::default();
+        let containers = Containers {
+            payloads: get("DOCFLOW_PAYLOAD_CONTAINER").unwrap_or(container_defaults.payloads),
+            results: process.results_container.clone(),
+            state: process.state_container.clone(),
+            audit: get("DOCFLOW_AUDIT_CONTAINER").unwrap_or(container_defaults.audit),
         };
         let service_bus = match Namespace::from_setting("ServiceBusConnection", lookup) {
             Ok(ns) => Some(ns),
@@ -215,6 +284,8 @@ impl Settings {
                 .map_or_else(|| PathBuf::from(".docflow/blobs"), PathBuf::from),
             ai,
             process,
+            pipeline,
+            containers,
             drain_timeout: Duration::from_secs(number(
                 &get,
                 "DOCFLOW_DRAIN_TIMEOUT_SECS",
@@ -234,6 +305,19 @@ fn parse_port(name: &'static str, value: &str) -> Result<u16, ConfigError> {
             value: value.to_string(),
             expected: "a TCP port from 1 to 65535",
         })
+}
+
+fn boolean(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if v == "true" || v == "1" => Ok(true),
+        Some(v) if v == "false" || v == "0" => Ok(false),
+        Some(v) => Err(ConfigError::Invalid {
+            name,
+            value: v,
+            expected: "true or false",
+        }),
+    }
 }
 
 fn number(

@@ -5,6 +5,7 @@
 //! - [`server`]: the warp server the host calls (`GET /`, `POST /{FunctionName}`), shutdown.
 //! - [`functions`]: one module per Function and the registry the server dispatches to.
 //! - [`outcome`]: the one place where a function's outcome becomes the host's response.
+//! - [`pipeline`]: the document pipeline's events, state, submissions, chunking, storage.
 //! - [`task`]: the message schemas (`ai.task.v1`, `ai.task-result.v1`, `ai.task-outcome.v1`).
 //! - [`poison`]: poison records, so redeliveries of a bad message fail fast.
 //! - [`ai`]: the AI provider seam (offline deterministic, OpenAI-compatible HTTP).
@@ -29,6 +30,7 @@ pub mod functions;
 pub mod host;
 pub mod identity;
 pub mod outcome;
+pub mod pipeline;
 pub mod poison;
 pub mod protocol;
 pub mod server;

@@ -47,6 +47,15 @@ impl Outcome {
         }
     }
 
+    /// A poison outcome found now (not from a record).
+    pub fn poison(reason: &str, description: impl Into<String>) -> Self {
+        Self::Poison {
+            reason: reason.to_string(),
+            description: description.into(),
+            known: false,
+        }
+    }
+
     /// The HTTP status and JSON body the host receives.
     pub fn into_reply(self) -> (StatusCode, Value) {
         match self {

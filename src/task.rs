@@ -345,6 +345,54 @@ fn invalid(field: &'static str, problem: &str) -> TaskError {
     }
 }
 
+/// An `ai.task.v1` message as senders write it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskMessage {
+    /// Always [`TASK_SCHEMA`].
+    pub schema: &'static str,
+    /// `{documentId}:{kind}`.
+    pub task_id: String,
+    /// The document.
+    pub document_id: String,
+    /// Correlation id of the submission.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// Task kind.
+    pub kind: String,
+    /// The text, by reference.
+    pub input: TaskMessageInput,
+    /// Kind-specific parameters (`maxWords`, `labels`).
+    pub parameters: TaskParameters,
+}
+
+/// `input` of a sent task: always a claim-check reference.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskMessageInput {
+    /// The document's text.
+    pub content_ref: ContentRef,
+}
+
+/// `parameters` of a sent task.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskParameters {
+    /// `summarize`: summary length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_words: Option<u32>,
+    /// `classify`: candidate labels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+}
+
+impl TaskMessage {
+    /// The JSON body.
+    pub fn to_body(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a task message serializes")
+    }
+}
+
 /// The stored result of a task (`ai.task-result.v1`), written once under its task id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -364,6 +412,10 @@ pub struct TaskResult {
     pub usage: TokenUsage,
     /// The result, tagged with its kind.
     pub output: TaskOutput,
+    /// The document was longer than the provider's context budget and only its beginning was
+    /// used (classification, entities, sentiment).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 impl TaskResult {
@@ -377,6 +429,7 @@ impl TaskResult {
             model: answer.model,
             usage: answer.usage,
             output: answer.output,
+            truncated: false,
         }
     }
 }
@@ -440,6 +493,16 @@ pub struct TaskOutcome {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<OutcomeError>,
+    /// Deliveries and scheduled retries the task took, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Time spent in the provider for the answer, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// True when this is the last delivery of a failing message, which Service Bus
+    /// dead-letters (`MaxDeliveryCountExceeded`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dead_lettered: bool,
 }
 
 impl TaskOutcome {
@@ -460,6 +523,9 @@ impl TaskOutcome {
                 reason: reason.to_string(),
                 description: description.to_string(),
             }),
+            attempts: None,
+            duration_ms: None,
+            dead_lettered: false,
         }
     }
 
@@ -482,6 +548,9 @@ impl TaskOutcome {
             usage: result.usage,
             reused,
             error: None,
+            attempts: None,
+            duration_ms: None,
+            dead_lettered: false,
         }
     }
 }

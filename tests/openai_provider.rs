@@ -178,7 +178,8 @@ async fn embeddings_call_the_embeddings_endpoint() {
         out.output,
         TaskOutput::Embed {
             dimensions: 2,
-            vector: vec![0.6, 0.8]
+            vector: vec![0.6, 0.8],
+            chunks: vec![]
         }
     );
     assert_eq!(

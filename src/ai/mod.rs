@@ -125,9 +125,24 @@ pub enum TaskOutput {
     Embed {
         /// Vector length.
         dimensions: usize,
-        /// The vector.
+        /// The vector (for a chunked document, the normalised mean of its chunks' vectors).
         vector: Vec<f32>,
+        /// A long document's chunks with their own vectors (the RAG-ready form); empty when
+        /// the document was embedded whole.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        chunks: Vec<EmbeddedChunk>,
     },
+}
+
+/// One chunk of a long document with its embedding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddedChunk {
+    /// Byte offset of the chunk's first character in the stored text.
+    pub start: usize,
+    /// Byte offset one past its end.
+    pub end: usize,
+    /// Its vector.
+    pub vector: Vec<f32>,
 }
 
 /// One label's score in a classification.

@@ -223,6 +223,7 @@ impl OpenAiProvider {
             output: TaskOutput::Embed {
                 dimensions: vector.len(),
                 vector,
+                chunks: Vec::new(),
             },
         })
     }

@@ -3,14 +3,34 @@
 //! A function's name is its folder name at the app root (`ProcessDocument/function.json`),
 //! which is also the path the host POSTs to.
 
+pub mod aggregate_results;
+pub mod analyze_document;
+pub mod audit_log;
+pub mod content;
+pub mod context;
+pub mod get_document;
+pub mod http;
+pub mod notify_submitter;
 pub mod process_document;
+pub mod retry;
+pub mod submit_document;
+pub mod summarize_chunk;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use aggregate_results::AggregateResults;
+pub use analyze_document::AnalyzeDocument;
+pub use audit_log::AuditLog;
+pub use get_document::GetDocument;
+pub use notify_submitter::NotifySubmitter;
 pub use process_document::ProcessDocument;
+pub use submit_document::SubmitDocument;
+pub use summarize_chunk::SummarizeChunk;
+
+use self::http::HttpFunction;
 
 use crate::outcome::Outcome;
 use crate::protocol::InvocationRequest;
@@ -38,6 +58,21 @@ pub trait Function: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Registry {
     functions: BTreeMap<String, Arc<dyn Function>>,
+    http: Vec<Arc<dyn HttpFunction>>,
+}
+
+/// An HTTP function in payload mode.
+struct PayloadMode(Arc<dyn HttpFunction>);
+
+#[async_trait]
+impl Function for PayloadMode {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    async fn invoke(&self, _invocation: &Invocation, request: InvocationRequest) -> Outcome {
+        http::invoke_payload_mode(self.0.as_ref(), request).await
+    }
 }
 
 impl Registry {
@@ -50,6 +85,19 @@ impl Registry {
     pub fn with(mut self, function: Arc<dyn Function>) -> Self {
         self.functions.insert(function.name().to_string(), function);
         self
+    }
+
+    /// Adds an HTTP function: served as `POST /{name}` in payload mode and at its own route
+    /// in forwarding mode.
+    pub fn with_http(mut self, function: Arc<dyn HttpFunction>) -> Self {
+        self = self.with(Arc::new(PayloadMode(function.clone())));
+        self.http.push(function);
+        self
+    }
+
+    /// The HTTP functions, for forwarding mode.
+    pub fn http_functions(&self) -> &[Arc<dyn HttpFunction>] {
+        &self.http
     }
 
     /// The function of that name (exact spelling, as the host sends it).

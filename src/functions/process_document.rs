@@ -7,26 +7,40 @@
 //! 2. validates the task (unknown schema, kind or parameters → poison);
 //! 3. completes without the provider when the result already exists (redelivery, duplicate);
 //! 4. reads the input (missing or corrupt content → poison);
-//! 5. calls the provider (rate limits wait in place when short; rejections → poison);
-//! 6. stores the result with create-if-absent, so concurrent deliveries store one result.
+//! 5. hands a long document's summary to the refine chain on `summary-chunks`, embeds a long
+//!    document chunk by chunk, and runs the other kinds on its first chunk;
+//! 6. calls the provider: short rate limits wait in place; longer ones and transient failures
+//!    retry later (a scheduled copy, the original completed); rejections → poison;
+//! 7. stores the result with create-if-absent, so concurrent deliveries store one result.
+//!
+//! Every task ends with an outcome: a failure past the retry caps is a `failed` outcome on the
+//! output binding, and the last delivery before dead-lettering sends one directly.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 use tracing::{Span, error, info, warn};
 
+use super::content::{ContentError, load_text};
+use super::context::SUMMARY_CHUNKS_QUEUE;
+use super::retry::{RetryCounts, backoff, jitter, scheduled_copy};
 use super::{Function, Invocation};
-use crate::ai::{AiOutput, AiProvider, AiRequest, ProviderError};
+use crate::ai::{
+    AiOutput, AiProvider, AiRequest, EmbeddedChunk, Operation, ProviderError, TaskOutput,
+    TokenUsage,
+};
 use crate::blob::{BlobError, BlobStore};
 use crate::outcome::Outcome;
+use crate::pipeline::chunking::{chunk, estimate_tokens};
+use crate::pipeline::events::{CHUNK_STEP_SCHEMA, ChunkStep};
 use crate::poison::{POISON_SCHEMA, PoisonRecord, PoisonRecords, poison_key, sha256_hex};
 use crate::protocol::{InvocationRequest, InvocationResponse, ServiceBusMessage, TriggerDataType};
+use crate::servicebus::{Message, MessageSender};
 use crate::task::{
-    AiTask, ContentRef, ResultRef, TaskInput, TaskOutcome, TaskResult, parse_task,
-    result_blob_name, task_id_of,
+    AiTask, ResultRef, TaskInput, TaskOutcome, TaskResult, parse_task, result_blob_name, task_id_of,
 };
 
 /// The trigger binding's `name` in `ProcessDocument/function.json`.
@@ -41,15 +55,25 @@ pub struct ProcessOptions {
     pub results_container: String,
     /// Container of processing state (poison records).
     pub state_container: String,
-    /// Longest rate-limit wait spent in place; a longer one abandons the message instead.
+    /// Longest rate-limit wait spent in place; a longer one retries later instead.
     pub max_inline_retry_wait: Duration,
     /// Provider calls running at once in this process.
     pub max_concurrent_ai_calls: usize,
     /// Largest referenced document read, in bytes.
     pub max_content_bytes: u64,
-    /// `MaxDeliveryCount` of the trigger queue, to recognise a poison message's last delivery
-    /// (`None`: unknown, so no failed outcome is sent).
+    /// `MaxDeliveryCount` of the trigger queue, to recognise a message's last delivery
+    /// (`None`: unknown, so no failed outcome is sent then).
     pub max_delivery_count: Option<u32>,
+    /// The provider's context budget in tokens: longer documents are chunked.
+    pub context_tokens: usize,
+    /// Retries later for transient provider failures before the task fails.
+    pub max_transient_retries: u32,
+    /// Retries later for rate limits before the task fails.
+    pub max_rate_limit_retries: u32,
+    /// First backoff of a transient failure; doubled per failure.
+    pub retry_base: Duration,
+    /// Longest backoff.
+    pub retry_cap: Duration,
 }
 
 impl Default for ProcessOptions {
@@ -62,6 +86,13 @@ impl Default for ProcessOptions {
             // Far above any text document; a larger blob is almost surely not text.
             max_content_bytes: 32 * 1024 * 1024,
             max_delivery_count: None,
+            // Fits the smallest common context windows (8k) with room for prompt and answer.
+            context_tokens: 6_000,
+            max_transient_retries: 6,
+            // A rate limit is the endpoint's pace, not a fault: be patient, but not forever.
+            max_rate_limit_retries: 50,
+            retry_base: Duration::from_secs(2),
+            retry_cap: Duration::from_secs(300),
         }
     }
 }
@@ -71,43 +102,6 @@ pub const TRIGGER_QUEUE: &str = "ai-tasks";
 /// The queue outcomes go to (`ProcessDocument/function.json`).
 pub const OUTCOME_QUEUE: &str = "task-results";
 
-/// Where a failed outcome goes on a poison message's last delivery. The reply is non-2xx then,
-/// so the output binding cannot carry it; it is sent directly over Service Bus, so that the
-/// aggregator still hears of every task.
-#[async_trait]
-pub trait OutcomeSink: Send + Sync {
-    /// Sends `outcome` with this `MessageId` (duplicate detection drops repeats).
-    async fn send_outcome(&self, outcome: &TaskOutcome, message_id: &str) -> Result<(), String>;
-}
-
-/// [`OutcomeSink`] over docflow's Service Bus client.
-pub struct ServiceBusOutcomeSink {
-    client: crate::servicebus::ServiceBusClient,
-}
-
-impl ServiceBusOutcomeSink {
-    /// A sink sending to [`OUTCOME_QUEUE`].
-    pub fn new(client: crate::servicebus::ServiceBusClient) -> Self {
-        Self { client }
-    }
-}
-
-#[async_trait]
-impl OutcomeSink for ServiceBusOutcomeSink {
-    async fn send_outcome(&self, outcome: &TaskOutcome, message_id: &str) -> Result<(), String> {
-        let body = serde_json::to_string(outcome).expect("an outcome serializes");
-        let mut message = crate::servicebus::Message::new(body)
-            .with_message_id(message_id)
-            .with_content_type("application/json");
-        message.correlation_id = outcome.correlation_id.clone();
-        self.client
-            .send_message(OUTCOME_QUEUE, &message)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-}
-
 /// The ProcessDocument function.
 pub struct ProcessDocument {
     blobs: Arc<dyn BlobStore>,
@@ -115,7 +109,7 @@ pub struct ProcessDocument {
     poison: PoisonRecords,
     options: ProcessOptions,
     ai_slots: Semaphore,
-    outcomes: Option<Arc<dyn OutcomeSink>>,
+    bus: Option<Arc<dyn MessageSender>>,
 }
 
 /// Why a delivery stopped early, before it becomes an [`Outcome`].
@@ -128,6 +122,13 @@ enum Stop {
         reason: &'static str,
         description: String,
     },
+    /// Try again after `delay` without burning a delivery.
+    RetryLater {
+        reason: &'static str,
+        description: String,
+        delay: Duration,
+        rate_limited: bool,
+    },
 }
 
 impl From<BlobError> for Stop {
@@ -137,6 +138,24 @@ impl From<BlobError> for Stop {
             description: e.to_string(),
         }
     }
+}
+
+impl From<ContentError> for Stop {
+    fn from(e: ContentError) -> Self {
+        match e {
+            ContentError::Poison(reason, description) => Stop::Poison {
+                reason: reason.into(),
+                description,
+            },
+            ContentError::Storage(e) => e.into(),
+        }
+    }
+}
+
+/// One delivery's context.
+struct Delivery<'a> {
+    message: &'a ServiceBusMessage,
+    counts: RetryCounts,
 }
 
 impl ProcessDocument {
@@ -152,25 +171,26 @@ impl ProcessDocument {
             blobs,
             ai,
             options,
-            outcomes: None,
+            bus: None,
         }
     }
 
-    /// Sends failed outcomes of poison messages' last deliveries to `sink`.
-    pub fn with_outcome_sink(mut self, sink: Arc<dyn OutcomeSink>) -> Self {
-        self.outcomes = Some(sink);
+    /// Sends scheduled retries, refine steps and last-delivery outcomes over `bus`. Without
+    /// one, retries later degrade to redeliveries and long summaries to their first chunk.
+    pub fn with_bus(mut self, bus: Arc<dyn MessageSender>) -> Self {
+        self.bus = Some(bus);
         self
     }
 
-    /// On a poison message's last delivery, tells the aggregator the task failed.
+    /// On a failing message's last delivery, tells the aggregator the task failed.
     async fn report_last_failure(
         &self,
         message: &ServiceBusMessage,
         reason: &str,
         description: &str,
     ) {
-        let (Some(sink), Some(max), Some(count)) = (
-            &self.outcomes,
+        let (Some(bus), Some(max), Some(count)) = (
+            &self.bus,
             self.options.max_delivery_count,
             message.properties.delivery_count,
         ) else {
@@ -181,17 +201,23 @@ impl ProcessDocument {
         }
         let Some(identity) = crate::task::outcome_identity(&message.body) else {
             warn!(
-                "last delivery of a poison message without a task id; no outcome can be reported"
+                "last delivery of a failing message without a task id; no outcome can be reported"
             );
             return;
         };
-        let outcome = TaskOutcome::failed(&identity, reason, description);
+        let mut outcome = TaskOutcome::failed(&identity, reason, description);
+        outcome.dead_lettered = true;
+        outcome.attempts = Some(RetryCounts::of(message).attempts(message));
         let message_id = format!(
             "{}:failed:{}",
             identity.task_id,
             &sha256_hex(&message.body)[..16]
         );
-        match sink.send_outcome(&outcome, &message_id).await {
+        let mut sent = Message::new(serde_json::to_vec(&outcome).expect("an outcome serializes"))
+            .with_message_id(message_id)
+            .with_content_type("application/json");
+        sent.correlation_id = outcome.correlation_id.clone();
+        match bus.send(OUTCOME_QUEUE, &sent).await {
             Ok(()) => {
                 info!(task_id = %identity.task_id, %reason, "last delivery failed; failed outcome sent")
             }
@@ -201,23 +227,45 @@ impl ProcessDocument {
         }
     }
 
-    async fn process(&self, task: &AiTask) -> Result<InvocationResponse, Stop> {
+    async fn process(
+        &self,
+        task: &AiTask,
+        delivery: &Delivery<'_>,
+    ) -> Result<InvocationResponse, Stop> {
         let location = ResultRef {
             container: self.options.results_container.clone(),
             blob: result_blob_name(&task.task_id),
         };
         if let Some(existing) = self.stored_result(&location).await? {
             info!(task_id = %task.task_id, "result already stored; completing without a provider call");
-            return Ok(self.done(task, &existing, location, true));
+            return Ok(self.done(task, &existing, location, true, delivery, None));
         }
-        let text = self.load_text(&task.input).await?;
-        let answer = self
-            .call_provider(AiRequest {
-                operation: task.operation.clone(),
-                text,
-            })
-            .await?;
-        let result = TaskResult::new(task, answer);
+        let text = load_text(
+            self.blobs.as_ref(),
+            &task.input,
+            self.options.max_content_bytes,
+        )
+        .await?;
+        let started = Instant::now();
+        let (answer, truncated) = if estimate_tokens(&text) <= self.options.context_tokens {
+            (
+                self.call_provider(task.operation.clone(), text).await?,
+                false,
+            )
+        } else {
+            match self.long_document(task, &text).await? {
+                Some(answer) => answer,
+                None => {
+                    return Ok(InvocationResponse::new().log(format!(
+                        "task {}: long document; refine summary started on {SUMMARY_CHUNKS_QUEUE}",
+                        task.task_id
+                    )));
+                }
+            }
+        };
+        let elapsed = started.elapsed();
+        let mut result = TaskResult::new(task, answer);
+        result.truncated = truncated;
         let bytes = serde_json::to_vec(&result).expect("a task result serializes");
         match self
             .blobs
@@ -229,13 +277,99 @@ impl ProcessDocument {
             )
             .await
         {
-            Ok(_) => Ok(self.done(task, &result, location, false)),
+            Ok(_) => Ok(self.done(task, &result, location, false, delivery, Some(elapsed))),
             Err(BlobError::AlreadyExists { .. }) => {
                 warn!(task_id = %task.task_id, "a concurrent delivery stored the result first; reporting that one");
                 let winner = self.stored_result(&location).await?.unwrap_or(result);
-                Ok(self.done(task, &winner, location, true))
+                Ok(self.done(task, &winner, location, true, delivery, None))
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A document longer than the context budget. `None`: the summary went to the refine chain.
+    async fn long_document(
+        &self,
+        task: &AiTask,
+        text: &str,
+    ) -> Result<Option<(AiOutput, bool)>, Stop> {
+        let spans = chunk(text, self.options.context_tokens);
+        match &task.operation {
+            Operation::Summarize { max_words } => {
+                if let (Some(bus), TaskInput::ContentRef(content)) = (&self.bus, &task.input) {
+                    let step = ChunkStep {
+                        schema: CHUNK_STEP_SCHEMA.into(),
+                        task_id: task.task_id.clone(),
+                        document_id: task.document_id.clone(),
+                        correlation_id: task.correlation_id.clone(),
+                        content: content.clone(),
+                        chunks: spans.clone(),
+                        index: 0,
+                        running_summary: String::new(),
+                        max_words: *max_words,
+                        usage: TokenUsage::default(),
+                    };
+                    send_step(bus.as_ref(), &step)
+                        .await
+                        .map_err(|e| Stop::Transient {
+                            reason: "ServiceBusUnavailable",
+                            description: e,
+                        })?;
+                    info!(
+                        chunks = spans.len(),
+                        "long document; refine summary started"
+                    );
+                    return Ok(None);
+                }
+                let first = &text[spans[0].start..spans[0].end];
+                Ok(Some((
+                    self.call_provider(task.operation.clone(), first.into())
+                        .await?,
+                    true,
+                )))
+            }
+            Operation::Embed => {
+                let mut chunks = Vec::with_capacity(spans.len());
+                let mut usage = TokenUsage::default();
+                let mut model = String::new();
+                for span in &spans {
+                    let answer = self
+                        .call_provider(Operation::Embed, text[span.start..span.end].into())
+                        .await?;
+                    usage = TokenUsage::new(
+                        usage.input_tokens + answer.usage.input_tokens,
+                        usage.output_tokens + answer.usage.output_tokens,
+                    );
+                    model = answer.model;
+                    if let TaskOutput::Embed { vector, .. } = answer.output {
+                        chunks.push(EmbeddedChunk {
+                            start: span.start,
+                            end: span.end,
+                            vector,
+                        });
+                    }
+                }
+                let vector = mean_vector(&chunks);
+                Ok(Some((
+                    AiOutput {
+                        model,
+                        usage,
+                        output: TaskOutput::Embed {
+                            dimensions: vector.len(),
+                            vector,
+                            chunks,
+                        },
+                    },
+                    false,
+                )))
+            }
+            other => {
+                let first = &text[spans[0].start..spans[0].end];
+                Ok(Some((
+                    self.call_provider(other.clone(), first.into()).await?,
+                    true,
+                )))
+            }
         }
     }
 
@@ -261,9 +395,12 @@ impl ProcessDocument {
         result: &TaskResult,
         location: ResultRef,
         reused: bool,
+        delivery: &Delivery<'_>,
+        elapsed: Option<Duration>,
     ) -> InvocationResponse {
-        let outcome = TaskOutcome::succeeded(task, result, location, reused);
-        let body = serde_json::to_string(&outcome).expect("an outcome serializes");
+        let mut outcome = TaskOutcome::succeeded(task, result, location, reused);
+        outcome.attempts = Some(delivery.counts.attempts(delivery.message));
+        outcome.duration_ms = elapsed.map(|d| d.as_millis() as u64);
         let line = format!(
             "task {} succeeded with {} ({} tokens{})",
             task.task_id,
@@ -271,44 +408,12 @@ impl ProcessDocument {
             result.usage.total_tokens,
             if reused { ", result reused" } else { "" }
         );
-        InvocationResponse::new()
-            .service_bus_messages(OUTCOME_BINDING, [body])
-            .log(line)
-    }
-
-    async fn load_text(&self, input: &TaskInput) -> Result<String, Stop> {
-        let reference = match input {
-            TaskInput::Text(text) => return Ok(text.clone()),
-            TaskInput::ContentRef(reference) => reference,
-        };
-        let poison = |reason: &str, description: String| Stop::Poison {
-            reason: reason.to_string(),
-            description,
-        };
-        let blob = match self.blobs.get(&reference.container, &reference.blob).await {
-            Ok(blob) => blob,
-            Err(BlobError::NotFound { container, name }) => {
-                return Err(poison(
-                    "ContentNotFound",
-                    format!("referenced content {container}/{name} does not exist"),
-                ));
-            }
-            Err(e @ BlobError::InvalidName { .. }) => {
-                return Err(poison("InvalidContentRef", e.to_string()));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        check_content(
-            reference,
-            &blob.data,
-            &blob.properties.content_type,
-            self.options.max_content_bytes,
-        )
-        .map_err(|(reason, description)| poison(reason, description))
+        outcome_response(&outcome).log(line)
     }
 
     /// Calls the provider, waiting in place for short rate-limit delays.
-    async fn call_provider(&self, request: AiRequest) -> Result<AiOutput, Stop> {
+    async fn call_provider(&self, operation: Operation, text: String) -> Result<AiOutput, Stop> {
+        let request = AiRequest { operation, text };
         let mut waited = Duration::ZERO;
         loop {
             let result = {
@@ -329,17 +434,19 @@ impl ProcessDocument {
                     waited += delay;
                 }
                 Err(ProviderError::RetryAfter { delay, detail }) => {
-                    return Err(Stop::Transient {
+                    return Err(Stop::RetryLater {
                         reason: "RateLimited",
-                        description: format!(
-                            "provider asked to wait {delay:?}, longer than waiting in place allows: {detail}"
-                        ),
+                        description: format!("provider asked to wait {delay:?}: {detail}"),
+                        delay,
+                        rate_limited: true,
                     });
                 }
                 Err(ProviderError::Transient { detail }) => {
-                    return Err(Stop::Transient {
+                    return Err(Stop::RetryLater {
                         reason: "ProviderUnavailable",
                         description: detail,
+                        delay: Duration::ZERO,
+                        rate_limited: false,
                     });
                 }
                 Err(ProviderError::Rejected { reason, detail }) => {
@@ -348,6 +455,78 @@ impl ProcessDocument {
                         description: detail,
                     });
                 }
+            }
+        }
+    }
+
+    /// Sends the scheduled copy and completes, or fails the task past the caps.
+    async fn retry_later(
+        &self,
+        task: &AiTask,
+        delivery: &Delivery<'_>,
+        stop: (&'static str, String, Duration, bool),
+    ) -> Outcome {
+        let (reason, description, delay, rate_limited) = stop;
+        let Some(bus) = &self.bus else {
+            warn!(%reason, %description, "transient failure; the message will be redelivered");
+            return Outcome::transient(reason, description);
+        };
+        let mut counts = delivery.counts;
+        counts.retries += 1;
+        let (count, cap) = if rate_limited {
+            counts.rate_limited += 1;
+            (counts.rate_limited, self.options.max_rate_limit_retries)
+        } else {
+            counts.transient += 1;
+            (counts.transient, self.options.max_transient_retries)
+        };
+        if count > cap {
+            warn!(%reason, count, "retries exhausted; the task fails");
+            let identity = crate::task::TaskIdentity {
+                task_id: task.task_id.clone(),
+                document_id: task.document_id.clone(),
+                kind: task.operation.kind().into(),
+                correlation_id: task.correlation_id.clone(),
+            };
+            let mut outcome = TaskOutcome::failed(
+                &identity,
+                reason,
+                &format!("gave up after {cap} retries: {description}"),
+            );
+            outcome.attempts = Some(delivery.counts.attempts(delivery.message));
+            return Outcome::Done(outcome_response(&outcome).log(format!(
+                "task {} failed: {reason} after {cap} retries",
+                task.task_id
+            )));
+        }
+        let delay = if rate_limited {
+            delay.max(Duration::from_millis(100))
+        } else {
+            backoff(
+                self.options.retry_base,
+                self.options.retry_cap,
+                count,
+                jitter(),
+            )
+        };
+        let copy = scheduled_copy(
+            delivery.message,
+            &task.task_id,
+            task.correlation_id.as_deref(),
+            counts,
+            delay,
+        );
+        match bus.send(TRIGGER_QUEUE, &copy).await {
+            Ok(()) => {
+                info!(%reason, delay_ms = delay.as_millis() as u64, retry = counts.retries, "retrying later; original completed");
+                Outcome::Done(InvocationResponse::new().log(format!(
+                    "task {}: {reason}; retry {} scheduled in {delay:?}",
+                    task.task_id, counts.retries
+                )))
+            }
+            Err(e) => {
+                warn!(error = %e, "scheduling the retry failed; the message will be redelivered");
+                Outcome::transient(reason, description)
             }
         }
     }
@@ -383,69 +562,40 @@ impl ProcessDocument {
     }
 }
 
-/// Checks referenced content against its reference and decodes it as text.
-fn check_content(
-    reference: &ContentRef,
-    data: &[u8],
-    stored_type: &str,
-    max_bytes: u64,
-) -> Result<String, (&'static str, String)> {
-    let name = format!("{}/{}", reference.container, reference.blob);
-    if data.len() as u64 > max_bytes {
-        return Err((
-            "ContentTooLarge",
-            format!("{name} is {} bytes; the limit is {max_bytes}", data.len()),
-        ));
-    }
-    if let Some(expected) = reference.size_bytes
-        && expected != data.len() as u64
-    {
-        return Err((
-            "ContentSizeMismatch",
-            format!(
-                "{name} is {} bytes, the reference says {expected}",
-                data.len()
-            ),
-        ));
-    }
-    if let Some(expected) = &reference.sha256 {
-        let actual = sha256_hex(data);
-        if !actual.eq_ignore_ascii_case(expected) {
-            return Err((
-                "ContentHashMismatch",
-                format!("{name} has SHA-256 {actual}, the reference says {expected}"),
-            ));
-        }
-    }
-    let content_type = reference.content_type.as_deref().unwrap_or(stored_type);
-    if !is_textual(content_type) {
-        return Err((
-            "UnsupportedContentType",
-            format!("{name} is {content_type}; only text content can be processed"),
-        ));
-    }
-    String::from_utf8(data.to_vec())
-        .map_err(|e| ("ContentNotText", format!("{name} is not UTF-8 text: {e}")))
+/// A reply carrying one outcome on the `outcome` binding.
+pub fn outcome_response(outcome: &TaskOutcome) -> InvocationResponse {
+    let body = serde_json::to_string(outcome).expect("an outcome serializes");
+    InvocationResponse::new().service_bus_messages(OUTCOME_BINDING, [body])
 }
 
-fn is_textual(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence.is_empty()
-        || essence.starts_with("text/")
-        || essence.ends_with("+json")
-        || essence.ends_with("+xml")
-        || matches!(
-            essence.as_str(),
-            "application/json"
-                | "application/xml"
-                | "application/octet-stream"
-                | "application/markdown"
-        )
+/// Sends one refine step to `summary-chunks` (`SessionId` = document id).
+pub async fn send_step(bus: &dyn MessageSender, step: &ChunkStep) -> Result<(), String> {
+    let mut message = Message::new(serde_json::to_vec(step).expect("a step serializes"))
+        .with_message_id(format!("{}:chunk:{}", step.task_id, step.index))
+        .with_session_id(&step.document_id)
+        .with_content_type("application/json");
+    message.correlation_id = step.correlation_id.clone();
+    bus.send(SUMMARY_CHUNKS_QUEUE, &message)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The normalised mean of the chunks' vectors.
+fn mean_vector(chunks: &[EmbeddedChunk]) -> Vec<f32> {
+    let Some(first) = chunks.first() else {
+        return Vec::new();
+    };
+    let mut sum = vec![0f32; first.vector.len()];
+    for c in chunks {
+        for (s, v) in sum.iter_mut().zip(&c.vector) {
+            *s += v;
+        }
+    }
+    let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        sum.iter_mut().for_each(|v| *v /= norm);
+    }
+    sum
 }
 
 #[async_trait]
@@ -464,6 +614,10 @@ impl Function for ProcessDocument {
             reason,
             description,
             ..
+        }
+        | Outcome::Transient {
+            reason,
+            description,
         } = &outcome
         {
             self.report_last_failure(&message, reason, description)
@@ -513,13 +667,26 @@ impl ProcessDocument {
         if let Some(correlation_id) = &task.correlation_id {
             span.record("correlation_id", correlation_id.as_str());
         }
-        match self.process(&task).await {
+        let delivery = Delivery {
+            message,
+            counts: RetryCounts::of(message),
+        };
+        match self.process(&task, &delivery).await {
             Ok(response) => Outcome::Done(response),
             Err(Stop::Poison {
                 reason,
                 description,
             }) => {
                 self.record_poison(&key, &body_sha256, message, reason, description)
+                    .await
+            }
+            Err(Stop::RetryLater {
+                reason,
+                description,
+                delay,
+                rate_limited,
+            }) => {
+                self.retry_later(&task, &delivery, (reason, description, delay, rate_limited))
                     .await
             }
             Err(Stop::Transient {
@@ -537,65 +704,16 @@ impl ProcessDocument {
 mod tests {
     use super::*;
 
-    fn reference() -> ContentRef {
-        ContentRef {
-            container: "documents".into(),
-            blob: "d".into(),
-            content_type: None,
-            size_bytes: None,
-            sha256: None,
-        }
-    }
-
     #[test]
-    fn content_checks() {
-        let data = b"hello";
-        assert_eq!(
-            check_content(&reference(), data, "text/plain", 100).unwrap(),
-            "hello"
-        );
-        let sized = ContentRef {
-            size_bytes: Some(4),
-            ..reference()
+    fn mean_of_chunk_vectors_is_normalised() {
+        let chunk = |v: Vec<f32>| EmbeddedChunk {
+            start: 0,
+            end: 1,
+            vector: v,
         };
-        assert_eq!(
-            check_content(&sized, data, "text/plain", 100)
-                .unwrap_err()
-                .0,
-            "ContentSizeMismatch"
-        );
-        let hashed = ContentRef {
-            sha256: Some("0".repeat(64)),
-            ..reference()
-        };
-        assert_eq!(
-            check_content(&hashed, data, "text/plain", 100)
-                .unwrap_err()
-                .0,
-            "ContentHashMismatch"
-        );
-        let good_hash = ContentRef {
-            sha256: Some(sha256_hex(data)),
-            ..reference()
-        };
-        assert!(check_content(&good_hash, data, "text/plain", 100).is_ok());
-        assert_eq!(
-            check_content(&reference(), data, "application/pdf", 100)
-                .unwrap_err()
-                .0,
-            "UnsupportedContentType"
-        );
-        assert_eq!(
-            check_content(&reference(), &[0xff, 0xfe], "text/plain", 100)
-                .unwrap_err()
-                .0,
-            "ContentNotText"
-        );
-        assert_eq!(
-            check_content(&reference(), data, "text/plain", 2)
-                .unwrap_err()
-                .0,
-            "ContentTooLarge"
-        );
+        let mean = mean_vector(&[chunk(vec![1.0, 0.0]), chunk(vec![0.0, 1.0])]);
+        assert!((mean[0] - mean[1]).abs() < 1e-6);
+        assert!((mean.iter().map(|v| v * v).sum::<f32>() - 1.0).abs() < 1e-5);
+        assert!(mean_vector(&[]).is_empty());
     }
 }

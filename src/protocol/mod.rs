@@ -6,12 +6,14 @@
 pub mod host_rules;
 mod request;
 mod response;
+mod route;
 
 pub use request::{
     HttpRequestData, InvocationRequest, MessageProperties, ServiceBusMessage, SystemData,
     TriggerDataType, parse_timestamp, scalar_string, unwrap_json_string,
 };
 pub use response::{HttpResponseData, InvocationResponse};
+pub use route::match_route;
 
 /// Header carrying the host's invocation id.
 pub const INVOCATION_ID_HEADER: &str = "X-Azure-Functions-InvocationId";

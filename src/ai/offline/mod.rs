@@ -73,6 +73,7 @@ impl OfflineProvider {
                     TaskOutput::Embed {
                         dimensions: vector.len(),
                         vector,
+                        chunks: Vec::new(),
                     },
                 )
             }

@@ -20,6 +20,8 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::functions::{Invocation, Registry};
+
+mod http_api;
 use crate::outcome::{Outcome, error_body};
 use crate::protocol::{InvocationRequest, ProtocolError};
 
@@ -73,10 +75,52 @@ pub fn routes(
     registry: Arc<Registry>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     readiness()
-        .or(invoke(registry))
+        .or(invoke(registry.clone()))
+        .unify()
+        .or(forwarded_http(registry))
         .unify()
         .recover(rejection_reply)
         .unify()
+}
+
+/// `{method} /{routePrefix}/{route}`: HTTP functions in forwarding mode
+/// (`enableForwardingHttpRequest`), where the host sends the original request unchanged.
+fn forwarded_http(
+    registry: Arc<Registry>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and_then(
+            move |method: warp::http::Method,
+                  path: warp::path::FullPath,
+                  query: String,
+                  headers: warp::http::HeaderMap| {
+                let registry = registry.clone();
+                async move {
+                    match http_api::find(&registry, method.as_str(), path.as_str()) {
+                        Some(found) => Ok((found, query, headers)),
+                        None => Err(warp::reject::not_found()),
+                    }
+                }
+            },
+        )
+        .untuple_one()
+        .and(warp::body::stream())
+        .then(|found, query: String, headers, body| async move {
+            let (status, reply) = http_api::serve(found, &query, &headers, body).await;
+            let mut response = json_reply(status, &reply.body);
+            for (name, value) in reply.headers {
+                if let (Ok(name), Ok(value)) = (
+                    warp::http::HeaderName::from_bytes(name.as_bytes()),
+                    warp::http::HeaderValue::from_str(&value),
+                ) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            response
+        })
 }
 
 /// GET /
@@ -171,7 +215,8 @@ where
     .await
 }
 
-async fn read_body<S, B>(body: S) -> Result<Vec<u8>, ProtocolError>
+/// Reads a body of at most `MAX_REQUEST_BYTES`.
+pub(crate) async fn read_body<S, B>(body: S) -> Result<Vec<u8>, ProtocolError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,

@@ -1,0 +1,152 @@
+//! "Retry later": abandon with delay, which a custom handler cannot ask the host for. The
+//! function sends a scheduled copy of its message (same body, same correlation id, its retry
+//! counts in application properties, a new `MessageId` so duplicate detection keeps it) and
+//! completes the original. A retry later never burns a delivery attempt.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Map, Value};
+
+use crate::protocol::ServiceBusMessage;
+use crate::servicebus::Message;
+
+/// Application property: scheduled retries so far (all causes).
+pub const ATTEMPT_PROPERTY: &str = "x-docflow-retries";
+/// Application property: retries caused by rate limits.
+pub const RATE_LIMITED_PROPERTY: &str = "x-docflow-rate-limited";
+/// Application property: retries caused by transient failures.
+pub const TRANSIENT_PROPERTY: &str = "x-docflow-transient-failures";
+
+/// The retry counts a message carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryCounts {
+    /// Scheduled retries so far.
+    pub retries: u32,
+    /// Of which for rate limits.
+    pub rate_limited: u32,
+    /// Of which for transient failures.
+    pub transient: u32,
+}
+
+impl RetryCounts {
+    /// Reads the counts from a received message's application properties.
+    pub fn of(message: &ServiceBusMessage) -> Self {
+        let props = &message.properties.application_properties;
+        Self {
+            retries: count(props, ATTEMPT_PROPERTY),
+            rate_limited: count(props, RATE_LIMITED_PROPERTY),
+            transient: count(props, TRANSIENT_PROPERTY),
+        }
+    }
+
+    /// Attempts so far, counting this delivery: deliveries plus scheduled retries.
+    pub fn attempts(&self, message: &ServiceBusMessage) -> u32 {
+        self.retries + message.properties.delivery_count.unwrap_or(1).max(1)
+    }
+}
+
+fn count(props: &Map<String, Value>, name: &str) -> u32 {
+    let value = props
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v);
+    match value {
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(0).min(u64::from(u32::MAX)) as u32,
+        Some(Value::String(s)) => s.trim().trim_matches('"').parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Exponential backoff with jitter: `base · 2^(n-1)`, capped, then drawn from its upper half.
+pub fn backoff(base: Duration, cap: Duration, failures: u32, jitter: f64) -> Duration {
+    let exp = base.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+    let capped = exp.min(cap);
+    capped.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// A random number in [0, 1) for jitter.
+pub fn jitter() -> f64 {
+    let bytes = uuid::Uuid::new_v4();
+    f64::from(u16::from_le_bytes([
+        bytes.as_bytes()[0],
+        bytes.as_bytes()[1],
+    ])) / 65536.0
+}
+
+/// The scheduled copy of `message` for `key` (the task id), due after `delay`.
+pub fn scheduled_copy(
+    message: &ServiceBusMessage,
+    key: &str,
+    correlation_id: Option<&str>,
+    counts: RetryCounts,
+    delay: Duration,
+) -> Message {
+    let mut copy = Message::new(message.body.clone())
+        .with_message_id(format!("{key}:retry:{}", counts.retries))
+        .with_content_type(
+            message
+                .properties
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "application/json".into()),
+        )
+        .with_scheduled_enqueue_time(
+            Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
+        )
+        .with_property(ATTEMPT_PROPERTY, i64::from(counts.retries))
+        .with_property(RATE_LIMITED_PROPERTY, i64::from(counts.rate_limited))
+        .with_property(TRANSIENT_PROPERTY, i64::from(counts.transient));
+    if let Some(id) = correlation_id.or(message.properties.correlation_id.as_deref()) {
+        copy = copy.with_correlation_id(id);
+    }
+    if let Some(session) = &message.properties.session_id {
+        copy = copy.with_session_id(session);
+    }
+    copy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_secs(2);
+        let cap = Duration::from_secs(60);
+        assert_eq!(backoff(base, cap, 1, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(base, cap, 3, 1.0), Duration::from_secs(8));
+        assert_eq!(backoff(base, cap, 3, 0.0), Duration::from_secs(4));
+        assert_eq!(backoff(base, cap, 40, 1.0), cap);
+    }
+
+    #[test]
+    fn counts_are_read_from_properties() {
+        let mut message = ServiceBusMessage {
+            body: b"{}".to_vec(),
+            properties: Default::default(),
+        };
+        message.properties.delivery_count = Some(2);
+        message
+            .properties
+            .application_properties
+            .insert("X-Docflow-Retries".into(), Value::from(3));
+        message
+            .properties
+            .application_properties
+            .insert(RATE_LIMITED_PROPERTY.into(), Value::from("2"));
+        let counts = RetryCounts::of(&message);
+        assert_eq!(counts.retries, 3);
+        assert_eq!(counts.rate_limited, 2);
+        assert_eq!(counts.attempts(&message), 5);
+        let copy = scheduled_copy(
+            &message,
+            "d:summarize",
+            Some("c"),
+            counts,
+            Duration::from_secs(1),
+        );
+        assert_eq!(copy.message_id.as_deref(), Some("d:summarize:retry:3"));
+        assert!(copy.scheduled_enqueue_time.unwrap() > Utc::now());
+    }
+}

@@ -1,0 +1,275 @@
+//! HTTP `POST /api/documents` → SubmitDocument
+//!
+//! Reads the document (text, Markdown, PDF, JSON or multipart), stores its text once as a
+//! claim-check blob, creates the document's state record, publishes `DocumentSubmitted` to
+//! topic `documents` (`MessageId` = document id) and answers `202 Accepted` with `Location`.
+//! Nothing is written until the submission has been read and validated in full.
+//!
+//! `Idempotency-Key`: the first request under a key claims it for its document; a retry with
+//! the same request resumes whatever the first did not finish and answers with the same id,
+//! starting nothing new; a different request under the same key is a `409`.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::Utc;
+use serde_json::json;
+use tracing::{Span, error, info};
+
+use super::context::{DOCUMENTS_TOPIC, PipelineContext};
+use super::http::{HttpCall, HttpFunction, HttpReply};
+use crate::pipeline::events::{DocumentSubmitted, SUBMITTED_SCHEMA, SUBMITTED_SUBJECT};
+use crate::pipeline::state::{DocumentState, DocumentStatus, STATE_SCHEMA};
+use crate::pipeline::store::{IdempotencyRecord, IndexEntry, StoreError};
+use crate::pipeline::submission::{
+    HttpInput, Payload, Submission, correlation_id, extract_pdf_text, read_submission,
+};
+use crate::poison::sha256_hex;
+use crate::servicebus::Message;
+
+/// Longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+/// The SubmitDocument function.
+pub struct SubmitDocument {
+    ctx: PipelineContext,
+}
+
+impl SubmitDocument {
+    /// The function over the pipeline's context.
+    pub fn new(ctx: PipelineContext) -> Self {
+        Self { ctx }
+    }
+
+    async fn submit(&self, input: HttpInput) -> Result<HttpReply, HttpReply> {
+        let correlation_id = correlation_id(&input);
+        Span::current().record("correlation_id", correlation_id.as_str());
+        let key = idempotency_key(&input)?;
+        let submission = read_submission(&input, self.ctx.options.max_submission_bytes)
+            .await
+            .map_err(|e| HttpReply::error(e.status, e.code, &e.message, Some(&e.field)))?;
+        let text = document_text(&submission).await?;
+        let (document_id, correlation_id, replay) = match key {
+            None => (new_document_id(), correlation_id, false),
+            Some(key) => {
+                let fingerprint = request_fingerprint(&input);
+                let mine = IdempotencyRecord {
+                    document_id: new_document_id(),
+                    correlation_id,
+                    request_sha256: fingerprint.clone(),
+                    created_at: Utc::now(),
+                };
+                let record = self
+                    .ctx
+                    .store
+                    .claim_idempotency(&key, &mine)
+                    .await
+                    .map_err(unavailable)?;
+                if record.request_sha256 != fingerprint {
+                    return Err(HttpReply::error(
+                        409,
+                        "IdempotencyKeyReused",
+                        &format!(
+                            "Idempotency-Key was already used for a different request (document {})",
+                            record.document_id
+                        ),
+                        Some("Idempotency-Key"),
+                    ));
+                }
+                let replay = record.document_id != mine.document_id;
+                (record.document_id, record.correlation_id, replay)
+            }
+        };
+        Span::current().record("correlation_id", correlation_id.as_str());
+        let state = self
+            .accept(&document_id, &correlation_id, submission, text)
+            .await
+            .map_err(unavailable)?;
+        if state.status == DocumentStatus::Queued {
+            self.publish(&state).await?;
+        }
+        info!(document_id = %document_id, replay, "document accepted");
+        Ok(self.accepted(&state, replay))
+    }
+
+    /// Stores the payload, the state record and the index entry, each once.
+    async fn accept(
+        &self,
+        document_id: &str,
+        correlation_id: &str,
+        submission: Submission,
+        text: String,
+    ) -> Result<DocumentState, StoreError> {
+        let store = &self.ctx.store;
+        let content = store.payload_ref(document_id, text.as_bytes());
+        store.store_payload(&content, Bytes::from(text)).await?;
+        let now = Utc::now();
+        let state = store
+            .create_state(&DocumentState {
+                schema: STATE_SCHEMA.into(),
+                document_id: document_id.to_string(),
+                correlation_id: correlation_id.to_string(),
+                status: DocumentStatus::Queued,
+                submitted_at: now,
+                updated_at: now,
+                completed_at: None,
+                content,
+                source_content_type: submission.content_type,
+                filename: submission.filename,
+                options: submission.options,
+                callback_url: submission.callback_url,
+                tasks: Default::default(),
+                deadline_at: None,
+                analysis: None,
+                completion_published: false,
+                notification: None,
+            })
+            .await?;
+        store
+            .index(&IndexEntry {
+                document_id: document_id.to_string(),
+                submitted_at: state.submitted_at,
+            })
+            .await?;
+        Ok(state)
+    }
+
+    async fn publish(&self, state: &DocumentState) -> Result<(), HttpReply> {
+        let event = DocumentSubmitted {
+            schema: SUBMITTED_SCHEMA.into(),
+            document_id: state.document_id.clone(),
+            correlation_id: state.correlation_id.clone(),
+            submitted_at: state.submitted_at,
+            content: state.content.clone(),
+            options: state.options.clone(),
+        };
+        let body = serde_json::to_vec(&event).expect("an event serializes");
+        let message = Message::new(body)
+            .with_message_id(&state.document_id)
+            .with_correlation_id(&state.correlation_id)
+            .with_subject(SUBMITTED_SUBJECT)
+            .with_content_type("application/json");
+        self.ctx
+            .bus
+            .send(DOCUMENTS_TOPIC, &message)
+            .await
+            .map_err(|e| {
+                error!(error = %e, document_id = %state.document_id, "publishing DocumentSubmitted failed");
+                HttpReply::error(
+                    503,
+                    "ServiceBusUnavailable",
+                    &format!("the document was stored but could not be queued: {e}; retry with the same Idempotency-Key to resume"),
+                    None,
+                )
+                .header("Retry-After", "5")
+            })
+    }
+
+    fn accepted(&self, state: &DocumentState, replay: bool) -> HttpReply {
+        let url = self.ctx.status_url(&state.document_id);
+        HttpReply::json(
+            202,
+            json!({
+                "id": state.document_id,
+                "documentId": state.document_id,
+                "correlationId": state.correlation_id,
+                "status": state.status.as_str(),
+                "statusUrl": url,
+                "replayed": replay,
+            }),
+        )
+        .header("Location", url)
+        .header("Retry-After", self.ctx.options.retry_after_secs.to_string())
+        .header("x-correlation-id", state.correlation_id.clone())
+    }
+}
+
+fn new_document_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn unavailable(e: StoreError) -> HttpReply {
+    error!(error = %e, "storage failed during a submission");
+    HttpReply::error(
+        503,
+        "StorageUnavailable",
+        &format!("the document could not be stored: {e}"),
+        None,
+    )
+    .header("Retry-After", "5")
+}
+
+fn idempotency_key(input: &HttpInput) -> Result<Option<String>, HttpReply> {
+    let Some(key) = input.header("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = key.trim();
+    if key.is_empty()
+        || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS
+        || key.chars().any(char::is_control)
+    {
+        return Err(HttpReply::error(
+            400,
+            "InvalidIdempotencyKey",
+            &format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable characters"
+            ),
+            Some("Idempotency-Key"),
+        ));
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// What makes two requests "the same" under an idempotency key: content type, query, body.
+fn request_fingerprint(input: &HttpInput) -> String {
+    let mut material = Vec::new();
+    material.extend_from_slice(input.header("content-type").unwrap_or("").as_bytes());
+    for (k, v) in &input.query {
+        material.extend_from_slice(format!("\n{k}={v}").as_bytes());
+    }
+    material.extend_from_slice(b"\n\n");
+    material.extend_from_slice(&input.body);
+    sha256_hex(&material)
+}
+
+/// The text of the document; PDFs are extracted off the reactor.
+async fn document_text(submission: &Submission) -> Result<String, HttpReply> {
+    let reply = |e: crate::pipeline::submission::SubmitError| {
+        HttpReply::error(e.status, e.code, &e.message, Some(&e.field))
+    };
+    match &submission.payload {
+        Payload::Text(text) => Ok(text.clone()),
+        Payload::Pdf(bytes) => {
+            let bytes = bytes.clone();
+            match tokio::task::spawn_blocking(move || extract_pdf_text(&bytes)).await {
+                Ok(result) => result.map_err(reply),
+                Err(_) => Err(HttpReply::error(
+                    422,
+                    "UnreadablePdf",
+                    "the PDF cannot be read: its text extraction failed",
+                    Some("body"),
+                )),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl HttpFunction for SubmitDocument {
+    fn name(&self) -> &'static str {
+        "SubmitDocument"
+    }
+
+    fn methods(&self) -> &'static [&'static str] {
+        &["POST"]
+    }
+
+    fn route(&self) -> &'static str {
+        "documents"
+    }
+
+    async fn handle(&self, call: HttpCall) -> HttpReply {
+        match self.submit(call.input).await {
+            Ok(reply) | Err(reply) => reply,
+        }
+    }
+}

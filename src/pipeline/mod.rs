@@ -1,0 +1,16 @@
+//! The document pipeline's domain: what travels between the functions and what is kept about
+//! each document. Pure rules live here; the functions in [`crate::functions`] do the I/O.
+//!
+//! - [`events`]: `DocumentSubmitted`, `AnalysisCompleted`, the deadline, refine steps.
+//! - [`state`]: the document state record and the rules of fan-in.
+//! - [`submission`]: reading `POST /api/documents` (text, PDF, JSON, multipart, options).
+//! - [`chunking`]: splitting long documents on paragraph and sentence boundaries.
+//! - [`store`]: payloads, state, index and idempotency keys on the blob seam.
+//! - [`webhook`]: callback signatures and the SSRF guard.
+
+pub mod chunking;
+pub mod events;
+pub mod state;
+pub mod store;
+pub mod submission;
+pub mod webhook;

@@ -1,0 +1,473 @@
+//! A document's state record (`docflow.document.v1`) and the pure rules that move it: the
+//! analysis manifest, merging task outcomes, deciding the final status. The store
+//! ([`super::store`]) applies these rules with ETag-conditional writes.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::events::{AnalysisOptions, FailedTask};
+use crate::ai::TokenUsage;
+use crate::task::{ContentRef, OutcomeStatus, ResultRef, TaskOutcome};
+
+/// Schema id of a document state record.
+pub const STATE_SCHEMA: &str = "docflow.document.v1";
+
+/// Where a document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentStatus {
+    /// Accepted; the analysis has not started.
+    Queued,
+    /// Tasks are out.
+    Processing,
+    /// Every task succeeded.
+    Completed,
+    /// Some tasks succeeded, some failed or never reported.
+    Partial,
+    /// No task succeeded.
+    Failed,
+}
+
+impl DocumentStatus {
+    /// Whether the status is final.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Partial | Self::Failed)
+    }
+
+    /// The lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Processing => "processing",
+            Self::Completed => "completed",
+            Self::Partial => "partial",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Where a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    /// Sent, no outcome yet.
+    Pending,
+    /// Result stored.
+    Succeeded,
+    /// Failed, with a reason.
+    Failed,
+}
+
+/// Why a task failed, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskFailure {
+    /// Machine-readable reason.
+    pub reason: String,
+    /// What happened.
+    pub description: String,
+    /// True when the task's message went to the dead-letter queue of `ai-tasks`.
+    #[serde(default)]
+    pub dead_lettered: bool,
+    /// The dead-letter reason Service Bus gives it, when dead-lettered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_reason: Option<String>,
+}
+
+/// One task of a document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskEntry {
+    /// `{documentId}:{kind}`.
+    pub task_id: String,
+    /// Where it is.
+    pub status: TaskStatus,
+    /// Deliveries and scheduled retries it took.
+    #[serde(default)]
+    pub attempts: u32,
+    /// The model that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Tokens it spent.
+    #[serde(default)]
+    pub usage: TokenUsage,
+    /// When it was sent.
+    pub queued_at: DateTime<Utc>,
+    /// When its outcome arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Time spent in the provider, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Where the result is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ResultRef>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<TaskFailure>,
+}
+
+/// What became of the completion callback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationState {
+    /// `delivered`, `failing` or `refused`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// HTTP status of the last answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status_code: Option<u16>,
+    /// Why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When it was delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// The state record of one document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentState {
+    /// Always [`STATE_SCHEMA`].
+    pub schema: String,
+    /// The document.
+    pub document_id: String,
+    /// Correlation id of the submission.
+    pub correlation_id: String,
+    /// Where it is.
+    pub status: DocumentStatus,
+    /// When it was accepted.
+    pub submitted_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// When the status became final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The stored text.
+    pub content: ContentRef,
+    /// The submitted content type (`application/pdf`, …) before text extraction.
+    pub source_content_type: String,
+    /// The submitted file name, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// What was asked for.
+    pub options: AnalysisOptions,
+    /// Where to POST the analysis summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// The analysis manifest: every expected task, by kind. Empty until the analysis starts.
+    #[serde(default)]
+    pub tasks: BTreeMap<String, TaskEntry>,
+    /// When the analysis is finished whatever is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_at: Option<DateTime<Utc>>,
+    /// The combined analysis, once final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<ResultRef>,
+    /// `AnalysisCompleted` was accepted by Service Bus.
+    #[serde(default)]
+    pub completion_published: bool,
+    /// The completion callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<NotificationState>,
+}
+
+/// What merging an outcome changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// The outcome was recorded.
+    Recorded,
+    /// The task already had an outcome, or is not in the manifest: nothing changed.
+    Unchanged,
+}
+
+/// The task id of a document's task of one kind.
+pub fn task_id(document_id: &str, kind: &str) -> String {
+    format!("{document_id}:{kind}")
+}
+
+impl DocumentState {
+    /// Writes the manifest: one pending task per requested analysis. Idempotent: an existing
+    /// manifest is kept as it is (a redelivered `DocumentSubmitted`).
+    pub fn start_analysis(&mut self, now: DateTime<Utc>, deadline_at: DateTime<Utc>) -> bool {
+        if !self.tasks.is_empty() || self.status.is_terminal() {
+            return false;
+        }
+        for kind in &self.options.analyses {
+            self.tasks.insert(
+                kind.clone(),
+                TaskEntry {
+                    task_id: task_id(&self.document_id, kind),
+                    status: TaskStatus::Pending,
+                    attempts: 0,
+                    model: None,
+                    usage: TokenUsage::default(),
+                    queued_at: now,
+                    finished_at: None,
+                    duration_ms: None,
+                    result: None,
+                    error: None,
+                },
+            );
+        }
+        self.deadline_at = Some(deadline_at);
+        self.status = DocumentStatus::Processing;
+        self.updated_at = now;
+        true
+    }
+
+    /// Records a task outcome. The first outcome of a task wins; repeats change nothing.
+    pub fn merge(&mut self, outcome: &TaskOutcome, now: DateTime<Utc>) -> Merge {
+        let Some(entry) = self.tasks.get_mut(&outcome.kind) else {
+            return Merge::Unchanged;
+        };
+        if entry.status != TaskStatus::Pending || entry.task_id != outcome.task_id {
+            return Merge::Unchanged;
+        }
+        entry.attempts = outcome.attempts.unwrap_or(1).max(1);
+        entry.model = outcome.model.clone();
+        entry.usage = outcome.usage;
+        entry.finished_at = Some(now);
+        entry.duration_ms = outcome.duration_ms;
+        match outcome.status {
+            OutcomeStatus::Succeeded => {
+                entry.status = TaskStatus::Succeeded;
+                entry.result = outcome.result.clone();
+            }
+            OutcomeStatus::Failed => {
+                entry.status = TaskStatus::Failed;
+                let error = outcome.error.clone().unwrap_or(crate::task::OutcomeError {
+                    reason: "Failed".into(),
+                    description: "the task failed without a reason".into(),
+                });
+                entry.error = Some(TaskFailure {
+                    reason: error.reason,
+                    description: error.description,
+                    dead_lettered: outcome.dead_lettered,
+                    dead_letter_reason: outcome
+                        .dead_lettered
+                        .then(|| "MaxDeliveryCountExceeded".to_string()),
+                });
+            }
+        }
+        self.updated_at = now;
+        Merge::Recorded
+    }
+
+    /// Whether every task of the manifest has an outcome.
+    pub fn all_reported(&self) -> bool {
+        !self.tasks.is_empty() && self.tasks.values().all(|t| t.status != TaskStatus::Pending)
+    }
+
+    /// Makes the status final: tasks still pending fail with `reason`. Returns false when it
+    /// was already final.
+    pub fn finalize(
+        &mut self,
+        now: DateTime<Utc>,
+        reason: &str,
+        description: &str,
+        analysis: ResultRef,
+    ) -> bool {
+        if self.status.is_terminal() {
+            return false;
+        }
+        for entry in self.tasks.values_mut() {
+            if entry.status == TaskStatus::Pending {
+                entry.status = TaskStatus::Failed;
+                entry.finished_at = Some(now);
+                entry.error = Some(TaskFailure {
+                    reason: reason.into(),
+                    description: description.into(),
+                    dead_lettered: false,
+                    dead_letter_reason: None,
+                });
+            }
+        }
+        let succeeded = self
+            .tasks
+            .values()
+            .filter(|t| t.status == TaskStatus::Succeeded)
+            .count();
+        self.status = if self.tasks.is_empty() || succeeded == 0 {
+            DocumentStatus::Failed
+        } else if succeeded == self.tasks.len() {
+            DocumentStatus::Completed
+        } else {
+            DocumentStatus::Partial
+        };
+        self.completed_at = Some(now);
+        self.updated_at = now;
+        self.analysis = Some(analysis);
+        true
+    }
+
+    /// Kinds that succeeded.
+    pub fn succeeded_kinds(&self) -> Vec<String> {
+        self.tasks
+            .iter()
+            .filter(|(_, t)| t.status == TaskStatus::Succeeded)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Tasks that failed, with their reasons.
+    pub fn failed_tasks(&self) -> Vec<FailedTask> {
+        self.tasks
+            .iter()
+            .filter_map(|(kind, t)| {
+                let error = t.error.as_ref()?;
+                (t.status == TaskStatus::Failed).then(|| FailedTask {
+                    kind: kind.clone(),
+                    reason: error.reason.clone(),
+                    description: error.description.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Tokens spent on the document so far.
+    pub fn usage(&self) -> TokenUsage {
+        self.tasks.values().fold(TokenUsage::default(), |acc, t| {
+            TokenUsage::new(
+                acc.input_tokens + t.usage.input_tokens,
+                acc.output_tokens + t.usage.output_tokens,
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::{OUTCOME_SCHEMA, OutcomeError};
+
+    fn state(kinds: &[&str]) -> DocumentState {
+        let now = Utc::now();
+        DocumentState {
+            schema: STATE_SCHEMA.into(),
+            document_id: "d".into(),
+            correlation_id: "c".into(),
+            status: DocumentStatus::Queued,
+            submitted_at: now,
+            updated_at: now,
+            completed_at: None,
+            content: ContentRef {
+                container: "documents".into(),
+                blob: "d.txt".into(),
+                content_type: None,
+                size_bytes: None,
+                sha256: None,
+            },
+            source_content_type: "text/plain".into(),
+            filename: None,
+            options: AnalysisOptions {
+                analyses: kinds.iter().map(|k| k.to_string()).collect(),
+                labels: vec![],
+                max_words: 80,
+            },
+            callback_url: None,
+            tasks: BTreeMap::new(),
+            deadline_at: None,
+            analysis: None,
+            completion_published: false,
+            notification: None,
+        }
+    }
+
+    fn outcome(kind: &str, ok: bool) -> TaskOutcome {
+        TaskOutcome {
+            schema: OUTCOME_SCHEMA.into(),
+            task_id: task_id("d", kind),
+            document_id: "d".into(),
+            correlation_id: Some("c".into()),
+            kind: kind.into(),
+            status: if ok {
+                OutcomeStatus::Succeeded
+            } else {
+                OutcomeStatus::Failed
+            },
+            result: None,
+            model: Some("m".into()),
+            usage: TokenUsage::new(10, 5),
+            reused: false,
+            error: (!ok).then(|| OutcomeError {
+                reason: "ContentFiltered".into(),
+                description: "no".into(),
+            }),
+            attempts: Some(2),
+            duration_ms: Some(7),
+            dead_lettered: !ok,
+        }
+    }
+
+    fn analysis() -> ResultRef {
+        ResultRef {
+            container: "results".into(),
+            blob: "analyses/d.json".into(),
+        }
+    }
+
+    #[test]
+    fn manifest_is_written_once() {
+        let mut s = state(&["summarize", "sentiment"]);
+        let now = Utc::now();
+        assert!(s.start_analysis(now, now));
+        assert_eq!(s.status, DocumentStatus::Processing);
+        assert_eq!(s.tasks.len(), 2);
+        assert!(!s.start_analysis(now, now));
+    }
+
+    #[test]
+    fn first_outcome_wins_and_repeats_change_nothing() {
+        let mut s = state(&["summarize", "sentiment"]);
+        let now = Utc::now();
+        s.start_analysis(now, now);
+        assert_eq!(s.merge(&outcome("summarize", true), now), Merge::Recorded);
+        assert_eq!(s.merge(&outcome("summarize", false), now), Merge::Unchanged);
+        assert_eq!(s.merge(&outcome("translate", true), now), Merge::Unchanged);
+        assert!(!s.all_reported());
+        assert_eq!(s.merge(&outcome("sentiment", false), now), Merge::Recorded);
+        assert!(s.all_reported());
+        assert_eq!(s.tasks["summarize"].attempts, 2);
+        assert!(s.tasks["sentiment"].error.as_ref().unwrap().dead_lettered);
+        assert_eq!(s.usage().total_tokens, 30);
+    }
+
+    #[test]
+    fn final_status_names_what_failed() {
+        let now = Utc::now();
+        let mut all = state(&["summarize"]);
+        all.start_analysis(now, now);
+        all.merge(&outcome("summarize", true), now);
+        assert!(all.finalize(now, "DeadlineExceeded", "late", analysis()));
+        assert_eq!(all.status, DocumentStatus::Completed);
+        assert!(!all.finalize(now, "DeadlineExceeded", "late", analysis()));
+
+        let mut some = state(&["summarize", "sentiment"]);
+        some.start_analysis(now, now);
+        some.merge(&outcome("summarize", true), now);
+        some.finalize(
+            now,
+            "DeadlineExceeded",
+            "no outcome before the deadline",
+            analysis(),
+        );
+        assert_eq!(some.status, DocumentStatus::Partial);
+        assert_eq!(some.failed_tasks()[0].reason, "DeadlineExceeded");
+        assert_eq!(
+            some.merge(&outcome("sentiment", true), now),
+            Merge::Unchanged
+        );
+
+        let mut none = state(&["summarize"]);
+        none.start_analysis(now, now);
+        none.merge(&outcome("summarize", false), now);
+        none.finalize(now, "x", "y", analysis());
+        assert_eq!(none.status, DocumentStatus::Failed);
+        assert_eq!(none.succeeded_kinds(), Vec::<String>::new());
+    }
+}

@@ -1,0 +1,775 @@
+//! Reading a document submission (`POST /api/documents`): the body in any accepted form, the
+//! options from the query string and the body, the correlation id. Pure apart from PDF text
+//! extraction, which callers run off the reactor ([`extract_pdf_text`]).
+//!
+//! Every refusal names the field at fault and maps to one HTTP status (400, 413, 415, 422).
+//! Nothing is written before a submission has been read in full, so a refused one leaves
+//! nothing behind.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::events::AnalysisOptions;
+use crate::task::{DEFAULT_MAX_WORDS, MAX_LABELS, MAX_MAX_WORDS};
+
+/// Every analysis docflow runs, in the order they are listed and sent.
+pub const ALL_ANALYSES: [&str; 5] = [
+    "summarize",
+    "classify",
+    "extract_entities",
+    "sentiment",
+    "embed",
+];
+
+/// Labels offered to `classify` when the submission names none.
+pub const DEFAULT_LABELS: [&str; 5] = [
+    "contract",
+    "invoice",
+    "support request",
+    "complaint",
+    "thank you note",
+];
+
+/// Longest correlation id taken from a caller: Service Bus allows 128 characters.
+pub const MAX_CORRELATION_ID_CHARS: usize = 128;
+
+/// A submission refused, with the status it is answered with.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct SubmitError {
+    /// HTTP status.
+    pub status: u16,
+    /// Machine-readable code.
+    pub code: &'static str,
+    /// The field at fault (`body`, `maxWords`, `Content-Type`, …).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl SubmitError {
+    fn new(status: u16, code: &'static str, field: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    fn option(field: &str, message: impl Into<String>) -> Self {
+        Self::new(400, "InvalidOption", field, message)
+    }
+}
+
+/// The parts of an HTTP request a submission is read from.
+#[derive(Debug, Clone, Default)]
+pub struct HttpInput {
+    /// Query parameters, decoded, in order.
+    pub query: Vec<(String, String)>,
+    /// Headers (names in any case).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl HttpInput {
+    /// The first value of a header, matched case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The document as received, before text extraction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// UTF-8 text (decoded from its declared charset).
+    Text(String),
+    /// PDF bytes; the text is extracted by [`extract_pdf_text`].
+    Pdf(Bytes),
+}
+
+/// A submission read in full.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    /// The document.
+    pub payload: Payload,
+    /// Its content type as submitted (`text/plain`, `application/pdf`, …).
+    pub content_type: String,
+    /// Its file name, from a multipart part or the JSON body.
+    pub filename: Option<String>,
+    /// The analysis options.
+    pub options: AnalysisOptions,
+    /// Where to POST the result.
+    pub callback_url: Option<String>,
+}
+
+/// Options as given, before defaults.
+#[derive(Debug, Default)]
+struct RawOptions {
+    analyses: Option<Vec<String>>,
+    labels: Option<Vec<String>>,
+    max_words: Option<String>,
+    callback_url: Option<String>,
+}
+
+impl RawOptions {
+    /// Sets an option from a text field (query string or multipart); unknown names are refused.
+    fn set_text(&mut self, name: &str, value: &str) -> Result<(), SubmitError> {
+        let list = |v: &str| -> Vec<String> {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        match name {
+            "analyses" => self.analyses.get_or_insert_default().extend(list(value)),
+            "labels" => self.labels.get_or_insert_default().extend(list(value)),
+            "maxWords" => self.max_words = Some(value.trim().to_string()),
+            "callbackUrl" => self.callback_url = Some(value.trim().to_string()),
+            other => {
+                return Err(SubmitError::option(
+                    other,
+                    format!(
+                        "unknown option {other:?}; options are analyses, labels, maxWords and callbackUrl"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve(self) -> Result<(AnalysisOptions, Option<String>), SubmitError> {
+        let analyses = match self.analyses {
+            None => ALL_ANALYSES.iter().map(|s| s.to_string()).collect(),
+            Some(list) => {
+                if list.is_empty() {
+                    return Err(SubmitError::option(
+                        "analyses",
+                        "must name at least one analysis",
+                    ));
+                }
+                let mut wanted = BTreeSet::new();
+                for kind in &list {
+                    if !ALL_ANALYSES.contains(&kind.as_str()) {
+                        return Err(SubmitError::option(
+                            "analyses",
+                            format!(
+                                "unknown analysis {kind:?}; choose from {}",
+                                ALL_ANALYSES.join(", ")
+                            ),
+                        ));
+                    }
+                    wanted.insert(kind.as_str());
+                }
+                ALL_ANALYSES
+                    .iter()
+                    .filter(|k| wanted.contains(**k))
+                    .map(|s| s.to_string())
+                    .collect()
+            }
+        };
+        let labels = match self.labels {
+            None => DEFAULT_LABELS.iter().map(|s| s.to_string()).collect(),
+            Some(labels) => {
+                if labels.is_empty() || labels.len() > MAX_LABELS {
+                    return Err(SubmitError::option(
+                        "labels",
+                        format!("must hold 1 to {MAX_LABELS} labels"),
+                    ));
+                }
+                let mut seen = BTreeSet::new();
+                for label in &labels {
+                    if label.chars().count() > 100 || label.chars().any(char::is_control) {
+                        return Err(SubmitError::option(
+                            "labels",
+                            format!("label {label:?} must be at most 100 printable characters"),
+                        ));
+                    }
+                    if !seen.insert(label.to_lowercase()) {
+                        return Err(SubmitError::option(
+                            "labels",
+                            format!("label {label:?} is repeated"),
+                        ));
+                    }
+                }
+                labels
+            }
+        };
+        let max_words = match self.max_words {
+            None => DEFAULT_MAX_WORDS,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_MAX_WORDS).contains(n))
+                .ok_or_else(|| {
+                    SubmitError::option(
+                        "maxWords",
+                        format!("must be a whole number from 1 to {MAX_MAX_WORDS}, not {v:?}"),
+                    )
+                })?,
+        };
+        let callback_url = match self.callback_url {
+            None => None,
+            Some(url) if url.is_empty() => None,
+            Some(url) => Some(check_callback_url(&url)?),
+        };
+        Ok((
+            AnalysisOptions {
+                analyses,
+                labels,
+                max_words,
+            },
+            callback_url,
+        ))
+    }
+}
+
+fn check_callback_url(url: &str) -> Result<String, SubmitError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| SubmitError::option("callbackUrl", format!("is not an absolute URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(SubmitError::option(
+            "callbackUrl",
+            "must be an http or https URL with a host",
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(SubmitError::option(
+            "callbackUrl",
+            "must not carry credentials; the callback is signed instead",
+        ));
+    }
+    Ok(parsed.to_string())
+}
+
+/// The submission's JSON body form.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsonSubmission {
+    text: Option<Value>,
+    filename: Option<String>,
+    analyses: Option<Value>,
+    labels: Option<Value>,
+    max_words: Option<Value>,
+    callback_url: Option<Value>,
+}
+
+/// Reads a submission. `max_bytes` bounds the body (413 beyond it).
+pub async fn read_submission(
+    input: &HttpInput,
+    max_bytes: usize,
+) -> Result<Submission, SubmitError> {
+    if input.body.len() > max_bytes {
+        return Err(too_large(input.body.len(), max_bytes));
+    }
+    let mut options = RawOptions::default();
+    for (name, value) in &input.query {
+        if name.eq_ignore_ascii_case("code") {
+            continue; // a function key, when the app uses them
+        }
+        options.set_text(name, value)?;
+    }
+    let content_type = input.header("content-type").unwrap_or("").to_string();
+    let essence = essence(&content_type);
+    let (payload, content_type, filename) = match essence.as_str() {
+        "multipart/form-data" => read_multipart(input, &content_type, &mut options).await?,
+        "application/json" => read_json(&input.body, &mut options)?,
+        _ => {
+            let payload = read_document(&content_type, &input.body, "body")?;
+            (payload, essence, None)
+        }
+    };
+    let (options, callback_url) = options.resolve()?;
+    Ok(Submission {
+        payload,
+        content_type,
+        filename,
+        options,
+        callback_url,
+    })
+}
+
+fn too_large(size: usize, max: usize) -> SubmitError {
+    SubmitError::new(
+        413,
+        "PayloadTooLarge",
+        "body",
+        format!(
+            "the document is {size} bytes; the limit is {max} bytes (DOCFLOW_MAX_SUBMISSION_BYTES)"
+        ),
+    )
+}
+
+fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn charset(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches('"').to_ascii_lowercase())
+    })
+}
+
+/// A document body of a plain content type: text in a known charset, or a PDF.
+fn read_document(content_type: &str, body: &Bytes, field: &str) -> Result<Payload, SubmitError> {
+    let kind = essence(content_type);
+    let payload = match kind.as_str() {
+        "text/plain" | "text/markdown" | "text/x-markdown" => {
+            Payload::Text(decode_text(body, charset(content_type).as_deref(), field)?)
+        }
+        "application/pdf" => Payload::Pdf(body.clone()),
+        "" => {
+            return Err(SubmitError::new(
+                415,
+                "UnsupportedMediaType",
+                "Content-Type",
+                "a Content-Type is required: text/plain, text/markdown, application/pdf, application/json or multipart/form-data",
+            ));
+        }
+        other => {
+            return Err(SubmitError::new(
+                415,
+                "UnsupportedMediaType",
+                "Content-Type",
+                format!(
+                    "{other} is not accepted; send text/plain, text/markdown, application/pdf, application/json or multipart/form-data"
+                ),
+            ));
+        }
+    };
+    match &payload {
+        Payload::Text(text) if text.trim().is_empty() => Err(SubmitError::new(
+            400,
+            "EmptyDocument",
+            field,
+            "the document is empty",
+        )),
+        Payload::Pdf(bytes) if bytes.is_empty() => Err(SubmitError::new(
+            400,
+            "EmptyDocument",
+            field,
+            "the document is empty",
+        )),
+        _ => Ok(payload),
+    }
+}
+
+/// Decodes text: UTF-8 (the default; a BOM is dropped), or ISO-8859-1 / Windows-1252 when the
+/// charset says so. Invalid UTF-8 is refused rather than guessed at.
+fn decode_text(body: &[u8], charset: Option<&str>, field: &str) -> Result<String, SubmitError> {
+    match charset {
+        None | Some("utf-8" | "utf8" | "us-ascii" | "ascii") => {
+            let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+            let text = std::str::from_utf8(body).map_err(|e| {
+                SubmitError::new(
+                    400,
+                    "InvalidEncoding",
+                    field,
+                    format!(
+                        "the document is not valid UTF-8 (byte {}); send UTF-8, or declare Latin-1 text with charset=iso-8859-1 or charset=windows-1252",
+                        e.valid_up_to()
+                    ),
+                )
+            })?;
+            if text.contains('\0') {
+                return Err(SubmitError::new(
+                    400,
+                    "InvalidEncoding",
+                    field,
+                    "the document contains NUL characters; it looks binary, not text",
+                ));
+            }
+            Ok(text.to_string())
+        }
+        Some("iso-8859-1" | "latin1" | "latin-1" | "l1" | "iso8859-1") => {
+            Ok(body.iter().map(|&b| char::from(b)).collect())
+        }
+        Some("windows-1252" | "cp1252") => Ok(body.iter().map(|&b| windows_1252(b)).collect()),
+        Some(other) => Err(SubmitError::new(
+            415,
+            "UnsupportedCharset",
+            "Content-Type",
+            format!("charset {other} is not supported; use utf-8, iso-8859-1 or windows-1252"),
+        )),
+    }
+}
+
+/// The Windows-1252 character of a byte (0x80–0x9F differ from ISO-8859-1).
+fn windows_1252(b: u8) -> char {
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
+        '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
+        'ž', 'Ÿ',
+    ];
+    if (0x80..0xA0).contains(&b) {
+        HIGH[usize::from(b - 0x80)]
+    } else {
+        char::from(b)
+    }
+}
+
+fn read_json(
+    body: &Bytes,
+    options: &mut RawOptions,
+) -> Result<(Payload, String, Option<String>), SubmitError> {
+    let json: JsonSubmission = serde_json::from_slice(body).map_err(|e| {
+        SubmitError::new(
+            400,
+            "InvalidJson",
+            "body",
+            format!("invalid JSON body: {e}"),
+        )
+    })?;
+    let text = match json.text {
+        Some(Value::String(s)) if !s.trim().is_empty() => s,
+        Some(Value::String(_)) | None => {
+            return Err(SubmitError::new(
+                400,
+                "EmptyDocument",
+                "text",
+                "text is required and must not be empty",
+            ));
+        }
+        Some(_) => {
+            return Err(SubmitError::option("text", "must be a string"));
+        }
+    };
+    let list = |v: Value, field: &str| -> Result<Vec<String>, SubmitError> {
+        match v {
+            Value::String(s) => Ok(s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()),
+            Value::Array(items) => items
+                .into_iter()
+                .map(|i| match i {
+                    Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+                    _ => Err(SubmitError::option(field, "must hold non-empty strings")),
+                })
+                .collect(),
+            _ => Err(SubmitError::option(
+                field,
+                "must be an array of strings or a comma-separated string",
+            )),
+        }
+    };
+    if let Some(v) = json.analyses {
+        options.analyses = Some(list(v, "analyses")?);
+    }
+    if let Some(v) = json.labels {
+        options.labels = Some(list(v, "labels")?);
+    }
+    match json.max_words {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) => options.max_words = Some(n.to_string()),
+        Some(Value::String(s)) => options.max_words = Some(s),
+        Some(_) => return Err(SubmitError::option("maxWords", "must be a number")),
+    }
+    match json.callback_url {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => options.callback_url = Some(s),
+        Some(_) => return Err(SubmitError::option("callbackUrl", "must be a string")),
+    }
+    Ok((
+        Payload::Text(text),
+        "application/json".into(),
+        json.filename,
+    ))
+}
+
+async fn read_multipart(
+    input: &HttpInput,
+    content_type: &str,
+    options: &mut RawOptions,
+) -> Result<(Payload, String, Option<String>), SubmitError> {
+    let boundary = multer::parse_boundary(content_type).map_err(|e| {
+        SubmitError::new(
+            400,
+            "InvalidMultipart",
+            "Content-Type",
+            format!("multipart/form-data needs a boundary: {e}"),
+        )
+    })?;
+    let body = input.body.clone();
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let bad = |e: multer::Error| {
+        SubmitError::new(
+            400,
+            "InvalidMultipart",
+            "body",
+            format!("the multipart body cannot be read: {e}"),
+        )
+    };
+    let mut document = None;
+    while let Some(field) = multipart.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or("").to_string();
+        let filename = field.file_name().map(str::to_owned);
+        let part_type = field
+            .content_type()
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        let data = field.bytes().await.map_err(bad)?;
+        if name == "file" || filename.is_some() {
+            if document.is_some() {
+                return Err(SubmitError::new(
+                    400,
+                    "InvalidMultipart",
+                    "file",
+                    "send one document per submission",
+                ));
+            }
+            let part_type = if part_type.is_empty() || part_type == "application/octet-stream" {
+                guess_type(filename.as_deref()).unwrap_or(part_type)
+            } else {
+                part_type
+            };
+            let payload = read_document(&part_type, &data, "file")?;
+            document = Some((payload, essence(&part_type), filename));
+        } else {
+            let text = std::str::from_utf8(&data)
+                .map_err(|_| SubmitError::option(&name, "must be UTF-8 text"))?;
+            options.set_text(&name, text)?;
+        }
+    }
+    document.ok_or_else(|| {
+        SubmitError::new(
+            400,
+            "EmptyDocument",
+            "file",
+            "the multipart body has no file part (name it \"file\")",
+        )
+    })
+}
+
+/// A content type from a file name's extension, for parts sent without one.
+pub fn guess_type(filename: Option<&str>) -> Option<String> {
+    let ext = filename?.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(
+        match ext.as_str() {
+            "txt" | "text" => "text/plain",
+            "md" | "markdown" => "text/markdown",
+            "pdf" => "application/pdf",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+/// Extracts the text of a PDF. CPU-bound: run it with `spawn_blocking`. A PDF without
+/// extractable text (a scan) is refused with 422.
+pub fn extract_pdf_text(bytes: &[u8]) -> Result<String, SubmitError> {
+    let text = pdf_extract::extract_text_from_mem(bytes).map_err(|e| {
+        SubmitError::new(
+            422,
+            "UnreadablePdf",
+            "body",
+            format!("the PDF cannot be read: {e}"),
+        )
+    })?;
+    if text.trim().is_empty() {
+        return Err(SubmitError::new(
+            422,
+            "PdfHasNoText",
+            "body",
+            "the PDF has no extractable text (a scanned document needs OCR first)",
+        ));
+    }
+    Ok(text)
+}
+
+/// The correlation id of a request: the trace id of a W3C `traceparent`, else
+/// `x-correlation-id` when it is usable, else a new one.
+pub fn correlation_id(input: &HttpInput) -> String {
+    if let Some(trace) = input.header("traceparent").and_then(trace_id) {
+        return trace;
+    }
+    input
+        .header("x-correlation-id")
+        .map(str::trim)
+        .filter(|id| {
+            !id.is_empty()
+                && id.chars().count() <= MAX_CORRELATION_ID_CHARS
+                && id.chars().all(|c| c.is_ascii_graphic())
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// The trace id of a `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if valid and not zero.
+fn trace_id(traceparent: &str) -> Option<String> {
+    let parts: Vec<&str> = traceparent.trim().split('-').collect();
+    let [version, trace, parent, flags] = parts.as_slice() else {
+        return None;
+    };
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex(version, 2)
+        && *version != "ff"
+        && hex(trace, 32)
+        && trace.bytes().any(|b| b != b'0')
+        && hex(parent, 16)
+        && hex(flags, 2))
+    .then(|| trace.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(content_type: &str, body: &[u8]) -> HttpInput {
+        HttpInput {
+            query: vec![],
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: Bytes::copy_from_slice(body),
+        }
+    }
+
+    async fn read(input: HttpInput) -> Result<Submission, SubmitError> {
+        read_submission(&input, 1000).await
+    }
+
+    #[tokio::test]
+    async fn plain_text_with_defaults() {
+        let s = read(input("text/plain", b"Hello there.")).await.unwrap();
+        assert_eq!(s.payload, Payload::Text("Hello there.".into()));
+        assert_eq!(s.options.analyses.len(), 5);
+        assert_eq!(s.options.max_words, DEFAULT_MAX_WORDS);
+        assert_eq!(s.content_type, "text/plain");
+    }
+
+    #[tokio::test]
+    async fn options_from_query_and_json_body() {
+        let mut i = input("text/markdown; charset=utf-8", b"# Title\n\nBody.");
+        i.query = vec![
+            ("analyses".into(), "sentiment,summarize".into()),
+            ("maxWords".into(), "20".into()),
+        ];
+        let s = read(i).await.unwrap();
+        assert_eq!(s.options.analyses, vec!["summarize", "sentiment"]);
+        assert_eq!(s.options.max_words, 20);
+
+        let body = br#"{"text":"Hi.","analyses":["classify"],"labels":["a","b"],"maxWords":5,"callbackUrl":"https://example.com/hook"}"#;
+        let s = read(input("application/json", body)).await.unwrap();
+        assert_eq!(s.options.labels, vec!["a", "b"]);
+        assert_eq!(s.callback_url.as_deref(), Some("https://example.com/hook"));
+    }
+
+    #[tokio::test]
+    async fn refusals_name_the_field() {
+        let cases: Vec<(HttpInput, u16, &str)> = vec![
+            (input("text/plain", b""), 400, "body"),
+            (input("text/plain", b"  \n"), 400, "body"),
+            (input("image/png", b"x"), 415, "Content-Type"),
+            (input("", b"x"), 415, "Content-Type"),
+            (input("text/plain", b"caf\xe9"), 400, "body"),
+            (
+                input("text/plain; charset=koi8-r", b"x"),
+                415,
+                "Content-Type",
+            ),
+            (input("text/plain", &[b'a'; 1001]), 413, "body"),
+            (input("application/json", b"{\"text\": 5}"), 400, "text"),
+            (input("application/json", b"{\"txt\": \"a\"}"), 400, "body"),
+            (
+                input("application/json", br#"{"text":"a","maxWords":0}"#),
+                400,
+                "maxWords",
+            ),
+            (
+                input("application/json", br#"{"text":"a","labels":["x","X"]}"#),
+                400,
+                "labels",
+            ),
+            (
+                input(
+                    "application/json",
+                    br#"{"text":"a","analyses":"translate"}"#,
+                ),
+                400,
+                "analyses",
+            ),
+            (
+                input(
+                    "application/json",
+                    br#"{"text":"a","callbackUrl":"ftp://x"}"#,
+                ),
+                400,
+                "callbackUrl",
+            ),
+        ];
+        for (i, status, field) in cases {
+            let e = read(i).await.unwrap_err();
+            assert_eq!((e.status, e.field.as_str()), (status, field), "{e:?}");
+        }
+        let mut i = input("text/plain", b"a");
+        i.query = vec![("colour".into(), "red".into())];
+        assert_eq!(read(i).await.unwrap_err().field, "colour");
+    }
+
+    #[tokio::test]
+    async fn latin1_is_accepted_when_declared() {
+        let s = read(input("text/plain; charset=ISO-8859-1", b"caf\xe9"))
+            .await
+            .unwrap();
+        assert_eq!(s.payload, Payload::Text("café".into()));
+        let s = read(input("text/plain; charset=windows-1252", b"\x93hi\x94"))
+            .await
+            .unwrap();
+        assert_eq!(s.payload, Payload::Text("“hi”".into()));
+    }
+
+    #[tokio::test]
+    async fn multipart_file_and_fields() {
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"note.md\"\r\n\r\n# Note\n\nText.\r\n--XyZ\r\nContent-Disposition: form-data; name=\"analyses\"\r\n\r\nsummarize\r\n--XyZ--\r\n";
+        let s = read(input("multipart/form-data; boundary=XyZ", body.as_bytes()))
+            .await
+            .unwrap();
+        assert_eq!(s.payload, Payload::Text("# Note\n\nText.".into()));
+        assert_eq!(s.content_type, "text/markdown");
+        assert_eq!(s.filename.as_deref(), Some("note.md"));
+        assert_eq!(s.options.analyses, vec!["summarize"]);
+        let none = "--XyZ\r\nContent-Disposition: form-data; name=\"analyses\"\r\n\r\nsummarize\r\n--XyZ--\r\n";
+        let e = read(input("multipart/form-data; boundary=XyZ", none.as_bytes()))
+            .await
+            .unwrap_err();
+        assert_eq!(e.field, "file");
+    }
+
+    #[test]
+    fn pdf_without_text_is_422() {
+        assert_eq!(extract_pdf_text(b"not a pdf").unwrap_err().status, 422);
+    }
+
+    #[test]
+    fn correlation_ids() {
+        let mut i = input("text/plain", b"");
+        i.headers.push((
+            "traceparent".into(),
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01".into(),
+        ));
+        assert_eq!(correlation_id(&i), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let mut i = input("text/plain", b"");
+        i.headers
+            .push(("X-Correlation-Id".into(), "order-17".into()));
+        assert_eq!(correlation_id(&i), "order-17");
+        let i = input("text/plain", b"");
+        assert_eq!(correlation_id(&i).len(), 36);
+    }
+}
