@@ -55,23 +55,26 @@ enum Command {
     },
     /// Process documents end to end on the local stack and print the results.
     Run {
-        /// Files or folders of documents.
+        /// Files or folders of documents (folders are searched recursively).
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
-        /// The app root.
+        /// Only the files directly inside the given folders.
+        #[arg(long)]
+        no_recursive: bool,
+        /// The Functions app root (the folder with host.json and the function folders).
         #[arg(long, default_value = ".")]
         app_root: PathBuf,
         /// Keep the state here (default: a temporary folder, removed afterwards).
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Write the full results as JSON to this file.
+        /// Write every document's full status (as GET /api/documents/{id} returns it) to this file.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Task kinds to run.
         #[arg(long, value_delimiter = ',', default_values_t = cli::run::DEFAULT_KINDS.map(String::from))]
         kinds: Vec<String>,
         /// Labels for classify.
-        #[arg(long, value_delimiter = ',', default_values_t = cli::run::DEFAULT_LABELS.map(String::from))]
+        #[arg(long, value_delimiter = ',', default_values_t = cli::run::DEFAULT_RUN_LABELS.map(String::from))]
         labels: Vec<String>,
         /// Summary length in words.
         #[arg(long, default_value_t = 60)]
@@ -265,6 +268,7 @@ fn main() -> ExitCode {
         }),
         Command::Run {
             inputs,
+            no_recursive,
             app_root,
             data_dir,
             out,
@@ -278,6 +282,7 @@ fn main() -> ExitCode {
             let shutdown = on_signal();
             let command = cli::run::RunCommand {
                 inputs,
+                recursive: !no_recursive,
                 app_root,
                 data_dir,
                 out,

@@ -425,7 +425,7 @@ async fn the_readme_sample_request_is_processed() {
     let app = TestApp::new();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let request =
-        std::fs::read(root.join("samples/requests/process-document.request.json")).unwrap();
+        std::fs::read(root.join("docs/host-requests/process-document.request.json")).unwrap();
     let reply = app.post("ProcessDocument", &request).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let outcome = &outcome_messages(&reply)[0];

@@ -1,54 +1,33 @@
-//! `docflow run FILE|DIR…`: the main job in one command. Starts the local stack, submits every
-//! file (claim-check upload plus one `ai.task.v1` message per kind), waits while the queue
-//! drains, prints a table per document and writes the full results as JSON.
+//! `docflow run FILE|DIR…`: the main job in one command, as a client of the running app. Starts
+//! the local host like `docflow dev`, submits every file through `POST /api/documents`, polls
+//! `GET /api/documents/{id}` until each document is final, prints a table and optionally writes
+//! every document's status JSON. Nothing here knows how the pipeline works inside.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::ai::TaskOutput;
-use crate::blob::BlobStore;
-use crate::broker::ReceiveMode;
 use crate::host::{DevOptions, LocalHost};
-use crate::poison::{PoisonRecords, sha256_hex};
-use crate::servicebus::message::Message;
-use crate::task::{OutcomeStatus, TaskOutcome, TaskResult, result_blob_name};
-
-/// Task kinds run on every document.
-pub const DEFAULT_KINDS: [&str; 5] = [
-    "summarize",
-    "classify",
-    "extract_entities",
-    "sentiment",
-    "embed",
-];
-/// Labels offered to `classify`.
-pub const DEFAULT_LABELS: [&str; 5] = [
-    "contract",
-    "invoice",
-    "support request",
-    "complaint",
-    "thank you note",
-];
+use crate::pipeline::submission::{ALL_ANALYSES, DEFAULT_LABELS};
 
 /// Options of `docflow run`.
 #[derive(Debug, Clone)]
 pub struct RunCommand {
     /// Files and folders to process.
     pub inputs: Vec<PathBuf>,
+    /// Search folders recursively.
+    pub recursive: bool,
     /// The app root.
     pub app_root: PathBuf,
     /// Keep state here instead of a temporary folder.
     pub data_dir: Option<PathBuf>,
-    /// Write the full results here.
+    /// Write every document's status JSON here.
     pub out: Option<PathBuf>,
-    /// Kinds to run.
+    /// Analyses to run.
     pub kinds: Vec<String>,
     /// Labels for `classify`.
     pub labels: Vec<String>,
@@ -58,23 +37,44 @@ pub struct RunCommand {
     pub timeout: Duration,
 }
 
-/// State of one task.
-#[derive(Debug, Clone, PartialEq)]
-enum TaskState {
-    Pending,
-    Succeeded,
-    DeadLettered { reason: String, description: String },
+/// Analyses run by default.
+pub const DEFAULT_KINDS: [&str; 5] = ALL_ANALYSES;
+/// Labels offered to `classify` by default.
+pub const DEFAULT_RUN_LABELS: [&str; 5] = DEFAULT_LABELS;
+
+/// One submitted file.
+struct Doc {
+    path: PathBuf,
+    /// The API's answer: the id, or why it refused the file.
+    submitted: Result<String, String>,
+    /// The last status JSON.
+    status: Option<Value>,
 }
 
-struct Doc {
-    id: String,
-    path: PathBuf,
-    tasks: BTreeMap<String, TaskState>,
+impl Doc {
+    fn state(&self) -> &str {
+        match (&self.submitted, &self.status) {
+            (Err(_), _) => "refused",
+            (Ok(_), Some(s)) => s["status"].as_str().unwrap_or("unknown"),
+            (Ok(_), None) => "queued",
+        }
+    }
+
+    fn is_final(&self) -> bool {
+        matches!(self.state(), "refused" | "completed" | "partial" | "failed")
+    }
 }
 
 /// Runs the command; returns the exit code.
 pub async fn run(command: RunCommand, shutdown: CancellationToken) -> u8 {
-    let files = match collect(&command.inputs) {
+    if !command.app_root.join("host.json").is_file() {
+        eprintln!(
+            "docflow run: {} is not a Functions app root (no host.json there); run from the app root or pass --app-root",
+            command.app_root.display()
+        );
+        return super::EXIT_CONFIG;
+    }
+    let files = match collect(&command.inputs, command.recursive) {
         Ok(f) if f.is_empty() => {
             eprintln!("docflow run: no files found in {:?}", command.inputs);
             return super::EXIT_CONFIG;
@@ -116,7 +116,19 @@ pub async fn run(command: RunCommand, shutdown: CancellationToken) -> u8 {
             return super::EXIT_CONFIG;
         }
     };
-    let code = match process(&host, &command, &files, &shutdown).await {
+    let prefix = host
+        .context()
+        .app
+        .host
+        .route_prefix
+        .trim_matches('/')
+        .to_string();
+    let base = if prefix.is_empty() {
+        format!("http://127.0.0.1:{}", host.http_port())
+    } else {
+        format!("http://127.0.0.1:{}/{prefix}", host.http_port())
+    };
+    let code = match process(&base, &command, &files, &shutdown).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("docflow run: {e} (handler log: {})", log.display());
@@ -136,22 +148,13 @@ fn tempfile_dir() -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
-fn collect(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+/// The files to submit: files as given, folders' files sorted (recursively unless told not to),
+/// hidden ones skipped.
+fn collect(inputs: &[PathBuf], recursive: bool) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(input)
-                .map_err(|e| format!("cannot read {}: {e}", input.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_file()
-                        && !p
-                            .file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                })
-                .collect();
-            entries.sort();
-            files.extend(entries);
+            walk(input, recursive, &mut files)?;
         } else if input.is_file() {
             files.push(input.clone());
         } else {
@@ -164,19 +167,29 @@ fn collect(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// A document id from the file name and content: readable and unique.
-fn document_id(path: &Path, content: &[u8]) -> String {
-    let stem: String = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_lowercase())
-        .unwrap_or_default()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+fn walk(dir: &Path, recursive: bool, files: &mut Vec<PathBuf>) -> Result<(), String> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
-    let stem: String = stem.trim_matches('-').chars().take(60).collect();
-    format!("{stem}-{}", &sha256_hex(content)[..8])
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() {
+            if recursive {
+                walk(&entry, recursive, files)?;
+            }
+        } else if entry.is_file() {
+            files.push(entry);
+        }
+    }
+    Ok(())
 }
 
+/// The content type a file is submitted with, by extension; the API judges the rest.
 fn content_type(path: &Path) -> &'static str {
     match path
         .extension()
@@ -184,316 +197,223 @@ fn content_type(path: &Path) -> &'static str {
         .map(str::to_ascii_lowercase)
         .as_deref()
     {
-        Some("txt" | "text" | "log") => "text/plain",
         Some("md" | "markdown") => "text/markdown",
+        Some("pdf") => "application/pdf",
         Some("json") => "application/json",
-        Some("csv") => "text/csv",
-        Some("html" | "htm") => "text/html",
-        Some("xml") => "application/xml",
+        Some("txt" | "text" | "log" | "csv") => "text/plain",
         _ => "application/octet-stream",
     }
 }
 
 async fn process(
-    host: &LocalHost,
+    base: &str,
     command: &RunCommand,
     files: &[PathBuf],
     shutdown: &CancellationToken,
 ) -> Result<u8, String> {
-    let ctx = host.context();
-    let run = uuid::Uuid::new_v4().simple().to_string();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let query = [
+        ("analyses", command.kinds.join(",")),
+        ("labels", command.labels.join(",")),
+        ("maxWords", command.max_words.to_string()),
+    ];
     let mut docs = Vec::new();
     for path in files {
-        let content =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let id = document_id(path, &content);
-        let blob = format!(
-            "{id}/{}",
-            path.file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default()
-        );
-        let ct = content_type(path);
-        ctx.blobs
-            .put("documents", &blob, Bytes::from(content.clone()), ct)
-            .await
-            .map_err(|e| format!("cannot store {}: {e}", path.display()))?;
-        let mut tasks = BTreeMap::new();
-        for kind in &command.kinds {
-            let task_id = format!("{id}:{kind}");
-            let parameters = match kind.as_str() {
-                "summarize" => json!({"maxWords": command.max_words}),
-                "classify" => json!({"labels": command.labels}),
-                _ => json!({}),
-            };
-            let body = json!({
-                "schema": "ai.task.v1", "taskId": task_id, "documentId": id, "correlationId": format!("run-{id}"),
-                "kind": kind,
-                "input": {"contentRef": {"container": "documents", "blob": blob, "contentType": ct,
-                          "sizeBytes": content.len(), "sha256": sha256_hex(&content)}},
-                "parameters": parameters,
-            });
-            let message = Message::new(body.to_string())
-                // Unique per run: a rerun on a kept --data-dir must not be dropped by duplicate
-                // detection; ProcessDocument's own effectively-once (by task id) reuses results.
-                .with_message_id(message_id(&task_id, &run))
-                .with_correlation_id(format!("run-{id}"))
-                .with_content_type("application/json");
-            ctx.broker
-                .send("ai-tasks", vec![message])
-                .await
-                .map_err(|e| format!("cannot send {task_id}: {e}"))?;
-            tasks.insert(task_id, TaskState::Pending);
-        }
+        let submitted = submit(&http, base, &query, path).await;
         docs.push(Doc {
-            id,
             path: path.clone(),
-            tasks,
+            submitted,
+            status: None,
         });
     }
-    let total: usize = docs.iter().map(|d| d.tasks.len()).sum();
-    let bar = if std::io::stderr().is_terminal() {
-        ProgressBar::new(total as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} processing [{bar:40}] {pos}/{len} tasks ({elapsed})",
-    ) {
-        bar.set_style(style);
-    }
-    let started = Instant::now();
-    let poison = PoisonRecords::new(std::sync::Arc::new(ctx.blobs.clone()), "state");
-    let mut last_dlq_check = Instant::now() - Duration::from_secs(10);
+    let bar = progress(docs.len());
+    let deadline = Instant::now() + command.timeout;
     loop {
-        let done = docs
-            .iter()
-            .flat_map(|d| d.tasks.values())
-            .filter(|s| **s != TaskState::Pending)
-            .count();
-        bar.set_position(done as u64);
-        if done == total || shutdown.is_cancelled() || started.elapsed() > command.timeout {
-            break;
-        }
-        match ctx
-            .broker
-            .receive(
-                "task-results",
-                false,
-                ReceiveMode::ReceiveAndDelete,
-                Duration::from_millis(500),
-            )
-            .await
-        {
-            Ok(Some(m)) => {
-                if let Ok(outcome) = serde_json::from_slice::<TaskOutcome>(&m.message.body) {
-                    let state = match outcome.error {
-                        Some(error) if outcome.status == OutcomeStatus::Failed => {
-                            TaskState::DeadLettered {
-                                reason: error.reason,
-                                description: error.description,
-                            }
-                        }
-                        _ => TaskState::Succeeded,
-                    };
-                    mark(&mut docs, &outcome.task_id, state);
+        for doc in docs.iter_mut().filter(|d| !d.is_final()) {
+            if let Ok(id) = &doc.submitted {
+                let url = format!("{base}/documents/{id}");
+                match http.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        doc.status = r.json::<Value>().await.ok();
+                    }
+                    Ok(r) => return Err(format!("GET {url} answered {}", r.status())),
+                    Err(e) => return Err(format!("GET {url} failed: {e}")),
                 }
             }
-            Ok(None) => {}
-            Err(e) => return Err(format!("reading task outcomes failed: {e}")),
         }
-        if last_dlq_check.elapsed() >= Duration::from_millis(500) {
-            last_dlq_check = Instant::now();
-            for dead in ctx
-                .broker
-                .browse("ai-tasks", true, 0, 10_000)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                let Some(task_id) = crate::task::task_id_of(&dead.message.body) else {
-                    continue;
-                };
-                let record = poison.find(&task_id).await.ok().flatten();
-                let (reason, description) = match record {
-                    Some(r) => (r.reason, r.description),
-                    None => (
-                        dead.dead_letter_reason()
-                            .unwrap_or("DeadLettered")
-                            .to_string(),
-                        dead.dead_letter_description()
-                            .unwrap_or_default()
-                            .to_string(),
-                    ),
-                };
-                mark(
-                    &mut docs,
-                    &task_id,
-                    TaskState::DeadLettered {
-                        reason,
-                        description,
-                    },
-                );
-            }
+        let finished = docs.iter().filter(|d| d.is_final()).count();
+        if let Some(bar) = &bar {
+            bar.set_position(finished as u64);
+        }
+        if finished == docs.len() || Instant::now() >= deadline || shutdown.is_cancelled() {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            () = shutdown.cancelled() => {}
         }
     }
-    bar.finish_and_clear();
-    let report = report(&docs, ctx.blobs.clone()).await;
-    print_table(&docs, &report);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    print_table(&docs);
     if let Some(out) = &command.out {
-        let text = serde_json::to_string_pretty(&report).unwrap_or_default();
-        std::fs::write(out, text + "\n")
-            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-        println!("full results written to {}", out.display());
+        let report: Vec<Value> = docs
+            .iter()
+            .map(|d| match (&d.submitted, &d.status) {
+                (Ok(_), Some(status)) => {
+                    let mut status = status.clone();
+                    status["file"] = json!(d.path.display().to_string());
+                    status
+                }
+                (Ok(id), None) => json!({"id": id, "file": d.path.display().to_string(), "status": "unknown"}),
+                (Err(reason), _) => json!({"file": d.path.display().to_string(), "status": "refused", "error": reason}),
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(out, text).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     }
-    let pending = docs
-        .iter()
-        .flat_map(|d| d.tasks.values())
-        .filter(|s| **s == TaskState::Pending)
-        .count();
-    if pending > 0 {
+    let unfinished = docs.iter().filter(|d| !d.is_final()).count();
+    if unfinished > 0 {
         eprintln!(
-            "docflow run: {pending} task(s) did not finish within {:?}",
+            "docflow run: {unfinished} documents did not finish within {:?}",
             command.timeout
         );
         return Ok(super::EXIT_FAILED);
     }
-    Ok(0)
-}
-
-/// `{taskId}#{run}`, or a hash of the task id when that would pass Service Bus's 128 characters.
-fn message_id(task_id: &str, run: &str) -> String {
-    let readable = format!("{task_id}#{run}");
-    if readable.chars().count() <= 128 {
-        readable
+    Ok(if docs.iter().all(|d| d.state() == "completed") {
+        0
     } else {
-        format!("{}#{run}", &sha256_hex(task_id.as_bytes())[..32])
-    }
+        super::EXIT_FAILED
+    })
 }
 
-fn mark(docs: &mut [Doc], task_id: &str, state: TaskState) {
-    for doc in docs.iter_mut() {
-        if let Some(slot) = doc.tasks.get_mut(task_id)
-            && *slot == TaskState::Pending
-        {
-            *slot = state.clone();
-        }
+/// Submits one file; `Err` holds the API's reason for refusing it.
+async fn submit(
+    http: &reqwest::Client,
+    base: &str,
+    query: &[(&str, String)],
+    path: &Path,
+) -> Result<String, String> {
+    let body = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    let mut url = reqwest::Url::parse(&format!("{base}/documents")).map_err(|e| e.to_string())?;
+    url.query_pairs_mut()
+        .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+    let answer = http
+        .post(url)
+        .header("content-type", content_type(path))
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("the API did not answer: {e}"))?;
+    let status = answer.status();
+    let value: Value = answer.json().await.unwrap_or(Value::Null);
+    if status.as_u16() == 202 {
+        return value["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "the API accepted the file without an id".to_string());
     }
+    let error = &value["error"];
+    Err(format!(
+        "{} {}: {}",
+        status.as_u16(),
+        error["code"].as_str().unwrap_or("Error"),
+        error["message"].as_str().unwrap_or("no reason given")
+    ))
 }
 
-/// The full results, one object per document.
-async fn report(docs: &[Doc], blobs: crate::blob::LocalFolderStore) -> Value {
-    let mut out = Vec::new();
-    for doc in docs {
-        let mut tasks = serde_json::Map::new();
-        for (task_id, state) in &doc.tasks {
-            let kind = task_id.rsplit(':').next().unwrap_or_default().to_string();
-            let value = match state {
-                TaskState::Pending => json!({"status": "pending"}),
-                TaskState::DeadLettered {
-                    reason,
-                    description,
-                } => {
-                    json!({"status": "dead-lettered", "reason": reason, "description": description})
-                }
-                TaskState::Succeeded => {
-                    match blobs.get("results", &result_blob_name(task_id)).await {
-                        Ok(blob) => match serde_json::from_slice::<TaskResult>(&blob.data) {
-                            Ok(result) => {
-                                json!({"status": "succeeded", "model": result.model, "usage": result.usage, "output": result.output})
-                            }
-                            Err(e) => {
-                                json!({"status": "succeeded", "error": format!("unreadable result: {e}")})
-                            }
-                        },
-                        Err(e) => {
-                            json!({"status": "succeeded", "error": format!("result missing: {e}")})
-                        }
-                    }
-                }
-            };
-            tasks.insert(kind, value);
-        }
-        out.push(
-            json!({"documentId": doc.id, "file": doc.path.display().to_string(), "tasks": tasks}),
-        );
+fn progress(total: usize) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
     }
-    Value::Array(out)
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos}/{len} documents final {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Some(bar)
 }
 
-fn print_table(docs: &[Doc], report: &Value) {
+fn print_table(docs: &[Doc]) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "{:<36} {:<8} {:<22} {:<20} {:>8}  SUMMARY",
+        "{:<36} {:<10} {:<22} {:<20} {:>8}  SUMMARY",
         "DOCUMENT", "STATUS", "LABEL", "SENTIMENT", "ENTITIES"
     );
-    for (doc, item) in docs.iter().zip(report.as_array().into_iter().flatten()) {
-        let tasks = &item["tasks"];
-        let output =
-            |kind: &str| serde_json::from_value::<TaskOutput>(tasks[kind]["output"].clone()).ok();
-        let label = match output("classify") {
-            Some(TaskOutput::Classify { label, scores }) => {
-                format!("{label} ({:.2})", scores.first().map_or(0.0, |s| s.score))
-            }
-            _ => status_of(&tasks["classify"]),
+    for doc in docs {
+        let name = doc
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let empty = Value::Null;
+        let tasks = doc.status.as_ref().map_or(&empty, |s| &s["tasks"]);
+        let output = |kind: &str| &tasks[kind]["output"];
+        let or_status = |kind: &str, text: Option<String>| {
+            text.unwrap_or_else(|| tasks[kind]["status"].as_str().unwrap_or("-").to_string())
         };
-        let sentiment = match output("sentiment") {
-            Some(TaskOutput::Sentiment { label, score }) => {
-                format!("{label:?} ({score:+.2})").to_lowercase()
-            }
-            _ => status_of(&tasks["sentiment"]),
-        };
-        let entities = match output("extract_entities") {
-            Some(TaskOutput::ExtractEntities { entities }) => entities.len().to_string(),
-            _ => status_of(&tasks["extract_entities"]),
-        };
-        let summary = match output("summarize") {
-            Some(TaskOutput::Summarize { summary }) => {
-                summary.split_whitespace().collect::<Vec<_>>().join(" ")
-            }
-            _ => status_of(&tasks["summarize"]),
-        };
-        let failed = doc
-            .tasks
-            .values()
-            .filter(|s| matches!(s, TaskState::DeadLettered { .. }))
-            .count();
-        let pending = doc
-            .tasks
-            .values()
-            .filter(|s| **s == TaskState::Pending)
-            .count();
-        let status = if pending > 0 {
-            "pending"
-        } else if failed > 0 {
-            "partial"
-        } else {
-            "done"
-        };
+        let classify = output("classify");
+        let label = or_status(
+            "classify",
+            classify["label"].as_str().map(|l| {
+                format!(
+                    "{l} ({:.2})",
+                    classify["scores"][0]["score"].as_f64().unwrap_or(0.0)
+                )
+            }),
+        );
+        let sentiment = output("sentiment");
+        let sentiment = or_status(
+            "sentiment",
+            sentiment["label"]
+                .as_str()
+                .map(|l| format!("{l} ({:+.2})", sentiment["score"].as_f64().unwrap_or(0.0))),
+        );
+        let entities = or_status(
+            "extract_entities",
+            output("extract_entities")["entities"]
+                .as_array()
+                .map(|e| e.len().to_string()),
+        );
+        let summary = or_status(
+            "summarize",
+            output("summarize")["summary"]
+                .as_str()
+                .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ")),
+        );
         let _ = writeln!(
             out,
-            "{:<36} {:<8} {:<22} {:<20} {:>8}  {}",
-            clip(&doc.id, 36),
-            status,
+            "{:<36} {:<10} {:<22} {:<20} {:>8}  {}",
+            clip(&name, 36),
+            doc.state(),
             clip(&label, 22),
             clip(&sentiment, 20),
             entities,
             clip(&summary, 90)
         );
-        for (task_id, state) in &doc.tasks {
-            if let TaskState::DeadLettered {
-                reason,
-                description,
-            } = state
-            {
-                let _ = writeln!(out, "    dead-lettered {task_id}: {reason}: {description}");
+        match (&doc.submitted, &doc.status) {
+            (Err(reason), _) => {
+                let _ = writeln!(out, "    refused: {reason}");
             }
+            (Ok(_), Some(status)) => {
+                for failed in status["failed"].as_array().into_iter().flatten() {
+                    let _ = writeln!(
+                        out,
+                        "    {} failed: {}: {}",
+                        failed["kind"].as_str().unwrap_or("?"),
+                        failed["reason"].as_str().unwrap_or("?"),
+                        failed["description"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            (Ok(_), None) => {}
         }
     }
-}
-
-fn status_of(task: &Value) -> String {
-    task["status"].as_str().unwrap_or("-").to_string()
 }
 
 fn clip(s: &str, width: usize) -> String {
