@@ -8,23 +8,21 @@ use std::process::{Command, Stdio};
 use common::{Running, free_port};
 use std::time::{Duration, Instant};
 
-use docflow::servicebus::message::Message;
-use docflow::servicebus::{Namespace, ServiceBusClient};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn docflow_dev_processes_tasks_sent_through_the_broker_rest_api() {
+async fn docflow_dev_serves_the_document_api() {
     let data = tempfile::tempdir().unwrap();
-    let broker_port = free_port();
+    let http_port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_docflow"))
         .args([
             "dev",
             "--app-root",
             env!("CARGO_MANIFEST_DIR"),
             "--http-port",
-            "0",
+            &http_port.to_string(),
             "--broker-port",
-            &broker_port.to_string(),
+            "0",
             "--data-dir",
         ])
         .arg(data.path())
@@ -35,50 +33,38 @@ async fn docflow_dev_processes_tasks_sent_through_the_broker_rest_api() {
         .unwrap();
     let mut dev = Running(child);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", broker_port)).is_err() {
+    while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
         assert!(Instant::now() < deadline, "docflow dev did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let client = ServiceBusClient::from_connection_string(&Namespace::emulator_connection_string(
-        broker_port,
-    ))
-    .unwrap();
+    let api = format!("http://127.0.0.1:{http_port}/api/documents");
+    let http = reqwest::Client::new();
     let text = "Either party may terminate this Agreement for material breach. Globex GmbH will pay $1,200.00 on March 3, 2025.";
-    for kind in ["summarize", "sentiment"] {
-        let task = json!({"schema": "ai.task.v1", "taskId": format!("e2e-1:{kind}"), "documentId": "e2e-1", "correlationId": "c-e2e",
-                          "kind": kind, "input": {"text": text}, "parameters": {}});
-        client
-            .send_message(
-                "ai-tasks",
-                &Message::new(task.to_string())
-                    .with_message_id(format!("e2e-1:{kind}"))
-                    .with_content_type("application/json"),
-            )
-            .await
-            .unwrap();
-    }
-    let mut outcomes = Vec::new();
+    let accepted = http
+        .post(format!("{api}?analyses=summarize,sentiment"))
+        .header("content-type", "text/plain")
+        .header("x-correlation-id", "c-e2e")
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status().as_u16(), 202);
+    assert_eq!(accepted.headers()["x-correlation-id"], "c-e2e");
+    let body: Value = accepted.json().await.unwrap();
+    let url = format!("{api}/{}", body["id"].as_str().unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
-    while outcomes.len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "no outcomes on task-results; got {outcomes:?}"
-        );
-        if let Some(m) = client
-            .receive_and_delete("task-results", Duration::from_secs(2))
-            .await
-            .unwrap()
-        {
-            outcomes.push(serde_json::from_slice::<Value>(&m.message.body).unwrap());
+    let doc = loop {
+        let doc: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+        if doc["status"] == "completed" {
+            break doc;
         }
-    }
-    outcomes.sort_by_key(|o| o["taskId"].as_str().unwrap().to_string());
-    assert_eq!(outcomes[0]["taskId"], "e2e-1:sentiment");
-    assert_eq!(outcomes[1]["taskId"], "e2e-1:summarize");
-    for outcome in &outcomes {
-        assert_eq!(outcome["status"], "succeeded");
-        assert_eq!(outcome["correlationId"], "c-e2e");
-        let blob = outcome["result"]["blob"].as_str().unwrap();
+        assert!(Instant::now() < deadline, "not completed: {doc}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(doc["correlationId"], "c-e2e");
+    for kind in ["summarize", "sentiment"] {
+        assert_eq!(doc["tasks"][kind]["status"], "succeeded", "{doc}");
+        let blob = doc["tasks"][kind]["result"]["blob"].as_str().unwrap();
         assert!(
             data.path().join("blobs/results").join(blob).is_file(),
             "result {blob} stored in the local blob folder"
@@ -104,6 +90,10 @@ async fn docflow_dev_processes_tasks_sent_through_the_broker_rest_api() {
     std::io::Read::read_to_string(dev.0.stdout.as_mut().unwrap(), &mut table).unwrap();
     assert!(
         table.contains("ProcessDocument: serviceBusTrigger on ai-tasks"),
+        "{table}"
+    );
+    assert!(
+        table.contains("SubmitDocument: [POST] http://127.0.0.1:"),
         "{table}"
     );
 }
@@ -139,12 +129,13 @@ fn docflow_run_processes_the_samples_and_prints_the_table() {
             .lines()
             .find(|l| l.starts_with(doc))
             .unwrap_or_else(|| panic!("{doc} missing:\n{stdout}"));
-        assert!(line.contains(" done "), "{line}");
+        assert!(line.contains(" completed "), "{line}");
         assert!(line.contains(label), "{doc} should be {label}: {line}");
     }
     let report: Value = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
     assert_eq!(report.as_array().unwrap().len(), 4);
     for doc in report.as_array().unwrap() {
+        assert_eq!(doc["status"], "completed", "{doc}");
         for kind in [
             "summarize",
             "classify",
@@ -158,11 +149,17 @@ fn docflow_run_processes_the_samples_and_prints_the_table() {
 }
 
 #[test]
-fn docflow_run_reports_dead_lettered_tasks() {
+fn docflow_run_lists_files_the_api_refuses() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("scan.pdf"),
         [0x25, 0x50, 0x44, 0x46, 0xff, 0xfe],
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("nested")).unwrap();
+    std::fs::write(
+        dir.path().join("nested/note.txt"),
+        "A short note of thanks.",
     )
     .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_docflow"))
@@ -174,17 +171,44 @@ fn docflow_run_reports_dead_lettered_tasks() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         output.status.code(),
-        Some(0),
-        "a dead-lettered task is a terminal state: {stdout}"
+        Some(1),
+        "a refused file is a failure: {stdout}"
     );
-    assert!(stdout.contains("dead-lettered scan-"), "{stdout}");
+    let scan = stdout.lines().find(|l| l.starts_with("scan.pdf")).unwrap();
+    assert!(scan.contains(" refused "), "{stdout}");
     assert!(
-        stdout.contains("ContentNotText"),
-        "the poison reason is shown: {stdout}"
+        stdout.contains("refused: 422 UnreadablePdf"),
+        "the API's reason is shown: {stdout}"
     );
+    let note = stdout.lines().find(|l| l.starts_with("note.txt")).unwrap();
+    assert!(
+        note.contains(" completed "),
+        "folders are searched recursively: {stdout}"
+    );
+
+    let flat = Command::new(env!("CARGO_BIN_EXE_docflow"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "--no-recursive", "--kinds", "summarize"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&flat.stdout).contains("note.txt"));
+
     let missing = Command::new(env!("CARGO_BIN_EXE_docflow"))
         .args(["run", "/nonexistent/input"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
+    let outside = Command::new(env!("CARGO_BIN_EXE_docflow"))
+        .args(["run", "samples"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(outside.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&outside.stderr);
+    assert!(
+        message.contains("--app-root") && message.contains("host.json"),
+        "{message}"
+    );
 }

@@ -437,36 +437,17 @@ async fn the_readme_sample_request_is_processed() {
     assert!(summary.split_whitespace().count() <= 60, "{summary}");
 }
 
-/// Outcomes a sink was asked to send.
-#[derive(Default)]
-struct Captured(std::sync::Mutex<Vec<(docflow::task::TaskOutcome, String)>>);
-
-#[async_trait::async_trait]
-impl docflow::functions::process_document::OutcomeSink for Captured {
-    async fn send_outcome(
-        &self,
-        outcome: &docflow::task::TaskOutcome,
-        message_id: &str,
-    ) -> Result<(), String> {
-        self.0
-            .lock()
-            .unwrap()
-            .push((outcome.clone(), message_id.to_string()));
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn the_last_delivery_of_a_poison_message_reports_a_failed_outcome() {
     let mut app = TestApp::new();
-    let captured = std::sync::Arc::new(Captured::default());
+    let captured = docflow::servicebus::RecordingSender::new();
     let options = ProcessOptions {
         max_delivery_count: Some(5),
         ..ProcessOptions::default()
     };
     let function =
         docflow::functions::ProcessDocument::new(app.blobs.clone(), app.provider.clone(), options)
-            .with_outcome_sink(captured.clone());
+            .with_bus(std::sync::Arc::new(captured.clone()));
     app.registry = std::sync::Arc::new(
         docflow::functions::Registry::new().with(std::sync::Arc::new(function)),
     );
@@ -484,18 +465,20 @@ async fn the_last_delivery_of_a_poison_message_reports_a_failed_outcome() {
             422
         );
     }
-    assert!(
-        captured.0.lock().unwrap().is_empty(),
-        "not the last delivery yet"
-    );
+    assert!(captured.sent().is_empty(), "not the last delivery yet");
     let last = app.post("ProcessDocument", &host_request(&body, 5)).await;
     assert_eq!(
         last.status, 422,
         "still abandoned, so Service Bus dead-letters it"
     );
-    let sent = captured.0.lock().unwrap().clone();
+    let sent = captured.sent_to("task-results");
     assert_eq!(sent.len(), 1);
-    let (outcome, message_id) = &sent[0];
+    let outcome: docflow::task::TaskOutcome = serde_json::from_slice(&sent[0].body).unwrap();
+    let message_id = sent[0].message_id.clone().unwrap();
+    assert!(
+        outcome.dead_lettered,
+        "the message is dead-lettered after this delivery"
+    );
     assert_eq!(outcome.status, docflow::task::OutcomeStatus::Failed);
     assert_eq!(outcome.task_id, "doc-11:translate");
     assert_eq!(outcome.document_id, "doc-11");

@@ -618,3 +618,25 @@ fn writer(
         }
     }
 }
+
+#[async_trait::async_trait]
+impl crate::servicebus::MessageSender for Broker {
+    async fn send(
+        &self,
+        entity: &str,
+        message: &Message,
+    ) -> Result<(), crate::servicebus::ClientError> {
+        self.send_all(entity, std::slice::from_ref(message)).await
+    }
+
+    async fn send_all(
+        &self,
+        entity: &str,
+        messages: &[Message],
+    ) -> Result<(), crate::servicebus::ClientError> {
+        Broker::send(self, entity, messages.to_vec())
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::servicebus::ClientError::BadRequest(e.to_string()))
+    }
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod pipeline;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
