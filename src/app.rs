@@ -10,7 +10,7 @@ use crate::ai::offline::OfflineProvider;
 use crate::ai::openai::{Auth, Endpoint, OpenAiOptions, OpenAiProvider};
 use crate::blob::{BlobStore, LocalFolderStore};
 use crate::config::{AiSettings, Settings};
-use crate::functions::context::PipelineContext;
+use crate::functions::context::{PipelineContext, SUMMARY_CHUNKS_QUEUE};
 use crate::functions::process_document::{ProcessOptions, TRIGGER_QUEUE};
 use crate::functions::{
     AggregateResults, AnalyzeDocument, AuditLog, GetDocument, NotifySubmitter, ProcessDocument,
@@ -91,8 +91,12 @@ pub fn registry(settings: &Settings) -> Result<Registry, WiringError> {
     let blobs: Arc<dyn BlobStore> = Arc::new(LocalFolderStore::new(&settings.blob_dir));
     let ai = ai_provider(&settings.ai)?;
     let mut process = settings.process.clone();
+    let mut steps = settings.process.clone();
     match Topology::load(&settings.topology) {
-        Ok(topology) => process.max_delivery_count = topology.max_delivery_count(TRIGGER_QUEUE),
+        Ok(topology) => {
+            process.max_delivery_count = topology.max_delivery_count(TRIGGER_QUEUE);
+            steps.max_delivery_count = topology.max_delivery_count(SUMMARY_CHUNKS_QUEUE);
+        }
         Err(e) => {
             tracing::warn!(error = %e, "no topology: last deliveries of failing messages will not be reported")
         }
@@ -109,16 +113,18 @@ pub fn registry(settings: &Settings) -> Result<Registry, WiringError> {
             Arc::new(NotConfigured("ServiceBusConnection".into()))
         }
     };
-    Ok(functions(blobs, ai, bus, settings, process))
+    Ok(functions(blobs, ai, bus, settings, process, steps))
 }
 
-/// Every function of the app over the given seams.
+/// Every function of the app over the given seams. `process` configures ProcessDocument and
+/// `steps` SummarizeChunk (they differ in their trigger queue's `MaxDeliveryCount`).
 pub fn functions(
     blobs: Arc<dyn BlobStore>,
     ai: Arc<dyn AiProvider>,
     bus: Arc<dyn MessageSender>,
     settings: &Settings,
     process: ProcessOptions,
+    steps: ProcessOptions,
 ) -> Registry {
     let store = DocumentStore::new(blobs.clone(), settings.containers.clone());
     let ctx = PipelineContext {
@@ -131,9 +137,9 @@ pub fn functions(
         .with_http(Arc::new(GetDocument::new(ctx.clone())))
         .with(Arc::new(AnalyzeDocument::new(ctx.clone())))
         .with(Arc::new(
-            ProcessDocument::new(blobs, ai.clone(), process.clone()).with_bus(bus.clone()),
+            ProcessDocument::new(blobs, ai.clone(), process).with_bus(bus.clone()),
         ))
-        .with(Arc::new(SummarizeChunk::new(store, ai, bus, process)))
+        .with(Arc::new(SummarizeChunk::new(store, ai, bus, steps)))
         .with(Arc::new(AggregateResults::new(ctx.clone())))
         .with(Arc::new(NotifySubmitter::new(ctx.clone())))
         .with(Arc::new(AuditLog::new(ctx)))

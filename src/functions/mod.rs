@@ -10,6 +10,7 @@ pub mod content;
 pub mod context;
 pub mod get_document;
 pub mod http;
+pub mod last_delivery;
 pub mod notify_submitter;
 pub mod process_document;
 pub mod retry;

@@ -26,6 +26,7 @@ use tracing::{Span, error, info, warn};
 
 use super::content::{ContentError, load_text};
 use super::context::SUMMARY_CHUNKS_QUEUE;
+use super::last_delivery;
 use super::retry::{RetryCounts, backoff, jitter, scheduled_copy};
 use super::{Function, Invocation};
 use crate::ai::{
@@ -100,7 +101,7 @@ impl Default for ProcessOptions {
 /// The queue the trigger reads (`ProcessDocument/function.json`).
 pub const TRIGGER_QUEUE: &str = "ai-tasks";
 /// The queue outcomes go to (`ProcessDocument/function.json`).
-pub const OUTCOME_QUEUE: &str = "task-results";
+pub const OUTCOME_QUEUE: &str = last_delivery::OUTCOME_QUEUE;
 
 /// The ProcessDocument function.
 pub struct ProcessDocument {
@@ -189,41 +190,20 @@ impl ProcessDocument {
         reason: &str,
         description: &str,
     ) {
-        let (Some(bus), Some(max), Some(count)) = (
-            &self.bus,
-            self.options.max_delivery_count,
-            message.properties.delivery_count,
-        ) else {
+        let Some(bus) = &self.bus else {
             return;
         };
-        if count < max {
+        if !last_delivery::is_last(message, self.options.max_delivery_count) {
             return;
         }
-        let Some(identity) = crate::task::outcome_identity(&message.body) else {
-            warn!(
+        match crate::task::outcome_identity(&message.body) {
+            Some(identity) => {
+                last_delivery::report_failed(bus.as_ref(), message, &identity, reason, description)
+                    .await
+            }
+            None => warn!(
                 "last delivery of a failing message without a task id; no outcome can be reported"
-            );
-            return;
-        };
-        let mut outcome = TaskOutcome::failed(&identity, reason, description);
-        outcome.dead_lettered = true;
-        outcome.attempts = Some(RetryCounts::of(message).attempts(message));
-        let message_id = format!(
-            "{}:failed:{}",
-            identity.task_id,
-            &sha256_hex(&message.body)[..16]
-        );
-        let mut sent = Message::new(serde_json::to_vec(&outcome).expect("an outcome serializes"))
-            .with_message_id(message_id)
-            .with_content_type("application/json");
-        sent.correlation_id = outcome.correlation_id.clone();
-        match bus.send(OUTCOME_QUEUE, &sent).await {
-            Ok(()) => {
-                info!(task_id = %identity.task_id, %reason, "last delivery failed; failed outcome sent")
-            }
-            Err(e) => {
-                error!(error = %e, task_id = %identity.task_id, "sending the failed outcome failed")
-            }
+            ),
         }
     }
 

@@ -16,6 +16,7 @@ use tracing::{Span, info, warn};
 
 use super::content::{ContentError, load_text};
 use super::context::SUMMARY_CHUNKS_QUEUE;
+use super::last_delivery;
 use super::process_document::{ProcessOptions, outcome_response, send_step};
 use super::retry::{RetryCounts, backoff, jitter, scheduled_copy};
 use super::{Function, Invocation};
@@ -325,6 +326,33 @@ impl Function for SummarizeChunk {
         if let Some(c) = &step.correlation_id {
             span.record("correlation_id", c.as_str());
         }
-        self.step(&step, &message).await
+        let outcome = self.step(&step, &message).await;
+        if let Outcome::Poison {
+            reason,
+            description,
+            ..
+        }
+        | Outcome::Transient {
+            reason,
+            description,
+        } = &outcome
+            && last_delivery::is_last(&message, self.options.max_delivery_count)
+        {
+            let identity = TaskIdentity {
+                task_id: step.task_id.clone(),
+                document_id: step.document_id.clone(),
+                kind: "summarize".into(),
+                correlation_id: step.correlation_id.clone(),
+            };
+            last_delivery::report_failed(
+                self.bus.as_ref(),
+                &message,
+                &identity,
+                reason,
+                description,
+            )
+            .await;
+        }
+        outcome
     }
 }
