@@ -24,7 +24,7 @@ use crate::pipeline::events::{
 };
 use crate::pipeline::state::{DocumentState, Merge, TaskFailure};
 use crate::pipeline::store::StoreError;
-use crate::protocol::{InvocationRequest, InvocationResponse, TriggerDataType};
+use crate::protocol::{InvocationRequest, InvocationResponse};
 use crate::servicebus::Message;
 use crate::task::{OUTCOME_SCHEMA, TaskOutcome, TaskResult};
 
@@ -223,9 +223,9 @@ impl Function for AggregateResults {
     }
 
     async fn invoke(&self, _invocation: &Invocation, request: InvocationRequest) -> Outcome {
-        let message = match request.service_bus_message(TRIGGER_BINDING, TriggerDataType::String) {
+        let message = match super::trigger_message(&request, TRIGGER_BINDING) {
             Ok(message) => message,
-            Err(e) => return Outcome::BadRequest(e),
+            Err(outcome) => return outcome,
         };
         let span = Span::current();
         let result = match schema_of(&message.body).as_deref() {

@@ -14,10 +14,10 @@ use super::context::{AI_TASKS_QUEUE, PipelineContext, TASK_RESULTS_QUEUE};
 use super::{Function, Invocation};
 use crate::outcome::Outcome;
 use crate::pipeline::events::{
-    AnalysisDeadline, DEADLINE_SCHEMA, DocumentSubmitted, SUBMITTED_SCHEMA, parse,
+    AnalysisDeadline, DEADLINE_SCHEMA, DocumentSubmitted, SUBMITTED_SCHEMA,
 };
 use crate::pipeline::state::DocumentState;
-use crate::protocol::{InvocationRequest, InvocationResponse, TriggerDataType};
+use crate::protocol::{InvocationRequest, InvocationResponse};
 use crate::servicebus::Message;
 use crate::task::{TASK_SCHEMA, TaskMessage, TaskMessageInput, TaskParameters};
 
@@ -137,17 +137,14 @@ impl Function for AnalyzeDocument {
     }
 
     async fn invoke(&self, _invocation: &Invocation, request: InvocationRequest) -> Outcome {
-        let message = match request.service_bus_message(TRIGGER_BINDING, TriggerDataType::String) {
-            Ok(message) => message,
-            Err(e) => return Outcome::BadRequest(e),
-        };
-        let event: DocumentSubmitted = match parse(&message.body, SUBMITTED_SCHEMA) {
-            Ok(event) => event,
-            Err(e) => {
-                warn!(error = %e, "DocumentSubmitted is unreadable");
-                return Outcome::poison(e.reason(), e.to_string());
-            }
-        };
+        let (_, event): (_, DocumentSubmitted) =
+            match super::trigger_event(&request, TRIGGER_BINDING, SUBMITTED_SCHEMA) {
+                Ok(found) => found,
+                Err(outcome) => {
+                    warn!(?outcome, "DocumentSubmitted is unreadable");
+                    return outcome;
+                }
+            };
         let span = Span::current();
         span.record("correlation_id", event.correlation_id.as_str());
         span.record("task_id", event.document_id.as_str());

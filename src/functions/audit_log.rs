@@ -16,7 +16,7 @@ use crate::outcome::Outcome;
 use crate::pipeline::events::{
     AnalysisCompleted, COMPLETED_SCHEMA, DocumentSubmitted, SUBMITTED_SCHEMA, parse, schema_of,
 };
-use crate::protocol::{InvocationRequest, InvocationResponse, TriggerDataType};
+use crate::protocol::{InvocationRequest, InvocationResponse};
 use crate::task::encode_segment;
 
 /// The trigger binding's name.
@@ -120,9 +120,9 @@ impl Function for AuditLog {
     }
 
     async fn invoke(&self, _invocation: &Invocation, request: InvocationRequest) -> Outcome {
-        let message = match request.service_bus_message(TRIGGER_BINDING, TriggerDataType::String) {
+        let message = match super::trigger_message(&request, TRIGGER_BINDING) {
             Ok(message) => message,
-            Err(e) => return Outcome::BadRequest(e),
+            Err(outcome) => return outcome,
         };
         let record = match record_of(&message.body, message.properties.message_id.clone()) {
             Ok(record) => record,

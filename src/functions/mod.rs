@@ -36,6 +36,30 @@ use self::http::HttpFunction;
 use crate::outcome::Outcome;
 use crate::protocol::InvocationRequest;
 
+/// The trigger's Service Bus message (body as text, as every function.json here declares);
+/// a request that is not the host's schema becomes [`Outcome::BadRequest`].
+pub fn trigger_message(
+    request: &InvocationRequest,
+    binding: &str,
+) -> Result<crate::protocol::ServiceBusMessage, Outcome> {
+    request
+        .service_bus_message(binding, crate::protocol::TriggerDataType::String)
+        .map_err(Outcome::BadRequest)
+}
+
+/// The trigger's message and its body read as an event of `schema`; an unreadable event is
+/// poison.
+pub fn trigger_event<T: serde::de::DeserializeOwned>(
+    request: &InvocationRequest,
+    binding: &str,
+    schema: &'static str,
+) -> Result<(crate::protocol::ServiceBusMessage, T), Outcome> {
+    let message = trigger_message(request, binding)?;
+    let event = crate::pipeline::events::parse(&message.body, schema)
+        .map_err(|e| Outcome::poison(e.reason(), e.to_string()))?;
+    Ok((message, event))
+}
+
 /// Who is being invoked, from the host's headers.
 #[derive(Debug, Clone, Default)]
 pub struct Invocation {

@@ -19,10 +19,10 @@ use tracing::{Span, info, warn};
 use super::context::PipelineContext;
 use super::{Function, Invocation};
 use crate::outcome::Outcome;
-use crate::pipeline::events::{AnalysisCompleted, COMPLETED_SCHEMA, FailedTask, parse};
+use crate::pipeline::events::{AnalysisCompleted, COMPLETED_SCHEMA, FailedTask};
 use crate::pipeline::state::NotificationState;
 use crate::pipeline::webhook::{self, Refusal, SIGNATURE_HEADER};
-use crate::protocol::{InvocationRequest, InvocationResponse, TriggerDataType};
+use crate::protocol::{InvocationRequest, InvocationResponse};
 
 /// The trigger binding's name.
 pub const TRIGGER_BINDING: &str = "message";
@@ -231,14 +231,11 @@ impl Function for NotifySubmitter {
     }
 
     async fn invoke(&self, _invocation: &Invocation, request: InvocationRequest) -> Outcome {
-        let message = match request.service_bus_message(TRIGGER_BINDING, TriggerDataType::String) {
-            Ok(message) => message,
-            Err(e) => return Outcome::BadRequest(e),
-        };
-        let event: AnalysisCompleted = match parse(&message.body, COMPLETED_SCHEMA) {
-            Ok(event) => event,
-            Err(e) => return Outcome::poison(e.reason(), e.to_string()),
-        };
+        let (_, event): (_, AnalysisCompleted) =
+            match super::trigger_event(&request, TRIGGER_BINDING, COMPLETED_SCHEMA) {
+                Ok(found) => found,
+                Err(outcome) => return outcome,
+            };
         Span::current().record("correlation_id", event.correlation_id.as_str());
         self.notify(&event).await
     }

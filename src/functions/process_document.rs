@@ -38,7 +38,7 @@ use crate::outcome::Outcome;
 use crate::pipeline::chunking::{chunk, estimate_tokens};
 use crate::pipeline::events::{CHUNK_STEP_SCHEMA, ChunkStep};
 use crate::poison::{POISON_SCHEMA, PoisonRecord, PoisonRecords, poison_key, sha256_hex};
-use crate::protocol::{InvocationRequest, InvocationResponse, ServiceBusMessage, TriggerDataType};
+use crate::protocol::{InvocationRequest, InvocationResponse, ServiceBusMessage};
 use crate::servicebus::{Message, MessageSender};
 use crate::task::{
     AiTask, ResultRef, TaskInput, TaskOutcome, TaskResult, parse_task, result_blob_name, task_id_of,
@@ -585,9 +585,9 @@ impl Function for ProcessDocument {
     }
 
     async fn invoke(&self, _invocation: &Invocation, request: InvocationRequest) -> Outcome {
-        let message = match request.service_bus_message(TRIGGER_BINDING, TriggerDataType::String) {
+        let message = match super::trigger_message(&request, TRIGGER_BINDING) {
             Ok(message) => message,
-            Err(e) => return Outcome::BadRequest(e),
+            Err(outcome) => return outcome,
         };
         let outcome = self.handle(&message).await;
         if let Outcome::Poison {

@@ -23,9 +23,9 @@ use super::{Function, Invocation};
 use crate::ai::{AiProvider, AiRequest, Operation, ProviderError, TaskOutput, TokenUsage};
 use crate::blob::BlobStore;
 use crate::outcome::Outcome;
-use crate::pipeline::events::{CHUNK_STEP_SCHEMA, ChunkStep, parse};
+use crate::pipeline::events::{CHUNK_STEP_SCHEMA, ChunkStep};
 use crate::pipeline::store::DocumentStore;
-use crate::protocol::{InvocationRequest, InvocationResponse, ServiceBusMessage, TriggerDataType};
+use crate::protocol::{InvocationRequest, InvocationResponse, ServiceBusMessage};
 use crate::servicebus::MessageSender;
 use crate::task::{
     AiTask, OutcomeStatus, RESULT_SCHEMA, ResultRef, TaskIdentity, TaskInput, TaskOutcome,
@@ -313,14 +313,11 @@ impl Function for SummarizeChunk {
     }
 
     async fn invoke(&self, _invocation: &Invocation, request: InvocationRequest) -> Outcome {
-        let message = match request.service_bus_message(TRIGGER_BINDING, TriggerDataType::String) {
-            Ok(message) => message,
-            Err(e) => return Outcome::BadRequest(e),
-        };
-        let step: ChunkStep = match parse(&message.body, CHUNK_STEP_SCHEMA) {
-            Ok(step) => step,
-            Err(e) => return Outcome::poison(e.reason(), e.to_string()),
-        };
+        let (message, step): (_, ChunkStep) =
+            match super::trigger_event(&request, TRIGGER_BINDING, CHUNK_STEP_SCHEMA) {
+                Ok(found) => found,
+                Err(outcome) => return outcome,
+            };
         let span = Span::current();
         span.record("task_id", step.task_id.as_str());
         if let Some(c) = &step.correlation_id {

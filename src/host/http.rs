@@ -15,7 +15,7 @@ use warp::{Filter, Reply};
 use super::Context;
 use super::config::{FunctionDef, HttpTrigger, Trigger};
 use super::invoke::{self, HttpCall};
-use crate::protocol::match_route;
+use crate::protocol::{match_route, parse_query};
 
 /// The HTTP trigger server as a warp filter.
 pub fn routes(ctx: Arc<Context>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
@@ -102,19 +102,7 @@ async fn handle(
         let call = HttpCall {
             url,
             method: method.to_string(),
-            query: query
-                .split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                    let d = |s: &str| {
-                        percent_encoding::percent_decode_str(&s.replace('+', " "))
-                            .decode_utf8_lossy()
-                            .into_owned()
-                    };
-                    (d(k), d(v))
-                })
-                .collect(),
+            query: parse_query(query),
             headers: headers
                 .iter()
                 .filter_map(|(k, v)| {

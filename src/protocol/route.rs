@@ -47,3 +47,20 @@ pub fn match_route(template: &str, path: &str) -> Option<Vec<(String, String)>> 
     }
     (segments.len() == parts.len()).then_some(params)
 }
+
+/// `a=1&b=x%20y` → decoded pairs, `+` as space.
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let d = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (d(k), d(v))
+        })
+        .collect()
+}

@@ -11,7 +11,7 @@ use warp::http::{HeaderMap, StatusCode};
 use crate::functions::Registry;
 use crate::functions::http::{HttpCall, HttpFunction, HttpReply};
 use crate::pipeline::submission::HttpInput;
-use crate::protocol::match_route;
+use crate::protocol::{match_route, parse_query};
 
 /// A request matched to a function, with its route parameters.
 pub struct Found {
@@ -98,21 +98,4 @@ where
     }
     .instrument(span)
     .await
-}
-
-/// `a=1&b=x%20y` → decoded pairs, `+` as space.
-pub fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let d = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (d(k), d(v))
-        })
-        .collect()
 }
