@@ -56,6 +56,23 @@ impl Outcome {
         }
     }
 
+    /// The reason and description of a failure the host abandons (poison or transient): what
+    /// a last delivery reports before Service Bus dead-letters the message.
+    pub fn abandon_reason(&self) -> Option<(&str, &str)> {
+        match self {
+            Self::Poison {
+                reason,
+                description,
+                ..
+            }
+            | Self::Transient {
+                reason,
+                description,
+            } => Some((reason, description)),
+            _ => None,
+        }
+    }
+
     /// The HTTP status and JSON body the host receives.
     pub fn into_reply(self) -> (StatusCode, Value) {
         match self {

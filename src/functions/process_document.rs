@@ -480,7 +480,10 @@ impl ProcessDocument {
             )));
         }
         let delay = if rate_limited {
-            delay.max(Duration::from_millis(100))
+            // The provider's wait, plus up to a fifth more so that waiting tasks do not all
+            // come back in the same instant.
+            let delay = delay.max(Duration::from_millis(100));
+            delay + delay.mul_f64(0.2 * jitter())
         } else {
             backoff(
                 self.options.retry_base,
@@ -590,16 +593,7 @@ impl Function for ProcessDocument {
             Err(outcome) => return outcome,
         };
         let outcome = self.handle(&message).await;
-        if let Outcome::Poison {
-            reason,
-            description,
-            ..
-        }
-        | Outcome::Transient {
-            reason,
-            description,
-        } = &outcome
-        {
+        if let Some((reason, description)) = outcome.abandon_reason() {
             self.report_last_failure(&message, reason, description)
                 .await;
         }

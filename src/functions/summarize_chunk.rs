@@ -324,15 +324,7 @@ impl Function for SummarizeChunk {
             span.record("correlation_id", c.as_str());
         }
         let outcome = self.step(&step, &message).await;
-        if let Outcome::Poison {
-            reason,
-            description,
-            ..
-        }
-        | Outcome::Transient {
-            reason,
-            description,
-        } = &outcome
+        if let Some((reason, description)) = outcome.abandon_reason()
             && last_delivery::is_last(&message, self.options.max_delivery_count)
         {
             let identity = TaskIdentity {

@@ -219,6 +219,16 @@ impl CallbackServer {
     }
 }
 
+/// Sets values in an app root's `local.settings.json`.
+pub fn set_local_settings(root: &Path, values: &[(&str, &str)]) {
+    let file = root.join("local.settings.json");
+    let mut settings: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    for (k, v) in values {
+        settings["Values"][*k] = json!(v);
+    }
+    std::fs::write(file, settings.to_string()).unwrap();
+}
+
 /// The app under the local host.
 pub struct PipelineApp {
     /// The host.
@@ -233,7 +243,7 @@ pub struct PipelineApp {
 
 /// Copies the repository's app root (host.json, function folders, topology, settings) into a
 /// temporary folder whose host.json starts the built docflow binary.
-fn app_root() -> tempfile::TempDir {
+pub fn app_root() -> tempfile::TempDir {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let root = tempfile::tempdir().unwrap();
     let mut host: Value =
