@@ -81,6 +81,36 @@ pub enum AiSettings {
     },
 }
 
+impl AiSettings {
+    /// Which provider, endpoint and models, for people (never a secret).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Offline => "offline provider (deterministic algorithms, no model endpoint)".into(),
+            Self::OpenAi {
+                base_url,
+                api_key,
+                chat_model,
+                embedding_model,
+                ..
+            } => format!(
+                "openai-compatible endpoint {base_url}, chat model {chat_model}, embedding model {embedding_model}, {}",
+                if api_key.is_some() { "api key set" } else { "no api key" }
+            ),
+            Self::AzureOpenAi {
+                endpoint,
+                api_version,
+                api_key,
+                chat_deployment,
+                embedding_deployment,
+                ..
+            } => format!(
+                "azure-openai {endpoint} (api-version {api_version}), chat deployment {chat_deployment}, embedding deployment {embedding_deployment}, {}",
+                if api_key.is_some() { "api key" } else { "Microsoft Entra ID" }
+            ),
+        }
+    }
+}
+
 /// Everything `docflow serve` needs.
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -31,7 +31,10 @@ pub fn init_with_default(format: LogFormat, default: &str) {
             .with_span_list(false)
             .flatten_event(true)
             .try_init(),
-        LogFormat::Text => builder.compact().try_init(),
+        LogFormat::Text => builder
+            .compact()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
     };
     // A second init (tests) keeps the first subscriber.
     drop(result);

@@ -14,6 +14,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> u8 {
         }
     };
     println!("{}", host.function_table());
+    println!("AI: {}\n", host.ai_description());
     println!("For detailed output, set RUST_LOG=debug. Press Ctrl-C to stop.");
     shutdown.cancelled().await;
     host.shutdown().await;

@@ -116,6 +116,7 @@ pub async fn run(command: RunCommand, shutdown: CancellationToken) -> u8 {
             return super::EXIT_CONFIG;
         }
     };
+    eprintln!("docflow run: AI: {}", host.ai_description());
     let prefix = host
         .context()
         .app

@@ -177,7 +177,8 @@ pub struct AppConfig {
     pub host: HostSettings,
     /// Functions by name.
     pub functions: Vec<FunctionDef>,
-    /// `local.settings.json` `Values`.
+    /// `local.settings.json` `Values`, each overridden by an environment variable of the same
+    /// name when there is one (as Azure Functions Core Tools does).
     pub settings: BTreeMap<String, String>,
 }
 
@@ -255,6 +256,7 @@ fn local_settings(root: &Path) -> Result<BTreeMap<String, String>, AppError> {
                     ));
                 }
             };
+            let text = std::env::var(k).unwrap_or(text);
             out.insert(k.clone(), text);
         }
     }

@@ -133,6 +133,7 @@ impl Context {
 /// A running local host.
 pub struct LocalHost {
     ctx: Arc<Context>,
+    env: Vec<(String, String)>,
     http_port: u16,
     broker_port: u16,
     tasks: Vec<JoinHandle<()>>,
@@ -255,6 +256,7 @@ impl LocalHost {
         tasks.push(tokio::spawn(server.run()));
         Ok(Self {
             ctx,
+            env: options.env.clone(),
             http_port,
             broker_port,
             tasks,
@@ -274,6 +276,25 @@ impl LocalHost {
     /// The broker's REST port.
     pub fn broker_port(&self) -> u16 {
         self.broker_port
+    }
+
+    /// The AI provider the handler runs with, described without secrets (or why its settings
+    /// are invalid).
+    pub fn ai_description(&self) -> String {
+        let extra = &self.env;
+        let settings = crate::config::Settings::from_lookup(|k| {
+            extra
+                .iter()
+                .rev()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+                .or_else(|| self.ctx.app.settings.get(k).cloned())
+                .or_else(|| std::env::var(k).ok())
+        });
+        match settings {
+            Ok(s) => s.ai.describe(),
+            Err(e) => format!("invalid AI settings: {e}"),
+        }
     }
 
     /// The functions with their triggers, as `func start` prints them.
