@@ -42,6 +42,8 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
             chat_model,
             embedding_model,
             timeout,
+            structured_output,
+            max_tokens,
         } => Arc::new(OpenAiProvider::new(OpenAiOptions {
             endpoint: Endpoint::OpenAi {
                 base_url: base_url.clone(),
@@ -50,6 +52,8 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
             chat_model: chat_model.clone(),
             embedding_model: embedding_model.clone(),
             timeout: *timeout,
+            structured_output: *structured_output,
+            max_tokens: *max_tokens,
         })?),
         AiSettings::AzureOpenAi {
             endpoint,
@@ -60,6 +64,8 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
             chat_deployment,
             embedding_deployment,
             timeout,
+            structured_output,
+            max_tokens,
         } => {
             let auth = match api_key {
                 Some(key) => Auth::AzureApiKey(key.clone()),
@@ -77,6 +83,8 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
                 chat_model: chat_deployment.clone(),
                 embedding_model: embedding_deployment.clone(),
                 timeout: *timeout,
+                structured_output: *structured_output,
+                max_tokens: *max_tokens,
             })?)
         }
     })

@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::ai::openai::MaxTokens;
+use crate::ai::openai::dialect::Dialect;
 use crate::functions::context::PipelineOptions;
 use crate::functions::process_document::ProcessOptions;
 use crate::pipeline::store::Containers;
@@ -58,6 +60,10 @@ pub enum AiSettings {
         embedding_model: String,
         /// Timeout of one call.
         timeout: Duration,
+        /// How structured output is asked for.
+        structured_output: Dialect,
+        /// `max_tokens` per kind.
+        max_tokens: MaxTokens,
     },
     /// Azure OpenAI.
     AzureOpenAi {
@@ -78,6 +84,10 @@ pub enum AiSettings {
         embedding_deployment: String,
         /// Timeout of one call.
         timeout: Duration,
+        /// How structured output is asked for.
+        structured_output: Dialect,
+        /// `max_tokens` per kind.
+        max_tokens: MaxTokens,
     },
 }
 
@@ -85,16 +95,24 @@ impl AiSettings {
     /// Which provider, endpoint and models, for people (never a secret).
     pub fn describe(&self) -> String {
         match self {
-            Self::Offline => "offline provider (deterministic algorithms, no model endpoint)".into(),
+            Self::Offline => {
+                "offline provider (deterministic algorithms, no model endpoint)".into()
+            }
             Self::OpenAi {
                 base_url,
                 api_key,
                 chat_model,
                 embedding_model,
+                structured_output,
                 ..
             } => format!(
-                "openai-compatible endpoint {base_url}, chat model {chat_model}, embedding model {embedding_model}, {}",
-                if api_key.is_some() { "api key set" } else { "no api key" }
+                "openai-compatible endpoint {base_url}, chat model {chat_model}, embedding model {embedding_model}, structured output {}, {}",
+                structured_output.name(),
+                if api_key.is_some() {
+                    "api key set"
+                } else {
+                    "no api key"
+                }
             ),
             Self::AzureOpenAi {
                 endpoint,
@@ -105,7 +123,11 @@ impl AiSettings {
                 ..
             } => format!(
                 "azure-openai {endpoint} (api-version {api_version}), chat deployment {chat_deployment}, embedding deployment {embedding_deployment}, {}",
-                if api_key.is_some() { "api key" } else { "Microsoft Entra ID" }
+                if api_key.is_some() {
+                    "api key"
+                } else {
+                    "Microsoft Entra ID"
+                }
             ),
         }
     }
@@ -155,6 +177,36 @@ impl Settings {
                 .transpose()?,
         };
         let timeout = Duration::from_secs(number(&get, "DOCFLOW_AI_TIMEOUT_SECS", 120)?);
+        let structured_output = match get("DOCFLOW_OPENAI_STRUCTURED_OUTPUT") {
+            None => Dialect::JsonSchema,
+            Some(v) => Dialect::parse(&v).ok_or(ConfigError::Invalid {
+                name: "DOCFLOW_OPENAI_STRUCTURED_OUTPUT",
+                value: v,
+                expected: "json_schema, json_object_schema, ollama, vllm or prompt_only",
+            })?,
+        };
+        let token_defaults = MaxTokens::default();
+        let max_tokens = MaxTokens {
+            summarize_per_word: token_defaults.summarize_per_word,
+            classify: number(
+                &get,
+                "DOCFLOW_MAX_TOKENS_CLASSIFY",
+                u64::from(token_defaults.classify),
+            )?
+            .clamp(1, 100_000) as u32,
+            extract_entities: number(
+                &get,
+                "DOCFLOW_MAX_TOKENS_EXTRACT_ENTITIES",
+                u64::from(token_defaults.extract_entities),
+            )?
+            .clamp(1, 100_000) as u32,
+            sentiment: number(
+                &get,
+                "DOCFLOW_MAX_TOKENS_SENTIMENT",
+                u64::from(token_defaults.sentiment),
+            )?
+            .clamp(1, 100_000) as u32,
+        };
         let ai = match get("DOCFLOW_AI_PROVIDER").as_deref().unwrap_or("offline") {
             "offline" => AiSettings::Offline,
             "openai" => AiSettings::OpenAi {
@@ -165,6 +217,8 @@ impl Settings {
                 embedding_model: get("DOCFLOW_EMBEDDING_MODEL")
                     .unwrap_or_else(|| "text-embedding-3-small".into()),
                 timeout,
+                structured_output,
+                max_tokens,
             },
             "azure-openai" => {
                 let when = "when DOCFLOW_AI_PROVIDER=azure-openai";
@@ -204,6 +258,8 @@ impl Settings {
                         },
                     )?,
                     timeout,
+                    structured_output,
+                    max_tokens,
                 }
             }
             other => {

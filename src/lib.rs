@@ -15,6 +15,7 @@
 //! - [`servicebus`]: Service Bus message model, SAS, connections and the REST client.
 //! - [`topology`]: the Service Bus entities of `servicebus.config.json`.
 //! - [`cli`]: the broker and dead-letter commands.
+//! - [`last_errors`]: the real reason of each failing message, for dead-letter triage.
 //! - [`identity`]: Microsoft Entra credentials for identity-based connections.
 //! - [`config`]: reads the environment into plain options.
 //! - [`app`]: wires settings into implementations.
@@ -29,6 +30,7 @@ pub mod config;
 pub mod functions;
 pub mod host;
 pub mod identity;
+pub mod last_errors;
 pub mod outcome;
 pub mod pipeline;
 pub mod poison;

@@ -410,7 +410,16 @@ async fn dlq(connection: Option<String>, setting: &str, action: DlqAction) -> Ex
             yes,
         },
     };
-    ExitCode::from(cli::dlq::run(&client, command).await)
+    let local = local_settings();
+    let setting = |k: &str| std::env::var(k).ok().or_else(|| local.get(k).cloned());
+    let blob_dir = setting("DOCFLOW_BLOB_DIR").unwrap_or_else(|| ".docflow/blobs".into());
+    let reasons = cli::dlq::Reasons(std::path::Path::new(&blob_dir).is_dir().then(|| {
+        docflow::last_errors::LastErrors::new(
+            std::sync::Arc::new(docflow::blob::LocalFolderStore::new(&blob_dir)),
+            setting("DOCFLOW_STATE_CONTAINER").unwrap_or_else(|| "state".into()),
+        )
+    }));
+    ExitCode::from(cli::dlq::run(&client, &reasons, command).await)
 }
 
 /// `Values` of ./local.settings.json, for commands run from the app root.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use docflow::ai::openai::dialect::Dialect;
 use docflow::ai::openai::{Auth, Endpoint, OpenAiOptions, OpenAiProvider};
 use docflow::ai::{
     AiProvider, AiRequest, EntityKind, Operation, ProviderError, SentimentLabel, TaskOutput,
@@ -20,6 +21,7 @@ fn provider(server: &MockServer) -> OpenAiProvider {
         chat_model: "gpt-test".into(),
         embedding_model: "embed-test".into(),
         timeout: Duration::from_millis(500),
+        ..OpenAiOptions::default()
     })
     .unwrap()
 }
@@ -45,6 +47,14 @@ fn rejected_reason(err: ProviderError) -> &'static str {
     }
 }
 
+/// The reason of a model or configuration failure, or a panic naming what came instead.
+fn unusable_reason(err: &ProviderError) -> &'static str {
+    match err {
+        ProviderError::Unusable { reason, .. } => reason,
+        other => panic!("expected a model or configuration failure, got {other}"),
+    }
+}
+
 fn request(operation: Operation, text: &str) -> AiRequest {
     AiRequest {
         operation,
@@ -53,12 +63,14 @@ fn request(operation: Operation, text: &str) -> AiRequest {
 }
 
 #[tokio::test]
-async fn classify_uses_json_mode_and_records_usage() {
+async fn classify_sends_a_strict_json_schema_and_records_usage() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .and(header("authorization", "Bearer test-key"))
-        .and(body_partial_json(json!({"model": "gpt-test", "temperature": 0, "response_format": {"type": "json_object"}})))
+        .and(body_partial_json(json!({"model": "gpt-test", "temperature": 0, "max_tokens": 88,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "classification", "strict": true,
+                "schema": {"properties": {"label": {"enum": ["payment terms", "termination for breach"]}}}}}})))
         .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply(
             r#"{"label": "termination for breach", "scores": {"termination for breach": 0.9, "payment terms": 0.1}}"#,
         )))
@@ -179,7 +191,8 @@ async fn embeddings_call_the_embeddings_endpoint() {
         TaskOutput::Embed {
             dimensions: 2,
             vector: vec![0.6, 0.8],
-            chunks: vec![]
+            chunks: vec![],
+            pooling: None
         }
     );
     assert_eq!(
@@ -267,11 +280,14 @@ async fn connection_refused_is_transient() {
     })
     .unwrap();
     let err = sentiment_error(&p).await;
-    assert!(matches!(err, ProviderError::Transient { .. }), "{err}");
+    assert!(
+        matches!(&err, ProviderError::Transient { detail } if detail.contains(&format!("127.0.0.1:{port}")) && detail.to_lowercase().contains("refused")),
+        "the cause is kept: {err}"
+    );
 }
 
 #[tokio::test]
-async fn content_filter_and_invalid_requests_are_poison() {
+async fn content_filter_is_poison_and_invalid_requests_are_configuration() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
@@ -296,18 +312,19 @@ async fn content_filter_and_invalid_requests_are_poison() {
     let err = sentiment_error(&p).await;
     assert_eq!(rejected_reason(err), "ContentFiltered");
     let err = sentiment_error(&p).await;
-    assert_eq!(rejected_reason(err), "InvalidRequest");
+    assert_eq!(unusable_reason(&err), "InvalidRequest");
     let err = sentiment_error(&p).await;
     assert_eq!(rejected_reason(err), "ContentFiltered");
 }
 
 #[tokio::test]
-async fn unusable_answers_are_poison() {
+async fn an_unusable_answer_gets_one_repair_call_then_fails_with_its_reason() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(
             ResponseTemplate::new(200).set_body_json(chat_reply(r#"{"label": "not-a-label"}"#)),
         )
+        .expect(2)
         .mount(&server)
         .await;
     let err = provider(&server)
@@ -319,7 +336,205 @@ async fn unusable_answers_are_poison() {
         ))
         .await
         .unwrap_err();
-    assert_eq!(rejected_reason(err), "InvalidModelOutput");
+    assert_eq!(unusable_reason(&err), "InvalidModelOutput");
+    assert!(err.to_string().contains("not one of the labels"), "{err}");
+    let ProviderError::Unusable { usage, .. } = err else {
+        unreachable!()
+    };
+    assert_eq!(usage.total_tokens, 270, "both calls' tokens are counted");
+}
+
+#[tokio::test]
+async fn a_repair_call_sends_the_error_and_the_schema_back() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"messages": [{"role": "system"}, {"role": "user"}, {"role": "assistant", "content": "It is good."}]})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply(
+            r#"<think>Positive words.</think>{"label": "positive", "score": "0.7"}"#,
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(chat_reply("It is good.")))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let out = provider(&server)
+        .run(&request(Operation::Sentiment, "Lovely."))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.output,
+        TaskOutput::Sentiment {
+            label: SentimentLabel::Positive,
+            score: 0.7
+        }
+    );
+    let requests = server.received_requests().await.unwrap();
+    let repair: Value = serde_json::from_slice(&requests[1].body).unwrap();
+    let last = repair["messages"][3]["content"].as_str().unwrap();
+    assert!(
+        last.contains("no JSON object") && last.contains("\"enum\""),
+        "{last}"
+    );
+}
+
+#[tokio::test]
+async fn a_json_answer_cut_at_max_tokens_is_its_own_failure() {
+    let server = MockServer::start().await;
+    let mut cut = chat_reply(r#"{"label": "posi"#);
+    cut["choices"][0]["finish_reason"] = json!("length");
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(cut))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = sentiment_error(&provider(&server)).await;
+    assert_eq!(unusable_reason(&err), "OutputTruncated");
+}
+
+/// A provider speaking `dialect` to `server`.
+fn with_dialect(server: &MockServer, dialect: Dialect) -> OpenAiProvider {
+    OpenAiProvider::new(OpenAiOptions {
+        endpoint: Endpoint::OpenAi {
+            base_url: format!("{}/v1", server.uri()),
+        },
+        structured_output: dialect,
+        timeout: Duration::from_secs(2),
+        ..OpenAiOptions::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn each_dialect_sends_the_schema_where_its_server_reads_it() {
+    let expected = [
+        (
+            Dialect::JsonSchema,
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "sentiment", "strict": true, "schema": {"required": ["label", "score"]}}}}),
+        ),
+        (
+            Dialect::JsonObjectSchema,
+            json!({"response_format": {"type": "json_object", "schema": {"required": ["label", "score"]}}}),
+        ),
+        (
+            Dialect::Ollama,
+            json!({"format": {"required": ["label", "score"]}}),
+        ),
+        (
+            Dialect::Vllm,
+            json!({"structured_outputs": {"json": {"required": ["label", "score"]}}}),
+        ),
+    ];
+    for (dialect, body) in expected {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(body))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(chat_reply(r#"{"label": "neutral", "score": 0}"#)),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        with_dialect(&server, dialect)
+            .run(&request(Operation::Sentiment, "Fine."))
+            .await
+            .unwrap_or_else(|e| panic!("{dialect:?}: {e}"));
+    }
+    // prompt_only sends no field, and the schema is in the prompt.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(chat_reply(r#"{"label": "neutral", "score": 0}"#)),
+        )
+        .mount(&server)
+        .await;
+    with_dialect(&server, Dialect::PromptOnly)
+        .run(&request(Operation::Sentiment, "Fine."))
+        .await
+        .unwrap();
+    let sent: Value =
+        serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+    assert!(sent.get("response_format").is_none() && sent.get("format").is_none());
+    assert!(
+        sent["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("\"required\"")
+    );
+}
+
+#[tokio::test]
+async fn a_server_rejecting_the_field_gets_the_next_dialect_and_keeps_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"response_format": {"type": "json_schema"}})))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {"message": "Invalid value for 'response_format.type': json_schema is not supported", "code": 400}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            json!({"response_format": {"type": "json_object"}}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(chat_reply(r#"{"label": "neutral", "score": 0}"#)),
+        )
+        .expect(2)
+        .mount(&server)
+        .await;
+    let p = with_dialect(&server, Dialect::JsonSchema);
+    p.run(&request(Operation::Sentiment, "Fine."))
+        .await
+        .unwrap();
+    assert_eq!(
+        p.dialect(),
+        Dialect::JsonObjectSchema,
+        "the choice is remembered"
+    );
+    p.run(&request(Operation::Sentiment, "Fine."))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn per_token_embeddings_are_mean_pooled_and_missing_embeddings_explained() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/embeddings"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [[3.0, 0.0], [0.0, 0.0], [0.0, 3.0]]}]})))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/embeddings"))
+        .respond_with(ResponseTemplate::new(501).set_body_json(json!({"error": {"code": 501, "message": "This server does not support embeddings. Start it with `--embeddings`", "type": "not_supported_error"}})))
+        .mount(&server)
+        .await;
+    let p = provider(&server);
+    let out = p.run(&request(Operation::Embed, "hello")).await.unwrap();
+    let TaskOutput::Embed {
+        vector, pooling, ..
+    } = out.output
+    else {
+        panic!()
+    };
+    assert_eq!(pooling.as_deref(), Some("mean"));
+    assert!(
+        (vector[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6,
+        "{vector:?}"
+    );
+    let err = p
+        .run(&request(Operation::Embed, "hello"))
+        .await
+        .unwrap_err();
+    assert_eq!(unusable_reason(&err), "EmbeddingsUnsupported");
+    assert!(err.to_string().contains("--embedding"), "{err}");
 }
 
 #[tokio::test]
@@ -345,6 +560,7 @@ async fn azure_openai_uses_deployment_urls_and_the_api_key_header() {
         chat_model: "chat-dep".into(),
         embedding_model: "embed-dep".into(),
         timeout: Duration::from_secs(2),
+        ..OpenAiOptions::default()
     })
     .unwrap();
     assert_eq!(p.name(), "azure-openai");
@@ -362,7 +578,7 @@ async fn azure_openai_uses_deployment_urls_and_the_api_key_header() {
 }
 
 #[tokio::test]
-async fn unauthorized_is_transient_not_poison() {
+async fn unauthorized_and_not_found_are_configuration_not_poison() {
     // A wrong key is the deployment's fault, not the message's: never dead-letter work for it.
     let server = MockServer::start().await;
     Mock::given(method("POST"))
@@ -376,5 +592,19 @@ async fn unauthorized_is_transient_not_poison() {
         .run(&request(Operation::Sentiment, "x"))
         .await
         .unwrap_err();
-    assert!(matches!(err, ProviderError::Transient { .. }), "{err}");
+    assert_eq!(unusable_reason(&err), "ProviderUnauthorized");
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(404)
+                .set_body_json(json!({"error": {"message": "model 'gpt-nope' not found"}})),
+        )
+        .mount(&server)
+        .await;
+    let err = sentiment_error(&provider(&server)).await;
+    assert_eq!(unusable_reason(&err), "ProviderNotFound");
+    assert!(
+        err.to_string().contains("gpt-nope") && err.to_string().contains("base URL"),
+        "{err}"
+    );
 }

@@ -24,6 +24,7 @@ fn provider_env(llm: &FakeLlm) -> Vec<(&'static str, String)> {
         ("DOCFLOW_CALLBACK_ALLOW_PRIVATE_NETWORKS", "true".into()),
         ("DOCFLOW_RETRY_BASE_MS", "200".into()),
         ("DOCFLOW_MAX_INLINE_RETRY_WAIT_SECS", "0".into()),
+        ("DOCFLOW_MAX_TRANSIENT_RETRIES", "2".into()),
     ]
 }
 

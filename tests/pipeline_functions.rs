@@ -95,6 +95,7 @@ async fn submitted(ctx: &PipelineContext, id: &str) -> DocumentSubmitted {
             deadline_at: None,
             analysis: None,
             completion_published: false,
+            revision: 0,
             notification: None,
         })
         .await
@@ -297,12 +298,18 @@ async fn a_transient_failure_retries_later_and_fails_past_the_cap() {
         "{due}"
     );
 
-    // The copy arrives with its counts; past the cap the task fails with an outcome.
-    let with_counts = |retries: i64, transient: i64| {
+    // The copy arrives with its counts (trusted because they name its own message id); past
+    // the cap the message is abandoned so that it dead-letters, its remaining deliveries fail
+    // fast, and the last one reports the failed outcome with the real reason.
+    let with_counts = |retries: i64, transient: i64, delivery: u32| {
         let mut request: serde_json::Value =
-            serde_json::from_slice(&host_request(&body, 1)).unwrap();
+            serde_json::from_slice(&host_request(&body, delivery)).unwrap();
+        let id = format!("doc-d:summarize:retry:{retries}");
+        request["Metadata"]["MessageId"] = json!(serde_json::to_string(&id).unwrap());
         request["Metadata"]["ApplicationProperties"] = json!({
-            "x-docflow-retries": retries, "x-docflow-transient-failures": transient, "x-docflow-rate-limited": 0
+            "x-docflow-retries": retries, "x-docflow-transient-failures": transient,
+            "x-docflow-rate-limited": 0, "x-docflow-retry-of": id,
+            "x-docflow-failed-input-tokens": 7, "x-docflow-failed-output-tokens": 0
         });
         InvocationRequest::parse(&serde_json::to_vec(&request).unwrap()).unwrap()
     };
@@ -310,22 +317,44 @@ async fn a_transient_failure_retries_later_and_fails_past_the_cap() {
         invocation_id: None,
         function: "ProcessDocument".into(),
     };
-    let second = process.invoke(&invocation, with_counts(1, 1)).await;
+    let second = process.invoke(&invocation, with_counts(1, 1, 1)).await;
     assert!(matches!(second, Outcome::Done(ref r) if r.outputs().is_empty()));
     assert_eq!(
         bus.sent_to("ai-tasks")[1].message_id.as_deref(),
         Some("doc-d:summarize:retry:2")
     );
-    let third = process.invoke(&invocation, with_counts(2, 2)).await;
-    let Outcome::Done(reply) = third else {
+    let third = process.invoke(&invocation, with_counts(2, 2, 1)).await;
+    let Outcome::Transient {
+        reason,
+        description,
+    } = &third
+    else {
         panic!("{third:?}")
     };
-    let outcome: TaskOutcome =
-        serde_json::from_str(reply.outputs()["outcome"][0].as_str().unwrap()).unwrap();
+    assert_eq!(reason, "ProviderUnavailable");
+    assert!(
+        description.contains("gave up after 2 retries"),
+        "{description}"
+    );
+    assert_eq!(provider.calls(), 3);
+    for delivery in 2..=5 {
+        let again = process
+            .invoke(&invocation, with_counts(2, 2, delivery))
+            .await;
+        assert!(matches!(again, Outcome::Transient { .. }), "{again:?}");
+    }
+    assert_eq!(provider.calls(), 3, "exhausted deliveries fail fast");
+    let outcomes = bus.sent_to("task-results");
+    assert_eq!(outcomes.len(), 1, "the last delivery reports the task");
+    let outcome: TaskOutcome = serde_json::from_slice(&outcomes[0].body).unwrap();
     assert_eq!(outcome.status, docflow::task::OutcomeStatus::Failed);
     assert_eq!(outcome.error.unwrap().reason, "ProviderUnavailable");
-    assert_eq!(outcome.attempts, Some(3));
-    assert_eq!(provider.calls(), 3);
+    assert!(outcome.dead_lettered);
+    assert_eq!(
+        outcome.usage.input_tokens, 7,
+        "failed calls' tokens are counted"
+    );
+    assert_eq!(outcome.attempts, Some(7));
 }
 
 #[tokio::test]

@@ -131,6 +131,9 @@ pub enum TaskOutput {
         /// the document was embedded whole.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         chunks: Vec<EmbeddedChunk>,
+        /// `mean` when the server answered one vector per token and docflow pooled them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pooling: Option<String>,
     },
 }
 
@@ -212,7 +215,20 @@ pub enum ProviderError {
         /// What went wrong.
         detail: String,
     },
-    /// Retrying cannot help: content filter, invalid request, unparsable answer.
+    /// The model or the configuration failed (an unusable answer after the repair call, a
+    /// wrong URL, model or key, a server that cannot do the operation): not the message's
+    /// fault, so the task is retried later with backoff and fails with this reason if it
+    /// never succeeds.
+    #[error("{reason}: {detail}")]
+    Unusable {
+        /// A short machine-readable reason (`InvalidModelOutput`, `ProviderNotFound`, …).
+        reason: &'static str,
+        /// What happened, with what to check.
+        detail: String,
+        /// Tokens the failed calls spent.
+        usage: TokenUsage,
+    },
+    /// Retrying cannot help: the content itself was refused (content filter).
     #[error("provider rejected the task ({reason}): {detail}")]
     Rejected {
         /// A short machine-readable reason (`ContentFiltered`, `InvalidRequest`, …).

@@ -17,6 +17,9 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use std::collections::HashMap;
+
+use crate::last_errors::{LastError, LastErrors};
 use crate::servicebus::message::{Message, PropertyValue, ReceivedMessage};
 use crate::servicebus::{ClientError, ServiceBusClient};
 
@@ -37,13 +40,59 @@ pub enum Selection {
 }
 
 impl Selection {
-    fn matches(&self, m: &ReceivedMessage) -> bool {
+    /// A reason matches the handler's recorded reason or Service Bus's own.
+    fn matches(&self, m: &ReceivedMessage, joined: &Joined) -> bool {
         match self {
             Selection::All => true,
-            Selection::Reason(r) => m.dead_letter_reason() == Some(r.as_str()),
+            Selection::Reason(r) => reason_of(m, joined) == r || m.dead_letter_reason() == Some(r),
             Selection::Sequences(seqs) => seqs.contains(&m.sequence_number),
         }
     }
+}
+
+/// Last-error records of the listed messages, by message id.
+type Joined = HashMap<String, LastError>;
+
+/// The handler's last-error records, when their blob store is reachable: a custom handler
+/// cannot dead-letter with its own reason, so Service Bus says `MaxDeliveryCountExceeded` and
+/// the record says why.
+#[derive(Clone, Default)]
+pub struct Reasons(pub Option<LastErrors>);
+
+impl Reasons {
+    async fn join(&self, messages: &[ReceivedMessage]) -> Joined {
+        let mut joined = HashMap::new();
+        let Some(records) = &self.0 else {
+            return joined;
+        };
+        for m in messages {
+            if let Some(id) = &m.message.message_id
+                && let Ok(Some(record)) = records.find(id).await
+            {
+                joined.insert(id.clone(), record);
+            }
+        }
+        joined
+    }
+}
+
+fn last_error<'a>(m: &ReceivedMessage, joined: &'a Joined) -> Option<&'a LastError> {
+    m.message.message_id.as_ref().and_then(|id| joined.get(id))
+}
+
+/// The recorded reason, else Service Bus's.
+fn reason_of<'a>(m: &'a ReceivedMessage, joined: &'a Joined) -> &'a str {
+    last_error(m, joined)
+        .map(|e| e.reason.as_str())
+        .or(m.dead_letter_reason())
+        .unwrap_or("-")
+}
+
+fn description_of<'a>(m: &'a ReceivedMessage, joined: &'a Joined) -> &'a str {
+    last_error(m, joined)
+        .map(|e| e.description.as_str())
+        .or(m.dead_letter_description())
+        .unwrap_or("-")
 }
 
 /// A dead-letter command.
@@ -90,20 +139,30 @@ pub enum DlqCommand {
 }
 
 /// Runs a command; returns the exit code.
-pub async fn run(client: &ServiceBusClient, command: DlqCommand) -> u8 {
+pub async fn run(client: &ServiceBusClient, reasons: &Reasons, command: DlqCommand) -> u8 {
     let result = match command {
         DlqCommand::List {
             entity,
             reason,
             json,
             max,
-        } => list(client, &entity, reason.as_deref(), json, max).await,
-        DlqCommand::Show { entity, seq } => show(client, &entity, seq).await,
+        } => list(client, reasons, &entity, reason.as_deref(), json, max).await,
+        DlqCommand::Show { entity, seq } => show(client, reasons, &entity, seq).await,
         DlqCommand::Resubmit {
             entity,
             selection,
             dry_run,
-        } => settle_selected(client, &entity, &selection, dry_run, Action::Resubmit).await,
+        } => {
+            settle_selected(
+                client,
+                reasons,
+                &entity,
+                &selection,
+                dry_run,
+                Action::Resubmit,
+            )
+            .await
+        }
         DlqCommand::Discard {
             entity,
             selection,
@@ -116,11 +175,25 @@ pub async fn run(client: &ServiceBusClient, command: DlqCommand) -> u8 {
                 );
                 return super::EXIT_CONFIG;
             }
-            settle_selected(client, &entity, &selection, dry_run, Action::Discard).await
+            settle_selected(
+                client,
+                reasons,
+                &entity,
+                &selection,
+                dry_run,
+                Action::Discard,
+            )
+            .await
         }
     };
     match result {
         Ok(()) => 0,
+        Err(e @ (ClientError::Unavailable { .. } | ClientError::Connection(_))) => {
+            eprintln!(
+                "docflow dlq: cannot reach Service Bus: {e}\nis the app running? start `docflow dev` (or `docflow broker`) first, or pass --connection"
+            );
+            super::EXIT_FAILED
+        }
         Err(e) => {
             eprintln!("docflow dlq: {e}");
             super::EXIT_FAILED
@@ -176,19 +249,23 @@ async fn lock_all(
 
 async fn list(
     client: &ServiceBusClient,
+    reasons: &Reasons,
     entity: &str,
     reason: Option<&str>,
     as_json: bool,
     max: usize,
 ) -> Result<(), ClientError> {
-    let messages: Vec<ReceivedMessage> = read_all(client, entity, max)
-        .await?
+    let all = read_all(client, entity, max).await?;
+    let joined = reasons.join(&all).await;
+    let selection = reason.map_or(Selection::All, |r| Selection::Reason(r.to_string()));
+    let messages: Vec<ReceivedMessage> = all
         .into_iter()
-        .filter(|m| reason.is_none_or(|r| m.dead_letter_reason() == Some(r)))
+        .filter(|m| selection.matches(m, &joined))
         .collect();
     let mut out = std::io::stdout().lock();
     if as_json {
-        let items: Vec<serde_json::Value> = messages.iter().map(summary_json).collect();
+        let items: Vec<serde_json::Value> =
+            messages.iter().map(|m| summary_json(m, &joined)).collect();
         let _ = writeln!(
             out,
             "{}",
@@ -209,8 +286,8 @@ async fn list(
             clip(m.message.message_id.as_deref().unwrap_or("-"), 34),
             m.enqueued_time.format("%Y-%m-%d %H:%M:%S"),
             m.delivery_count,
-            clip(m.dead_letter_reason().unwrap_or("-"), 26),
-            clip(m.dead_letter_description().unwrap_or("-"), 40),
+            clip(reason_of(m, &joined), 26),
+            clip(description_of(m, &joined), 40),
             clip(m.message.correlation_id.as_deref().unwrap_or("-"), 16),
             preview(&m.message.body, 40),
         );
@@ -224,15 +301,21 @@ async fn list(
     Ok(())
 }
 
-async fn show(client: &ServiceBusClient, entity: &str, seq: i64) -> Result<(), ClientError> {
+async fn show(
+    client: &ServiceBusClient,
+    reasons: &Reasons,
+    entity: &str,
+    seq: i64,
+) -> Result<(), ClientError> {
     let messages = read_all(client, entity, DEFAULT_MAX).await?;
+    let joined = reasons.join(&messages).await;
     let Some(m) = messages.iter().find(|m| m.sequence_number == seq) else {
         return Err(ClientError::BadRequest(format!(
             "no message with sequence number {seq} in {}",
             dlq_path(entity)
         )));
     };
-    let mut detail = summary_json(m);
+    let mut detail = summary_json(m, &joined);
     detail["body"] = match std::str::from_utf8(&m.message.body) {
         Ok(text) => json!(text),
         Err(_) => {
@@ -265,6 +348,7 @@ enum Action {
 
 async fn settle_selected(
     client: &ServiceBusClient,
+    reasons: &Reasons,
     entity: &str,
     selection: &Selection,
     dry_run: bool,
@@ -277,16 +361,17 @@ async fn settle_selected(
         "discard"
     };
     if dry_run {
-        let selected: Vec<ReceivedMessage> = read_all(client, entity, DEFAULT_MAX)
-            .await?
+        let all = read_all(client, entity, DEFAULT_MAX).await?;
+        let joined = reasons.join(&all).await;
+        let selected: Vec<ReceivedMessage> = all
             .into_iter()
-            .filter(|m| selection.matches(m))
+            .filter(|m| selection.matches(m, &joined))
             .collect();
         for m in &selected {
             println!(
                 "would {verb} {} ({})",
                 m.sequence_number,
-                m.dead_letter_reason().unwrap_or("-")
+                reason_of(m, &joined)
             );
         }
         let past = if action == Action::Resubmit {
@@ -301,8 +386,10 @@ async fn settle_selected(
         return Ok(());
     }
     let locked = lock_all(client, &path, DEFAULT_MAX).await?;
-    let (selected, others): (Vec<_>, Vec<_>) =
-        locked.into_iter().partition(|m| selection.matches(m));
+    let joined = reasons.join(&locked).await;
+    let (selected, others): (Vec<_>, Vec<_>) = locked
+        .into_iter()
+        .partition(|m| selection.matches(m, &joined));
     for m in &others {
         client.abandon_message(m).await?;
     }
@@ -398,14 +485,17 @@ fn describe(selection: &Selection) -> String {
     }
 }
 
-fn summary_json(m: &ReceivedMessage) -> serde_json::Value {
+fn summary_json(m: &ReceivedMessage, joined: &Joined) -> serde_json::Value {
     json!({
         "sequenceNumber": m.sequence_number,
         "messageId": m.message.message_id,
         "enqueuedTime": m.enqueued_time.to_rfc3339(),
         "deliveryCount": m.delivery_count,
+        "reason": reason_of(m, joined),
+        "description": description_of(m, joined),
         "deadLetterReason": m.dead_letter_reason(),
         "deadLetterErrorDescription": m.dead_letter_description(),
+        "lastError": last_error(m, joined),
         "correlationId": m.message.correlation_id,
         "bodyPreview": preview(&m.message.body, 80),
     })

@@ -86,14 +86,20 @@ impl AggregateResults {
     async fn on_outcome(&self, outcome: &TaskOutcome) -> Result<Outcome, StoreError> {
         let now = Utc::now();
         let analysis = self.ctx.store.analysis_ref(&outcome.document_id);
+        let store = &self.ctx.store;
+        let revision_ref = |n: u32| store.analysis_revision_ref(&outcome.document_id, n);
         let mut merged = Merge::Unchanged;
         let updated = self
             .ctx
             .store
             .update(&outcome.document_id, |state| {
                 merged = state.merge(outcome, now);
-                let finished = state.all_reported()
-                    && state.finalize(now, "Missing", "no outcome", analysis.clone());
+                let finished = if state.status.is_terminal() {
+                    merged == Merge::Recorded && state.reopen(now, revision_ref)
+                } else {
+                    state.all_reported()
+                        && state.finalize(now, "Missing", "no outcome", analysis.clone())
+                };
                 merged == Merge::Recorded || finished
             })
             .await?;
@@ -158,9 +164,15 @@ impl AggregateResults {
             analysis: location,
             succeeded: state.succeeded_kinds(),
             failed: state.failed_tasks(),
+            revision: state.revision,
         };
+        let message_id = match state.revision {
+            0 => format!("{}:completed", state.document_id),
+            n => format!("{}:completed:r{n}", state.document_id),
+        };
+        let revision = state.revision;
         let message = Message::new(serde_json::to_vec(&event).expect("an event serializes"))
-            .with_message_id(format!("{}:completed", state.document_id))
+            .with_message_id(message_id)
             .with_correlation_id(&state.correlation_id)
             .with_subject(COMPLETED_SUBJECT)
             .with_content_type("application/json");
@@ -170,7 +182,7 @@ impl AggregateResults {
         self.ctx
             .store
             .update(&state.document_id, |s| {
-                !std::mem::replace(&mut s.completion_published, true)
+                s.revision == revision && !std::mem::replace(&mut s.completion_published, true)
             })
             .await?;
         let failed: Vec<&FailedTask> = event.failed.iter().collect();

@@ -30,7 +30,9 @@ pub async fn report_failed(
 ) {
     let mut outcome = TaskOutcome::failed(task, reason, description);
     outcome.dead_lettered = true;
-    outcome.attempts = Some(RetryCounts::of(message).attempts(message));
+    let counts = RetryCounts::of(message);
+    outcome.attempts = Some(counts.attempts(message));
+    outcome.usage = counts.failed_usage;
     let message_id = format!(
         "{}:failed:{}",
         task.task_id,

@@ -77,7 +77,7 @@ impl NotifySubmitter {
         if state
             .notification
             .as_ref()
-            .is_some_and(|n| n.delivered_at.is_some())
+            .is_some_and(|n| n.delivered_at.is_some() && n.revision == event.revision)
         {
             info!("callback already delivered");
             return Outcome::Done(InvocationResponse::new());
@@ -103,13 +103,18 @@ impl NotifySubmitter {
             .ctx
             .store
             .update(&event.document_id, |s| {
-                let previous = s.notification.as_ref().map_or(0, |n| n.attempts);
+                let previous = s
+                    .notification
+                    .as_ref()
+                    .filter(|n| n.revision == event.revision)
+                    .map_or(0, |n| n.attempts);
                 s.notification = Some(NotificationState {
                     status: status.into(),
                     attempts: previous + 1,
                     last_status_code: failure.0,
                     last_error: failure.1.clone(),
                     delivered_at: (status == "delivered").then(Utc::now),
+                    revision: event.revision,
                 });
                 true
             })

@@ -34,6 +34,7 @@ use crate::ai::{
     TokenUsage,
 };
 use crate::blob::{BlobError, BlobStore};
+use crate::last_errors::{LastError, LastErrors};
 use crate::outcome::Outcome;
 use crate::pipeline::chunking::{chunk, estimate_tokens};
 use crate::pipeline::events::{CHUNK_STEP_SCHEMA, ChunkStep};
@@ -108,6 +109,7 @@ pub struct ProcessDocument {
     blobs: Arc<dyn BlobStore>,
     ai: Arc<dyn AiProvider>,
     poison: PoisonRecords,
+    last_errors: LastErrors,
     options: ProcessOptions,
     ai_slots: Semaphore,
     bus: Option<Arc<dyn MessageSender>>,
@@ -129,6 +131,8 @@ enum Stop {
         description: String,
         delay: Duration,
         rate_limited: bool,
+        /// Tokens the failed call spent.
+        usage: TokenUsage,
     },
 }
 
@@ -153,6 +157,15 @@ impl From<ContentError> for Stop {
     }
 }
 
+/// A retry later, as [`Stop::RetryLater`] carries it.
+struct Retry {
+    reason: &'static str,
+    description: String,
+    delay: Duration,
+    rate_limited: bool,
+    usage: TokenUsage,
+}
+
 /// One delivery's context.
 struct Delivery<'a> {
     message: &'a ServiceBusMessage,
@@ -168,6 +181,7 @@ impl ProcessDocument {
     ) -> Self {
         Self {
             poison: PoisonRecords::new(blobs.clone(), options.state_container.clone()),
+            last_errors: LastErrors::new(blobs.clone(), options.state_container.clone()),
             ai_slots: Semaphore::new(options.max_concurrent_ai_calls.max(1)),
             blobs,
             ai,
@@ -338,6 +352,7 @@ impl ProcessDocument {
                             dimensions: vector.len(),
                             vector,
                             chunks,
+                            pooling: None,
                         },
                     },
                     false,
@@ -380,6 +395,11 @@ impl ProcessDocument {
     ) -> InvocationResponse {
         let mut outcome = TaskOutcome::succeeded(task, result, location, reused);
         outcome.attempts = Some(delivery.counts.attempts(delivery.message));
+        let failed = delivery.counts.failed_usage;
+        outcome.usage = TokenUsage::new(
+            outcome.usage.input_tokens + failed.input_tokens,
+            outcome.usage.output_tokens + failed.output_tokens,
+        );
         outcome.duration_ms = elapsed.map(|d| d.as_millis() as u64);
         let line = format!(
             "task {} succeeded with {} ({} tokens{})",
@@ -419,6 +439,7 @@ impl ProcessDocument {
                         description: format!("provider asked to wait {delay:?}: {detail}"),
                         delay,
                         rate_limited: true,
+                        usage: TokenUsage::default(),
                     });
                 }
                 Err(ProviderError::Transient { detail }) => {
@@ -427,6 +448,20 @@ impl ProcessDocument {
                         description: detail,
                         delay: Duration::ZERO,
                         rate_limited: false,
+                        usage: TokenUsage::default(),
+                    });
+                }
+                Err(ProviderError::Unusable {
+                    reason,
+                    detail,
+                    usage,
+                }) => {
+                    return Err(Stop::RetryLater {
+                        reason,
+                        description: detail,
+                        delay: Duration::ZERO,
+                        rate_limited: false,
+                        usage,
                     });
                 }
                 Err(ProviderError::Rejected { reason, detail }) => {
@@ -439,20 +474,27 @@ impl ProcessDocument {
         }
     }
 
-    /// Sends the scheduled copy and completes, or fails the task past the caps.
-    async fn retry_later(
-        &self,
-        task: &AiTask,
-        delivery: &Delivery<'_>,
-        stop: (&'static str, String, Duration, bool),
-    ) -> Outcome {
-        let (reason, description, delay, rate_limited) = stop;
+    /// Sends the scheduled copy and completes; past the caps, abandons the message so that it
+    /// dead-letters (its remaining deliveries fail fast from the last-error record, and the last
+    /// one reports the failed outcome with this reason).
+    async fn retry_later(&self, task: &AiTask, delivery: &Delivery<'_>, stop: Retry) -> Outcome {
+        let Retry {
+            reason,
+            description,
+            delay,
+            rate_limited,
+            usage,
+        } = stop;
         let Some(bus) = &self.bus else {
             warn!(%reason, %description, "transient failure; the message will be redelivered");
             return Outcome::transient(reason, description);
         };
         let mut counts = delivery.counts;
         counts.retries += 1;
+        counts.failed_usage = TokenUsage::new(
+            counts.failed_usage.input_tokens + usage.input_tokens,
+            counts.failed_usage.output_tokens + usage.output_tokens,
+        );
         let (count, cap) = if rate_limited {
             counts.rate_limited += 1;
             (counts.rate_limited, self.options.max_rate_limit_retries)
@@ -461,23 +503,17 @@ impl ProcessDocument {
             (counts.transient, self.options.max_transient_retries)
         };
         if count > cap {
-            warn!(%reason, count, "retries exhausted; the task fails");
-            let identity = crate::task::TaskIdentity {
-                task_id: task.task_id.clone(),
-                document_id: task.document_id.clone(),
-                kind: task.operation.kind().into(),
-                correlation_id: task.correlation_id.clone(),
-            };
-            let mut outcome = TaskOutcome::failed(
-                &identity,
+            let description = format!("gave up after {cap} retries: {description}");
+            warn!(%reason, count, "retries exhausted; the message goes to the dead-letter queue");
+            self.remember(
+                delivery.message,
+                Some(&task.task_id),
                 reason,
-                &format!("gave up after {cap} retries: {description}"),
-            );
-            outcome.attempts = Some(delivery.counts.attempts(delivery.message));
-            return Outcome::Done(outcome_response(&outcome).log(format!(
-                "task {} failed: {reason} after {cap} retries",
-                task.task_id
-            )));
+                &description,
+                true,
+            )
+            .await;
+            return Outcome::transient(reason, description);
         }
         let delay = if rate_limited {
             // The provider's wait, plus up to a fifth more so that waiting tasks do not all
@@ -501,7 +537,7 @@ impl ProcessDocument {
         );
         match bus.send(TRIGGER_QUEUE, &copy).await {
             Ok(()) => {
-                info!(%reason, delay_ms = delay.as_millis() as u64, retry = counts.retries, "retrying later; original completed");
+                info!(%reason, %description, delay_ms = delay.as_millis() as u64, retry = counts.retries, "retrying later; original completed");
                 Outcome::Done(InvocationResponse::new().log(format!(
                     "task {}: {reason}; retry {} scheduled in {delay:?}",
                     task.task_id, counts.retries
@@ -509,8 +545,41 @@ impl ProcessDocument {
             }
             Err(e) => {
                 warn!(error = %e, "scheduling the retry failed; the message will be redelivered");
+                self.remember(
+                    delivery.message,
+                    Some(&task.task_id),
+                    reason,
+                    &description,
+                    false,
+                )
+                .await;
                 Outcome::transient(reason, description)
             }
+        }
+    }
+
+    /// Keeps the last error of a failing message by its id (best effort).
+    async fn remember(
+        &self,
+        message: &ServiceBusMessage,
+        task_id: Option<&str>,
+        reason: &str,
+        description: &str,
+        exhausted: bool,
+    ) {
+        let Some(id) = &message.properties.message_id else {
+            return;
+        };
+        let record = LastError::new(
+            id,
+            task_id.map(str::to_owned),
+            reason,
+            description,
+            exhausted,
+            message.properties.delivery_count,
+        );
+        if let Err(e) = self.last_errors.record(&record).await {
+            warn!(error = %e, "recording the last error failed");
         }
     }
 
@@ -537,6 +606,14 @@ impl ProcessDocument {
             // Still poison: the next delivery re-validates and tries to record again.
             error!(error = %e, poison_key = %key, "recording the poison reason failed");
         }
+        self.remember(
+            message,
+            task_id_of(&message.body).as_deref(),
+            &reason,
+            &description,
+            false,
+        )
+        .await;
         Outcome::Poison {
             reason,
             description,
@@ -624,6 +701,16 @@ impl ProcessDocument {
             Ok(_) => {}
             Err(e) => return Outcome::transient("StorageUnavailable", e.to_string()),
         }
+        if let Some(id) = &message.properties.message_id {
+            match self.last_errors.find(id).await {
+                Ok(Some(last)) if last.exhausted => {
+                    warn!(reason = %last.reason, "retries exhausted earlier; failing fast");
+                    return Outcome::transient(&last.reason, last.description);
+                }
+                Ok(_) => {}
+                Err(e) => return Outcome::transient("StorageUnavailable", e.to_string()),
+            }
+        }
         let task = match parse_task(&message.body) {
             Ok(task) => task,
             Err(e) => {
@@ -659,15 +746,24 @@ impl ProcessDocument {
                 description,
                 delay,
                 rate_limited,
+                usage,
             }) => {
-                self.retry_later(&task, &delivery, (reason, description, delay, rate_limited))
-                    .await
+                let retry = Retry {
+                    reason,
+                    description,
+                    delay,
+                    rate_limited,
+                    usage,
+                };
+                self.retry_later(&task, &delivery, retry).await
             }
             Err(Stop::Transient {
                 reason,
                 description,
             }) => {
                 warn!(%reason, %description, "transient failure; the message will be redelivered");
+                self.remember(message, Some(&task.task_id), reason, &description, false)
+                    .await;
                 Outcome::transient(reason, description)
             }
         }

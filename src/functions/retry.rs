@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{Map, Value};
 
+use crate::ai::TokenUsage;
 use crate::protocol::ServiceBusMessage;
 use crate::servicebus::Message;
 
@@ -17,6 +18,13 @@ pub const ATTEMPT_PROPERTY: &str = "x-docflow-retries";
 pub const RATE_LIMITED_PROPERTY: &str = "x-docflow-rate-limited";
 /// Application property: retries caused by transient failures.
 pub const TRANSIENT_PROPERTY: &str = "x-docflow-transient-failures";
+/// Application property: the `MessageId` the counts were written for. A copy made by anyone
+/// else (`docflow dlq resubmit` gives a new id) starts afresh.
+pub const RETRY_OF_PROPERTY: &str = "x-docflow-retry-of";
+/// Application properties: tokens spent by the failed calls before this retry.
+pub const FAILED_INPUT_TOKENS_PROPERTY: &str = "x-docflow-failed-input-tokens";
+/// See [`FAILED_INPUT_TOKENS_PROPERTY`].
+pub const FAILED_OUTPUT_TOKENS_PROPERTY: &str = "x-docflow-failed-output-tokens";
 
 /// The retry counts a message carries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,16 +35,27 @@ pub struct RetryCounts {
     pub rate_limited: u32,
     /// Of which for transient failures.
     pub transient: u32,
+    /// Tokens the failed calls spent so far.
+    pub failed_usage: TokenUsage,
 }
 
 impl RetryCounts {
     /// Reads the counts from a received message's application properties.
+    /// Counts written for another message id (a resubmitted copy) are not this message's.
     pub fn of(message: &ServiceBusMessage) -> Self {
         let props = &message.properties.application_properties;
+        let owner = property(props, RETRY_OF_PROPERTY).and_then(Value::as_str);
+        if owner.is_none() || owner != message.properties.message_id.as_deref() {
+            return Self::default();
+        }
         Self {
             retries: count(props, ATTEMPT_PROPERTY),
             rate_limited: count(props, RATE_LIMITED_PROPERTY),
             transient: count(props, TRANSIENT_PROPERTY),
+            failed_usage: TokenUsage::new(
+                u64::from(count(props, FAILED_INPUT_TOKENS_PROPERTY)),
+                u64::from(count(props, FAILED_OUTPUT_TOKENS_PROPERTY)),
+            ),
         }
     }
 
@@ -46,12 +65,15 @@ impl RetryCounts {
     }
 }
 
-fn count(props: &Map<String, Value>, name: &str) -> u32 {
-    let value = props
+fn property<'a>(props: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    props
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v);
-    match value {
+        .map(|(_, v)| v)
+}
+
+fn count(props: &Map<String, Value>, name: &str) -> u32 {
+    match property(props, name) {
         Some(Value::Number(n)) => n.as_u64().unwrap_or(0).min(u64::from(u32::MAX)) as u32,
         Some(Value::String(s)) => s.trim().trim_matches('"').parse().unwrap_or(0),
         _ => 0,
@@ -82,8 +104,9 @@ pub fn scheduled_copy(
     counts: RetryCounts,
     delay: Duration,
 ) -> Message {
+    let id = format!("{key}:retry:{}", counts.retries);
     let mut copy = Message::new(message.body.clone())
-        .with_message_id(format!("{key}:retry:{}", counts.retries))
+        .with_message_id(&id)
         .with_content_type(
             message
                 .properties
@@ -96,7 +119,16 @@ pub fn scheduled_copy(
         )
         .with_property(ATTEMPT_PROPERTY, i64::from(counts.retries))
         .with_property(RATE_LIMITED_PROPERTY, i64::from(counts.rate_limited))
-        .with_property(TRANSIENT_PROPERTY, i64::from(counts.transient));
+        .with_property(TRANSIENT_PROPERTY, i64::from(counts.transient))
+        .with_property(
+            FAILED_INPUT_TOKENS_PROPERTY,
+            counts.failed_usage.input_tokens.min(i64::MAX as u64) as i64,
+        )
+        .with_property(
+            FAILED_OUTPUT_TOKENS_PROPERTY,
+            counts.failed_usage.output_tokens.min(i64::MAX as u64) as i64,
+        )
+        .with_property(RETRY_OF_PROPERTY, id.as_str());
     if let Some(id) = correlation_id.or(message.properties.correlation_id.as_deref()) {
         copy = copy.with_correlation_id(id);
     }
@@ -127,6 +159,11 @@ mod tests {
             properties: Default::default(),
         };
         message.properties.delivery_count = Some(2);
+        message.properties.message_id = Some("d:summarize:retry:3".into());
+        message
+            .properties
+            .application_properties
+            .insert(RETRY_OF_PROPERTY.into(), Value::from("d:summarize:retry:3"));
         message
             .properties
             .application_properties
@@ -148,5 +185,8 @@ mod tests {
         );
         assert_eq!(copy.message_id.as_deref(), Some("d:summarize:retry:3"));
         assert!(copy.scheduled_enqueue_time.unwrap() > Utc::now());
+        // A resubmitted copy (another message id) starts afresh.
+        message.properties.message_id = Some("resubmitted".into());
+        assert_eq!(RetryCounts::of(&message), RetryCounts::default());
     }
 }

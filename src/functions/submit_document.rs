@@ -121,6 +121,7 @@ impl SubmitDocument {
                 deadline_at: None,
                 analysis: None,
                 completion_published: false,
+                revision: 0,
                 notification: None,
             })
             .await?;

@@ -72,6 +72,9 @@ pub struct AnalysisCompleted {
     pub succeeded: Vec<String>,
     /// Kinds that failed or never reported, with the reason.
     pub failed: Vec<FailedTask>,
+    /// 0 for the first final status; higher when recovered tasks changed it.
+    #[serde(default)]
+    pub revision: u32,
 }
 
 /// A task that did not succeed, as events and the status API report it.

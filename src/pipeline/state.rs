@@ -126,6 +126,9 @@ pub struct NotificationState {
     /// When it was delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<DateTime<Utc>>,
+    /// The analysis revision it is about.
+    #[serde(default)]
+    pub revision: u32,
 }
 
 /// The state record of one document.
@@ -168,9 +171,13 @@ pub struct DocumentState {
     /// The combined analysis, once final.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<ResultRef>,
-    /// `AnalysisCompleted` was accepted by Service Bus.
+    /// `AnalysisCompleted` was accepted by Service Bus (for the current revision).
     #[serde(default)]
     pub completion_published: bool,
+    /// How often the final status changed after it was first set: a failed task recovered by
+    /// `docflow dlq resubmit` reopens the analysis with a new revision (and a new event).
+    #[serde(default)]
+    pub revision: u32,
     /// The completion callback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notification: Option<NotificationState>,
@@ -220,14 +227,20 @@ impl DocumentState {
         true
     }
 
-    /// Records a task outcome. The first outcome of a task wins; repeats change nothing.
+    /// Records a task outcome. The first outcome of a task wins and repeats change nothing,
+    /// except that a success replaces a dead-lettered failure (a task resubmitted from the
+    /// dead-letter queue after a fix). A success after the deadline stays late.
     pub fn merge(&mut self, outcome: &TaskOutcome, now: DateTime<Utc>) -> Merge {
         let Some(entry) = self.tasks.get_mut(&outcome.kind) else {
             return Merge::Unchanged;
         };
-        if entry.status != TaskStatus::Pending || entry.task_id != outcome.task_id {
+        let recovers = entry.status == TaskStatus::Failed
+            && entry.error.as_ref().is_some_and(|e| e.dead_lettered)
+            && outcome.status == OutcomeStatus::Succeeded;
+        if (entry.status != TaskStatus::Pending && !recovers) || entry.task_id != outcome.task_id {
             return Merge::Unchanged;
         }
+        entry.error = None;
         entry.attempts = outcome.attempts.unwrap_or(1).max(1);
         entry.model = outcome.model.clone();
         entry.usage = outcome.usage;
@@ -287,21 +300,42 @@ impl DocumentState {
                 });
             }
         }
+        self.status = self.final_status();
+        self.completed_at = Some(now);
+        self.updated_at = now;
+        self.analysis = Some(analysis);
+        true
+    }
+
+    /// The final status the tasks' outcomes add up to.
+    fn final_status(&self) -> DocumentStatus {
         let succeeded = self
             .tasks
             .values()
             .filter(|t| t.status == TaskStatus::Succeeded)
             .count();
-        self.status = if self.tasks.is_empty() || succeeded == 0 {
+        if self.tasks.is_empty() || succeeded == 0 {
             DocumentStatus::Failed
         } else if succeeded == self.tasks.len() {
             DocumentStatus::Completed
         } else {
             DocumentStatus::Partial
-        };
+        }
+    }
+
+    /// After a recovered task: when the final status the outcomes add up to differs from the
+    /// recorded one, opens a new revision with it (to be published anew). `analysis` names the
+    /// new revision's combined analysis.
+    pub fn reopen(&mut self, now: DateTime<Utc>, analysis: impl Fn(u32) -> ResultRef) -> bool {
+        if !self.status.is_terminal() || self.final_status() == self.status {
+            return false;
+        }
+        self.revision += 1;
+        self.status = self.final_status();
         self.completed_at = Some(now);
         self.updated_at = now;
-        self.analysis = Some(analysis);
+        self.analysis = Some(analysis(self.revision));
+        self.completion_published = false;
         true
     }
 
@@ -374,6 +408,7 @@ mod tests {
             deadline_at: None,
             analysis: None,
             completion_published: false,
+            revision: 0,
             notification: None,
         }
     }
@@ -469,5 +504,18 @@ mod tests {
         none.finalize(now, "x", "y", analysis());
         assert_eq!(none.status, DocumentStatus::Failed);
         assert_eq!(none.succeeded_kinds(), Vec::<String>::new());
+        // A resubmitted task that succeeds reopens the analysis with a new revision.
+        assert_eq!(
+            none.merge(&outcome("summarize", true), now),
+            Merge::Recorded
+        );
+        assert!(none.reopen(now, |_| analysis()));
+        assert_eq!((none.status, none.revision), (DocumentStatus::Completed, 1));
+        assert!(!none.completion_published);
+        assert!(!none.reopen(now, |_| analysis()));
+        assert_eq!(
+            none.merge(&outcome("summarize", false), now),
+            Merge::Unchanged
+        );
     }
 }

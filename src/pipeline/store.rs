@@ -300,11 +300,21 @@ impl DocumentStore {
             })
     }
 
-    /// Where a document's combined analysis is stored.
+    /// Where a document's combined analysis is stored (revision 0).
     pub fn analysis_ref(&self, document_id: &str) -> ResultRef {
+        self.analysis_revision_ref(document_id, 0)
+    }
+
+    /// Where a revision of a document's combined analysis is stored.
+    pub fn analysis_revision_ref(&self, document_id: &str, revision: u32) -> ResultRef {
+        let suffix = if revision == 0 {
+            String::new()
+        } else {
+            format!(".r{revision}")
+        };
         ResultRef {
             container: self.containers.results.clone(),
-            blob: format!("analyses/{}.json", encode_segment(document_id)),
+            blob: format!("analyses/{}{suffix}.json", encode_segment(document_id)),
         }
     }
 

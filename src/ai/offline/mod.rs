@@ -74,6 +74,7 @@ impl OfflineProvider {
                         dimensions: vector.len(),
                         vector,
                         chunks: Vec::new(),
+                        pooling: None,
                     },
                 )
             }

@@ -1,0 +1,766 @@
+//! OpenAI-compatible provider: chat completions and embeddings over HTTP.
+//!
+//! One implementation serves OpenAI, Azure OpenAI (deployment URLs with `api-version`, an
+//! `api-key` header or a Microsoft Entra token) and compatible servers (Ollama, vLLM,
+//! llama.cpp). The OpenAI JSON lives here and nowhere else.
+//!
+//! - [`dialect`]: how each server is asked for structured output, and the fallback order.
+//! - [`answer`]: prompts, JSON Schemas and the tolerant reading of answers.
+//!
+//! Every chat call sends `max_tokens`. JSON kinds send their schema in the configured dialect;
+//! a server that rejects the field gets the next dialect once, and the choice is remembered.
+//! An unusable answer gets one repair call (the error and the schema sent back).
+
+pub mod answer;
+pub mod dialect;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
+use reqwest::header::HeaderMap;
+use reqwest::{Client, RequestBuilder, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use self::answer::{interpret, prompt};
+use self::dialect::{Dialect, rejects_field};
+use super::{AiOutput, AiProvider, AiRequest, Operation, ProviderError, TaskOutput, TokenUsage};
+
+/// The scope of Azure OpenAI (Azure AI services) tokens.
+pub const COGNITIVE_SERVICES_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
+
+/// Wait assumed when a 429 carries no `Retry-After` header.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Where the endpoint lives and how its URLs are built.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Endpoint {
+    /// OpenAI or a compatible server: `{base_url}/chat/completions`, `{base_url}/embeddings`.
+    OpenAi {
+        /// e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
+        base_url: String,
+    },
+    /// Azure OpenAI: `{endpoint}/openai/deployments/{deployment}/…?api-version=…`.
+    Azure {
+        /// e.g. `https://contoso.openai.azure.com`.
+        endpoint: String,
+        /// e.g. `2024-10-21`.
+        api_version: String,
+    },
+}
+
+/// How requests are authenticated.
+#[derive(Clone)]
+pub enum Auth {
+    /// No credentials (local servers).
+    None,
+    /// `Authorization: Bearer {key}` (OpenAI and most compatible servers).
+    BearerKey(String),
+    /// `api-key: {key}` (Azure OpenAI key authentication).
+    AzureApiKey(String),
+    /// A Microsoft Entra token for [`COGNITIVE_SERVICES_SCOPE`] (managed identity in Azure).
+    Entra(Arc<dyn TokenCredential>),
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "None",
+            Self::BearerKey(_) => "BearerKey(***)",
+            Self::AzureApiKey(_) => "AzureApiKey(***)",
+            Self::Entra(_) => "Entra",
+        })
+    }
+}
+
+/// Options of [`OpenAiProvider`].
+#[derive(Debug, Clone)]
+pub struct OpenAiOptions {
+    /// Endpoint and URL scheme.
+    pub endpoint: Endpoint,
+    /// Credentials.
+    pub auth: Auth,
+    /// Chat model name (Azure: the deployment name).
+    pub chat_model: String,
+    /// Embedding model name (Azure: the deployment name).
+    pub embedding_model: String,
+    /// Timeout of one HTTP call.
+    pub timeout: Duration,
+    /// How structured output is asked for.
+    pub structured_output: Dialect,
+    /// `max_tokens` per kind.
+    pub max_tokens: MaxTokens,
+}
+
+/// `max_tokens` of each kind's answer. Azure OpenAI charges a request's `max_tokens` against
+/// the rate limit at admission, so these stay close to what an answer needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MaxTokens {
+    /// Summaries: tokens per requested word (the limit is `maxWords` × this + 32).
+    pub summarize_per_word: f64,
+    /// Classification answers (a label and one score per label: plus 12 per label).
+    pub classify: u32,
+    /// Entity lists.
+    pub extract_entities: u32,
+    /// Sentiment answers.
+    pub sentiment: u32,
+}
+
+impl Default for MaxTokens {
+    fn default() -> Self {
+        Self {
+            // English averages about 1.3 tokens a word; twice that leaves room.
+            summarize_per_word: 2.5,
+            classify: 64,
+            extract_entities: 1024,
+            sentiment: 64,
+        }
+    }
+}
+
+impl MaxTokens {
+    /// The limit of one operation's answer.
+    pub fn of(&self, operation: &Operation) -> u32 {
+        match operation {
+            Operation::Summarize { max_words } => {
+                (f64::from(*max_words) * self.summarize_per_word).ceil() as u32 + 32
+            }
+            Operation::Classify { labels } => self.classify + 12 * labels.len() as u32,
+            Operation::ExtractEntities => self.extract_entities,
+            Operation::Sentiment => self.sentiment,
+            Operation::Embed => 0,
+        }
+    }
+}
+
+impl Default for OpenAiOptions {
+    fn default() -> Self {
+        Self {
+            endpoint: Endpoint::OpenAi {
+                base_url: "https://api.openai.com/v1".into(),
+            },
+            auth: Auth::None,
+            chat_model: "gpt-4o-mini".into(),
+            embedding_model: "text-embedding-3-small".into(),
+            timeout: Duration::from_secs(120),
+            structured_output: Dialect::JsonSchema,
+            max_tokens: MaxTokens::default(),
+        }
+    }
+}
+
+/// The OpenAI-compatible provider.
+#[derive(Debug)]
+pub struct OpenAiProvider {
+    options: OpenAiOptions,
+    http: Client,
+    /// The dialect in use: the configured one until a server rejects it.
+    dialect: AtomicU8,
+}
+
+/// A chat answer: its text, model, usage and why it stopped.
+struct ChatAnswer {
+    content: String,
+    model: String,
+    usage: TokenUsage,
+    finish_reason: Option<String>,
+}
+
+impl OpenAiProvider {
+    /// A provider with its own HTTP client.
+    pub fn new(options: OpenAiOptions) -> Result<Self, reqwest::Error> {
+        let http = Client::builder().timeout(options.timeout).build()?;
+        Ok(Self {
+            dialect: AtomicU8::new(options.structured_output.index()),
+            options,
+            http,
+        })
+    }
+
+    /// The structured-output dialect in use now.
+    pub fn dialect(&self) -> Dialect {
+        Dialect::from_index(self.dialect.load(Ordering::Relaxed))
+    }
+
+    /// Checks that the endpoint answers and knows the chat model, with one 1-token call;
+    /// the error says what to fix.
+    pub async fn probe(&self) -> Result<String, ProviderError> {
+        let model = &self.options.chat_model;
+        let body = json!({"model": model, "max_tokens": 1, "temperature": 0,
+                          "messages": [{"role": "user", "content": "ping"}]});
+        let reply: ChatResponse =
+            parse_reply(self.post(self.url(model, "chat/completions"), body).await?)?;
+        Ok(reply.model.unwrap_or_else(|| model.clone()))
+    }
+
+    fn url(&self, model: &str, operation: &str) -> String {
+        match &self.options.endpoint {
+            Endpoint::OpenAi { base_url } => {
+                format!("{}/{operation}", base_url.trim_end_matches('/'))
+            }
+            Endpoint::Azure {
+                endpoint,
+                api_version,
+            } => format!(
+                "{}/openai/deployments/{model}/{operation}?api-version={api_version}",
+                endpoint.trim_end_matches('/')
+            ),
+        }
+    }
+
+    async fn authorize(&self, request: RequestBuilder) -> Result<RequestBuilder, ProviderError> {
+        Ok(match &self.options.auth {
+            Auth::None => request,
+            Auth::BearerKey(key) => request.bearer_auth(key),
+            Auth::AzureApiKey(key) => request.header("api-key", key),
+            Auth::Entra(credential) => {
+                let token = credential
+                    .get_token(&[COGNITIVE_SERVICES_SCOPE], None)
+                    .await
+                    .map_err(|e| ProviderError::Transient {
+                        detail: format!("getting a Microsoft Entra token failed: {e}"),
+                    })?;
+                request.bearer_auth(token.token.secret())
+            }
+        })
+    }
+
+    async fn post(&self, url: String, body: Value) -> Result<Value, ProviderError> {
+        self.post_raw(url, body)
+            .await?
+            .map_err(|(status, headers, text)| classify_status(status, &headers, &text))
+    }
+
+    /// Posts; a non-2xx answer comes back as its parts, for callers that look at it first.
+    async fn post_raw(
+        &self,
+        url: String,
+        body: Value,
+    ) -> Result<Result<Value, (StatusCode, HeaderMap, String)>, ProviderError> {
+        let request = self.authorize(self.http.post(&url).json(&body)).await?;
+        let timeout = self.options.timeout;
+        let response = request.send().await.map_err(|e| ProviderError::Transient {
+            detail: describe_transport_error(&e, &url, timeout),
+        })?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| ProviderError::Transient {
+                detail: describe_transport_error(&e, &url, timeout),
+            })?;
+        if !status.is_success() {
+            return Ok(Err((status, headers, text)));
+        }
+        serde_json::from_str(&text)
+            .map(Ok)
+            .map_err(|e| ProviderError::Transient {
+                detail: format!("provider answered {status} with a body that is not JSON: {e}"),
+            })
+    }
+
+    /// One chat call; a JSON kind's schema goes out in the current dialect, falling back once
+    /// when the server rejects the field.
+    async fn chat(
+        &self,
+        messages: Vec<Value>,
+        schema: Option<&(&'static str, Value)>,
+        max_tokens: u32,
+    ) -> Result<ChatAnswer, ProviderError> {
+        let model = &self.options.chat_model;
+        let url = self.url(model, "chat/completions");
+        let mut dialect = self.dialect();
+        loop {
+            let mut body = json!({
+                "model": model,
+                "temperature": 0,
+                "max_tokens": max_tokens,
+                "messages": messages,
+            });
+            if let Some((name, schema)) = schema {
+                dialect.apply(&mut body, name, schema);
+            }
+            match self.post_raw(url.clone(), body).await? {
+                Ok(value) => return self.chat_answer(value),
+                Err((status, headers, text)) => {
+                    let fallback = dialect.fallback().filter(|_| {
+                        schema.is_some()
+                            && !is_content_filter(&text)
+                            && rejects_field(status.as_u16(), &text)
+                    });
+                    match fallback {
+                        Some(next) => {
+                            tracing::warn!(
+                                rejected = dialect.name(),
+                                next = next.name(),
+                                detail = %error_message(&text),
+                                "the server rejects this structured-output dialect; using the next one from now on"
+                            );
+                            self.dialect.store(next.index(), Ordering::Relaxed);
+                            dialect = next;
+                        }
+                        None => return Err(classify_status(status, &headers, &text)),
+                    }
+                }
+            }
+        }
+    }
+
+    fn chat_answer(&self, value: Value) -> Result<ChatAnswer, ProviderError> {
+        let reply: ChatResponse = parse_reply(value)?;
+        let usage = reply.usage.map(Usage::into_usage).unwrap_or_default();
+        let choice = reply
+            .choices
+            .into_iter()
+            .next()
+            .ok_or_else(|| invalid_output("the answer has no choices", usage))?;
+        if choice.finish_reason.as_deref() == Some("content_filter") {
+            return Err(ProviderError::Rejected {
+                reason: "ContentFiltered",
+                detail: "the provider's content filter stopped the completion".into(),
+            });
+        }
+        Ok(ChatAnswer {
+            content: choice.message.content.unwrap_or_default(),
+            model: reply
+                .model
+                .unwrap_or_else(|| self.options.chat_model.clone()),
+            usage,
+            finish_reason: choice.finish_reason,
+        })
+    }
+
+    /// A chat operation: the call, a repair call when the answer is unusable, the typed output.
+    async fn run_chat(&self, operation: &Operation, text: &str) -> Result<AiOutput, ProviderError> {
+        let (system, schema) = prompt(operation);
+        let max_tokens = self.options.max_tokens.of(operation);
+        let mut messages = vec![
+            json!({"role": "system", "content": system}),
+            json!({"role": "user", "content": text}),
+        ];
+        let first = self
+            .chat(messages.clone(), schema.as_ref(), max_tokens)
+            .await?;
+        let mut usage = first.usage;
+        let problem = match self.read(operation, text, &first, schema.is_some()) {
+            Ok(output) => return Ok(output_of(first.model, usage, output)),
+            Err(Stop::Final(e)) => return Err(with_usage(e, usage)),
+            Err(Stop::Repairable(problem)) => problem,
+        };
+        tracing::info!(%problem, "the model's answer is unusable; asking once more");
+        let schema_text = schema
+            .as_ref()
+            .map(|(_, s)| s.to_string())
+            .unwrap_or_default();
+        messages.push(json!({"role": "assistant", "content": first.content}));
+        messages.push(json!({"role": "user", "content": format!(
+            "That answer cannot be used: {problem}. Reply again with only a JSON object matching this JSON Schema: {schema_text}"
+        )}));
+        let second = self.chat(messages, schema.as_ref(), max_tokens).await?;
+        usage = add(usage, second.usage);
+        match self.read(operation, text, &second, schema.is_some()) {
+            Ok(output) => Ok(output_of(second.model, usage, output)),
+            Err(Stop::Final(e)) => Err(with_usage(e, usage)),
+            Err(Stop::Repairable(problem)) => Err(invalid_output(&problem, usage)),
+        }
+    }
+
+    fn read(
+        &self,
+        operation: &Operation,
+        text: &str,
+        answer: &ChatAnswer,
+        json_kind: bool,
+    ) -> Result<TaskOutput, Stop> {
+        if json_kind && answer.finish_reason.as_deref() == Some("length") {
+            return Err(Stop::Final(ProviderError::Unusable {
+                reason: "OutputTruncated",
+                detail: format!(
+                    "the answer was cut at max_tokens={} before its JSON was complete; raise the DOCFLOW_MAX_TOKENS_* setting of this kind",
+                    self.options.max_tokens.of(operation)
+                ),
+                usage: TokenUsage::default(),
+            }));
+        }
+        interpret(operation, text, &answer.content).map_err(Stop::Repairable)
+    }
+
+    async fn embed(&self, text: &str) -> Result<AiOutput, ProviderError> {
+        let model = &self.options.embedding_model;
+        let body = json!({"model": model, "input": text});
+        let value = match self.post_raw(self.url(model, "embeddings"), body).await? {
+            Ok(value) => value,
+            Err((status, headers, text)) => {
+                return Err(match classify_status(status, &headers, &text) {
+                    ProviderError::Unusable { .. } | ProviderError::Transient { .. }
+                        if embeddings_unsupported(status.as_u16(), &text) =>
+                    {
+                        ProviderError::Unusable {
+                            reason: "EmbeddingsUnsupported",
+                            detail: format!(
+                                "the endpoint cannot compute embeddings ({status}: {}); start llama.cpp's server with --embedding, or set DOCFLOW_EMBEDDING_MODEL to an embedding model",
+                                error_message(&text)
+                            ),
+                            usage: TokenUsage::default(),
+                        }
+                    }
+                    other => other,
+                });
+            }
+        };
+        let reply: EmbeddingResponse = parse_reply(value)?;
+        let usage = reply.usage.map(Usage::into_usage).unwrap_or_default();
+        let raw = reply
+            .data
+            .into_iter()
+            .next()
+            .map(|d| d.embedding)
+            .ok_or_else(|| invalid_output("no embedding in the answer", usage))?;
+        let (vector, pooling) = pool(raw).map_err(|e| invalid_output(&e, usage))?;
+        Ok(AiOutput {
+            model: reply.model.unwrap_or_else(|| model.clone()),
+            usage,
+            output: TaskOutput::Embed {
+                dimensions: vector.len(),
+                vector,
+                chunks: Vec::new(),
+                pooling,
+            },
+        })
+    }
+}
+
+/// Why reading an answer stopped.
+enum Stop {
+    /// Worth one repair call.
+    Repairable(String),
+    /// Not worth one.
+    Final(ProviderError),
+}
+
+fn output_of(model: String, usage: TokenUsage, output: TaskOutput) -> AiOutput {
+    AiOutput {
+        model,
+        usage,
+        output,
+    }
+}
+
+fn add(a: TokenUsage, b: TokenUsage) -> TokenUsage {
+    TokenUsage::new(
+        a.input_tokens + b.input_tokens,
+        a.output_tokens + b.output_tokens,
+    )
+}
+
+fn with_usage(error: ProviderError, spent: TokenUsage) -> ProviderError {
+    match error {
+        ProviderError::Unusable {
+            reason,
+            detail,
+            usage,
+        } => ProviderError::Unusable {
+            reason,
+            detail,
+            usage: add(usage, spent),
+        },
+        other => other,
+    }
+}
+
+/// One vector per input, or one per token (llama.cpp without pooling): mean-pooled and
+/// L2-normalised, reported as `mean`.
+fn pool(raw: EmbeddingValue) -> Result<(Vec<f32>, Option<String>), String> {
+    match raw {
+        EmbeddingValue::One(vector) if !vector.is_empty() => Ok((vector, None)),
+        EmbeddingValue::PerToken(tokens) => {
+            let Some(first) = tokens.first() else {
+                return Err("the embedding has no token vectors".into());
+            };
+            let dims = first.len();
+            if dims == 0 || tokens.iter().any(|t| t.len() != dims) {
+                return Err("the token vectors have different lengths".into());
+            }
+            let mut mean = vec![0f32; dims];
+            for token in &tokens {
+                for (m, v) in mean.iter_mut().zip(token) {
+                    *m += v;
+                }
+            }
+            let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                mean.iter_mut().for_each(|v| *v /= norm);
+            }
+            Ok((mean, Some("mean".into())))
+        }
+        EmbeddingValue::One(_) => Err("the embedding is empty".into()),
+    }
+}
+
+fn embeddings_unsupported(status: u16, body: &str) -> bool {
+    let body = body.to_ascii_lowercase();
+    status == 501
+        || (body.contains("embedding")
+            && (body.contains("not support")
+                || body.contains("not enabled")
+                || body.contains("--embedding")))
+}
+
+#[async_trait]
+impl AiProvider for OpenAiProvider {
+    fn name(&self) -> &str {
+        match self.options.endpoint {
+            Endpoint::OpenAi { .. } => "openai",
+            Endpoint::Azure { .. } => "azure-openai",
+        }
+    }
+
+    async fn run(&self, request: &AiRequest) -> Result<AiOutput, ProviderError> {
+        match &request.operation {
+            Operation::Embed => self.embed(&request.text).await,
+            operation => self.run_chat(operation, &request.text).await,
+        }
+    }
+}
+
+fn parse_reply<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, ProviderError> {
+    serde_json::from_value(value).map_err(|e| {
+        invalid_output(
+            &format!("not an OpenAI-style answer: {e}"),
+            TokenUsage::default(),
+        )
+    })
+}
+
+fn invalid_output(detail: &str, usage: TokenUsage) -> ProviderError {
+    ProviderError::Unusable {
+        reason: "InvalidModelOutput",
+        detail: format!("the model's answer is unusable: {detail}"),
+        usage,
+    }
+}
+
+/// A transport failure with its cause (`connection refused`, a DNS failure, the timeout).
+fn describe_transport_error(e: &reqwest::Error, url: &str, timeout: Duration) -> String {
+    let mut cause = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    let url = url.split('?').next().unwrap_or(url);
+    if e.is_timeout() {
+        format!("the provider at {url} did not answer: timed out after {timeout:?}")
+    } else if e.is_connect() {
+        format!("cannot connect to the provider at {url}: {cause}")
+    } else if cause.is_empty() {
+        format!("the call to the provider at {url} failed: {e}")
+    } else {
+        format!("the call to the provider at {url} failed: {e}: {cause}")
+    }
+}
+
+/// Maps a non-2xx answer to what should happen next.
+fn classify_status(status: StatusCode, headers: &HeaderMap, body: &str) -> ProviderError {
+    let detail = format!("{status}: {}", error_message(body));
+    match status.as_u16() {
+        429 => ProviderError::RetryAfter {
+            delay: retry_after(headers).unwrap_or(DEFAULT_RETRY_AFTER),
+            detail,
+        },
+        400 | 413 | 422 if is_content_filter(body) => ProviderError::Rejected {
+            reason: "ContentFiltered",
+            detail,
+        },
+        400 | 413 | 422 => ProviderError::Unusable {
+            reason: "InvalidRequest",
+            detail: format!(
+                "the provider refused the request ({detail}); check the model settings"
+            ),
+            usage: TokenUsage::default(),
+        },
+        401 | 403 => ProviderError::Unusable {
+            reason: "ProviderUnauthorized",
+            detail: format!(
+                "the provider refused the credentials ({detail}); check the API key or the identity's role"
+            ),
+            usage: TokenUsage::default(),
+        },
+        404 => ProviderError::Unusable {
+            reason: "ProviderNotFound",
+            detail: format!(
+                "the provider has no such endpoint or model ({detail}); check the base URL and the model or deployment name"
+            ),
+            usage: TokenUsage::default(),
+        },
+        501 => ProviderError::Unusable {
+            reason: "NotSupported",
+            detail: format!("the provider does not support this operation ({detail})"),
+            usage: TokenUsage::default(),
+        },
+        _ => ProviderError::Transient { detail },
+    }
+}
+
+/// `retry-after-ms` (Azure OpenAI) wins over `Retry-After` (seconds or an HTTP date).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    }
+    let value = header("retry-after")?;
+    if let Ok(seconds) = value.parse::<f64>() {
+        return Some(Duration::from_secs_f64(seconds.max(0.0)));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+fn is_content_filter(body: &str) -> bool {
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return false;
+    };
+    let error = &value["error"];
+    let codes = [
+        error["code"].as_str(),
+        error["innererror"]["code"].as_str(),
+        error["type"].as_str(),
+    ];
+    codes.iter().flatten().any(|c| {
+        let c = c.to_ascii_lowercase();
+        c.contains("content_filter") || c.contains("responsibleaipolicyviolation")
+    })
+}
+
+fn error_message(body: &str) -> String {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| body.chars().take(300).collect())
+}
+
+#[derive(Deserialize)]
+struct ChatResponse {
+    model: Option<String>,
+    choices: Vec<Choice>,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: ChatMessage,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage {
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    total_tokens: Option<u64>,
+}
+
+impl Usage {
+    fn into_usage(self) -> TokenUsage {
+        TokenUsage {
+            input_tokens: self.prompt_tokens,
+            output_tokens: self.completion_tokens,
+            total_tokens: self
+                .total_tokens
+                .unwrap_or(self.prompt_tokens + self.completion_tokens),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct EmbeddingResponse {
+    model: Option<String>,
+    data: Vec<EmbeddingData>,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingData {
+    embedding: EmbeddingValue,
+}
+
+/// One vector, or one per token.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EmbeddingValue {
+    One(Vec<f32>),
+    PerToken(Vec<Vec<f32>>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert("retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn azure_urls_use_deployments_and_api_version() {
+        let provider = OpenAiProvider::new(OpenAiOptions {
+            endpoint: Endpoint::Azure {
+                endpoint: "https://contoso.openai.azure.com/".into(),
+                api_version: "2024-10-21".into(),
+            },
+            ..OpenAiOptions::default()
+        })
+        .unwrap();
+        assert_eq!(
+            provider.url("gpt4o", "chat/completions"),
+            "https://contoso.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21"
+        );
+    }
+
+    #[test]
+    fn per_token_vectors_are_mean_pooled() {
+        let (v, pooling) = pool(EmbeddingValue::PerToken(vec![
+            vec![1.0, 0.0],
+            vec![0.0, 1.0],
+        ]))
+        .unwrap();
+        assert_eq!(pooling.as_deref(), Some("mean"));
+        assert!((v[0] - v[1]).abs() < 1e-6 && (v[0] * v[0] + v[1] * v[1] - 1.0).abs() < 1e-5);
+        assert!(pool(EmbeddingValue::PerToken(vec![vec![1.0], vec![1.0, 2.0]])).is_err());
+        assert_eq!(pool(EmbeddingValue::One(vec![0.5])).unwrap().1, None);
+    }
+
+    #[test]
+    fn max_tokens_per_kind() {
+        let m = MaxTokens::default();
+        assert_eq!(m.of(&Operation::Summarize { max_words: 80 }), 232);
+        assert_eq!(
+            m.of(&Operation::Classify {
+                labels: vec!["a".into(), "b".into()]
+            }),
+            88
+        );
+    }
+}
