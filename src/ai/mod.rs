@@ -246,4 +246,10 @@ pub trait AiProvider: Send + Sync {
 
     /// Runs one operation on one text.
     async fn run(&self, request: &AiRequest) -> Result<AiOutput, ProviderError>;
+
+    /// Checks that the provider can be reached and knows its model, before work is sent to it;
+    /// returns the model that answered. Providers without an endpoint are always ready.
+    async fn probe(&self) -> Result<String, ProviderError> {
+        Ok(self.name().to_string())
+    }
 }

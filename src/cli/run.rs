@@ -37,6 +37,9 @@ pub struct RunCommand {
     pub timeout: Duration,
 }
 
+/// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
 /// Analyses run by default.
 pub const DEFAULT_KINDS: [&str; 5] = ALL_ANALYSES;
 /// Labels offered to `classify` by default.
@@ -117,6 +120,14 @@ pub async fn run(command: RunCommand, shutdown: CancellationToken) -> u8 {
         }
     };
     eprintln!("docflow run: AI: {}", host.ai_description());
+    if let Err(e) = preflight(&host).await {
+        eprintln!("docflow run: {e}");
+        host.shutdown().await;
+        if let Some(dir) = temp {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        return super::EXIT_CONFIG;
+    }
     let prefix = host
         .context()
         .app
@@ -141,6 +152,21 @@ pub async fn run(command: RunCommand, shutdown: CancellationToken) -> u8 {
         let _ = std::fs::remove_dir_all(dir);
     }
     code
+}
+
+/// One call to the provider before any document is sent, so that a wrong URL, key or model
+/// stops the run with a clear message instead of failing every task.
+async fn preflight(host: &LocalHost) -> Result<(), String> {
+    let settings = host
+        .handler_settings()
+        .map_err(|e| format!("the AI settings are invalid: {e}"))?;
+    let provider = crate::app::ai_provider(&settings.ai).map_err(|e| e.to_string())?;
+    provider.probe().await.map(|_| ()).map_err(|e| {
+        format!(
+            "the AI provider is not usable: {e}\n(provider: {}; fix the DOCFLOW_* settings in the environment or local.settings.json)",
+            settings.ai.describe()
+        )
+    })
 }
 
 fn tempfile_dir() -> std::io::Result<PathBuf> {
@@ -212,6 +238,7 @@ async fn process(
     files: &[PathBuf],
     shutdown: &CancellationToken,
 ) -> Result<u8, String> {
+    let started = Instant::now();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
@@ -276,6 +303,11 @@ async fn process(
             .collect();
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(out, text).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    }
+    print_summary(&docs, started.elapsed());
+    if shutdown.is_cancelled() {
+        eprintln!("docflow run: interrupted; documents still in progress are listed as such");
+        return Ok(EXIT_INTERRUPTED);
     }
     let unfinished = docs.iter().filter(|d| !d.is_final()).count();
     if unfinished > 0 {
@@ -399,7 +431,7 @@ fn print_table(docs: &[Doc]) {
         );
         match (&doc.submitted, &doc.status) {
             (Err(reason), _) => {
-                let _ = writeln!(out, "    refused: {reason}");
+                let _ = writeln!(out, "    refused: {}", clip(reason, 200));
             }
             (Ok(_), Some(status)) => {
                 for failed in status["failed"].as_array().into_iter().flatten() {
@@ -408,7 +440,7 @@ fn print_table(docs: &[Doc]) {
                         "    {} failed: {}: {}",
                         failed["kind"].as_str().unwrap_or("?"),
                         failed["reason"].as_str().unwrap_or("?"),
-                        failed["description"].as_str().unwrap_or("")
+                        clip(failed["description"].as_str().unwrap_or(""), 200)
                     );
                 }
             }
@@ -417,10 +449,48 @@ fn print_table(docs: &[Doc]) {
     }
 }
 
+/// `4 documents: 4 completed, 0 partial, 0 failed, 0 refused; tasks 20 succeeded, 0 failed; 5123 tokens; 3.1 s`.
+fn print_summary(docs: &[Doc], elapsed: Duration) {
+    let count = |state: &str| docs.iter().filter(|d| d.state() == state).count();
+    let mut succeeded = 0;
+    let mut failed = 0;
+    let mut tokens = 0;
+    for status in docs.iter().filter_map(|d| d.status.as_ref()) {
+        for task in status["tasks"]
+            .as_object()
+            .into_iter()
+            .flat_map(|t| t.values())
+        {
+            match task["status"].as_str() {
+                Some("succeeded") => succeeded += 1,
+                Some("failed") => failed += 1,
+                _ => {}
+            }
+        }
+        tokens += status["usage"]["totalTokens"].as_u64().unwrap_or(0);
+    }
+    let _ = writeln!(
+        std::io::stdout(),
+        "{} documents: {} completed, {} partial, {} failed, {} refused; tasks {succeeded} succeeded, {failed} failed; {tokens} tokens; {:.1} s",
+        docs.len(),
+        count("completed"),
+        count("partial"),
+        count("failed"),
+        count("refused"),
+        elapsed.as_secs_f64()
+    );
+}
+
+/// Clips a cell to `width` characters on one line: control characters (line breaks) become
+/// spaces, so the table never breaks.
 fn clip(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        s.to_string()
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= width {
+        flat
     } else {
-        format!("{}…", s.chars().take(width - 1).collect::<String>())
+        format!("{}…", flat.chars().take(width - 1).collect::<String>())
     }
 }

@@ -278,11 +278,12 @@ impl LocalHost {
         self.broker_port
     }
 
-    /// The AI provider the handler runs with, described without secrets (or why its settings
-    /// are invalid).
-    pub fn ai_description(&self) -> String {
+    /// The settings the handler runs with: the host's extra environment, then the app
+    /// settings (the environment already winning over local.settings.json), then the
+    /// environment.
+    pub fn handler_settings(&self) -> Result<crate::config::Settings, crate::config::ConfigError> {
         let extra = &self.env;
-        let settings = crate::config::Settings::from_lookup(|k| {
+        crate::config::Settings::from_lookup(|k| {
             extra
                 .iter()
                 .rev()
@@ -290,8 +291,13 @@ impl LocalHost {
                 .map(|(_, v)| v.clone())
                 .or_else(|| self.ctx.app.settings.get(k).cloned())
                 .or_else(|| std::env::var(k).ok())
-        });
-        match settings {
+        })
+    }
+
+    /// The AI provider the handler runs with, described without secrets (or why its settings
+    /// are invalid).
+    pub fn ai_description(&self) -> String {
+        match self.handler_settings() {
             Ok(s) => s.ai.describe(),
             Err(e) => format!("invalid AI settings: {e}"),
         }

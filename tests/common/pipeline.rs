@@ -85,6 +85,28 @@ pub fn normal_answer(call: &Call) -> Answer {
 impl FakeLlm {
     /// Starts the endpoint on a free loopback port; each call waits `latency` before answering.
     pub async fn start(script: Script, latency: Duration) -> Self {
+        Self::start_on(0, script, latency).await
+    }
+
+    /// Stops answering: the port refuses connections until [`FakeLlm::start_on`] binds it again.
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.url
+            .trim_end_matches("/v1")
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Starts the endpoint on `port` (0: a free one).
+    pub async fn start_on(port: u16, script: Script, latency: Duration) -> Self {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let recorded = calls.clone();
         let route = warp::post()
@@ -127,7 +149,9 @@ impl FakeLlm {
                     response
                 }
             });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = CancellationToken::new();
         let signal = stop.clone();
@@ -269,8 +293,12 @@ pub fn app_root() -> tempfile::TempDir {
 impl PipelineApp {
     /// Starts the app with extra handler settings.
     pub async fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), env).await
+    }
+
+    /// Starts the app on an existing data folder (a restart).
+    pub async fn start_in(data: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
         let root = app_root();
-        let data = tempfile::tempdir().unwrap();
         let options = DevOptions {
             app_root: root.path().to_path_buf(),
             data_dir: data.path().to_path_buf(),

@@ -188,7 +188,7 @@ impl OpenAiProvider {
 
     /// Checks that the endpoint answers and knows the chat model, with one 1-token call;
     /// the error says what to fix.
-    pub async fn probe(&self) -> Result<String, ProviderError> {
+    async fn probe_chat(&self) -> Result<String, ProviderError> {
         let model = &self.options.chat_model;
         let body = json!({"model": model, "max_tokens": 1, "temperature": 0,
                           "messages": [{"role": "user", "content": "ping"}]});
@@ -525,6 +525,10 @@ impl AiProvider for OpenAiProvider {
             Operation::Embed => self.embed(&request.text).await,
             operation => self.run_chat(operation, &request.text).await,
         }
+    }
+
+    async fn probe(&self) -> Result<String, ProviderError> {
+        self.probe_chat().await
     }
 }
 
