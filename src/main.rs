@@ -71,10 +71,10 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Task kinds to run.
-        #[arg(long, value_delimiter = ',', default_values_t = cli::run::DEFAULT_KINDS.map(String::from))]
+        #[arg(long, value_delimiter = ',', default_value = cli::run::DEFAULT_KINDS_ARG)]
         kinds: Vec<String>,
         /// Labels for classify.
-        #[arg(long, value_delimiter = ',', default_values_t = cli::run::DEFAULT_RUN_LABELS.map(String::from))]
+        #[arg(long, value_delimiter = ',', default_value = cli::run::DEFAULT_LABELS_ARG)]
         labels: Vec<String>,
         /// Summary length in words.
         #[arg(long, default_value_t = 60)]

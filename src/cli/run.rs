@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::host::{DevOptions, LocalHost};
-use crate::pipeline::submission::{ALL_ANALYSES, DEFAULT_LABELS};
 
 /// Options of `docflow run`.
 #[derive(Debug, Clone)]
@@ -40,10 +39,10 @@ pub struct RunCommand {
 /// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
-/// Analyses run by default.
-pub const DEFAULT_KINDS: [&str; 5] = ALL_ANALYSES;
-/// Labels offered to `classify` by default.
-pub const DEFAULT_RUN_LABELS: [&str; 5] = DEFAULT_LABELS;
+/// `--kinds` default, as typed: every analysis.
+pub const DEFAULT_KINDS_ARG: &str = "summarize,classify,extract_entities,sentiment,embed";
+/// `--labels` default, as typed: the API's default labels.
+pub const DEFAULT_LABELS_ARG: &str = "contract,invoice,support request,complaint,thank you note";
 
 /// One submitted file.
 struct Doc {
@@ -492,5 +491,23 @@ fn clip(s: &str, width: usize) -> String {
         flat
     } else {
         format!("{}…", flat.chars().take(width - 1).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::submission::{ALL_ANALYSES, DEFAULT_LABELS};
+
+    #[test]
+    fn defaults_match_the_api() {
+        assert_eq!(DEFAULT_KINDS_ARG, ALL_ANALYSES.join(","));
+        assert_eq!(DEFAULT_LABELS_ARG, DEFAULT_LABELS.join(","));
+    }
+
+    #[test]
+    fn cells_stay_on_one_line() {
+        assert_eq!(clip("a\nb", 10), "a b");
+        assert_eq!(clip("abcdef", 4), "abc…");
     }
 }
