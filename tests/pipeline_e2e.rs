@@ -8,29 +8,27 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::pipeline::{Call, CallbackServer, FakeLlm, PipelineApp, pdf};
+use common::pipeline::{Call, CallbackServer, FakeLlm, PipelineApp, pdf, provider_env};
 use docflow::pipeline::webhook;
 use serde_json::{Value, json};
 
 const SECRET: &str = "test-callback-secret";
 
-fn provider_env(llm: &FakeLlm) -> Vec<(&'static str, String)> {
-    vec![
-        ("DOCFLOW_AI_PROVIDER", "openai".into()),
-        ("DOCFLOW_OPENAI_BASE_URL", llm.url.clone()),
-        ("DOCFLOW_CHAT_MODEL", "fake-chat".into()),
-        ("DOCFLOW_EMBEDDING_MODEL", "fake-embed".into()),
-        ("DOCFLOW_CALLBACK_SECRET", SECRET.into()),
-        ("DOCFLOW_CALLBACK_ALLOW_PRIVATE_NETWORKS", "true".into()),
-        ("DOCFLOW_RETRY_BASE_MS", "200".into()),
-        ("DOCFLOW_MAX_INLINE_RETRY_WAIT_SECS", "0".into()),
-        ("DOCFLOW_MAX_TRANSIENT_RETRIES", "2".into()),
-    ]
+fn settings(llm: &FakeLlm) -> Vec<(&'static str, String)> {
+    provider_env(
+        llm,
+        &[
+            ("DOCFLOW_CALLBACK_SECRET", SECRET),
+            ("DOCFLOW_CALLBACK_ALLOW_PRIVATE_NETWORKS", "true"),
+            ("DOCFLOW_RETRY_BASE_MS", "200"),
+            ("DOCFLOW_MAX_INLINE_RETRY_WAIT_SECS", "0"),
+            ("DOCFLOW_MAX_TRANSIENT_RETRIES", "2"),
+        ],
+    )
 }
 
 async fn start(env: &[(&'static str, String)]) -> PipelineApp {
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    PipelineApp::start(&pairs).await
+    PipelineApp::start_with(env, None).await
 }
 
 fn text_of(n: usize) -> String {
@@ -109,7 +107,7 @@ async fn twenty_documents_reach_a_terminal_state_and_three_fail_with_reasons() {
     };
     let llm = FakeLlm::start(script, Duration::from_millis(5)).await;
     let callbacks = CallbackServer::start().await;
-    let app = start(&provider_env(&llm)).await;
+    let app = start(&settings(&llm)).await;
     *data_dir.lock().unwrap() = Some(app.data.path().to_path_buf());
 
     let mut ids = Vec::new();
@@ -345,7 +343,7 @@ async fn rate_limits_reschedule_tasks_instead_of_redelivering_them() {
         })
     });
     let llm = FakeLlm::start(script, Duration::ZERO).await;
-    let app = start(&provider_env(&llm)).await;
+    let app = start(&settings(&llm)).await;
     let mut ids = Vec::new();
     for n in 0..3 {
         let (status, _, body) = app
@@ -426,7 +424,7 @@ fn chunk_markers(call: &Call, name: &str) -> Vec<usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_documents_are_summarised_chunk_by_chunk_in_order() {
     let llm = FakeLlm::start(Arc::new(|_: &Call| None), Duration::from_millis(150)).await;
-    let mut env = provider_env(&llm);
+    let mut env = settings(&llm);
     env.push(("DOCFLOW_CONTEXT_TOKENS", "45".into()));
     let app = start(&env).await;
     let mut ids = Vec::new();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::free_port;
-use common::pipeline::{Call, FakeLlm, PipelineApp, normal_answer};
+use common::pipeline::{Call, FakeLlm, PipelineApp, normal_answer, provider_env};
 use serde_json::{Value, json};
 
 fn run_samples(env: &[(&str, &str)]) -> std::process::Output {
@@ -71,22 +71,12 @@ fn a_wrong_base_url_stops_the_run_before_any_document() {
     assert!(!String::from_utf8_lossy(&output.stdout).contains("DOCUMENT"));
 }
 
-fn provider_env(llm: &FakeLlm) -> Vec<(&'static str, String)> {
-    vec![
-        ("DOCFLOW_AI_PROVIDER", "openai".into()),
-        ("DOCFLOW_OPENAI_BASE_URL", llm.url.clone()),
-        ("DOCFLOW_CHAT_MODEL", "fake-chat".into()),
-        ("DOCFLOW_EMBEDDING_MODEL", "fake-embed".into()),
-        ("DOCFLOW_RETRY_BASE_MS", "500".into()),
-    ]
+fn settings(llm: &FakeLlm) -> Vec<(&'static str, String)> {
+    provider_env(llm, &[("DOCFLOW_RETRY_BASE_MS", "500")])
 }
 
 async fn start(env: &[(&'static str, String)], data: Option<tempfile::TempDir>) -> PipelineApp {
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    match data {
-        Some(data) => PipelineApp::start_in(data, &pairs).await,
-        None => PipelineApp::start(&pairs).await,
-    }
+    PipelineApp::start_with(env, data).await
 }
 
 async fn submit_samples(app: &PipelineApp) -> Vec<String> {
@@ -113,7 +103,7 @@ async fn a_five_second_outage_dead_letters_nothing() {
     let script: common::pipeline::Script = Arc::new(|_: &Call| None);
     let llm = FakeLlm::start(script.clone(), Duration::from_millis(50)).await;
     let port = llm.port();
-    let app = start(&provider_env(&llm), None).await;
+    let app = start(&settings(&llm), None).await;
     let ids = submit_samples(&app).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     llm.stop().await;
@@ -147,7 +137,7 @@ async fn a_wrong_model_is_fixed_then_recovered_with_dlq_resubmit() {
         Duration::ZERO,
     )
     .await;
-    let mut env = provider_env(&llm);
+    let mut env = settings(&llm);
     env.push(("DOCFLOW_MAX_TRANSIENT_RETRIES", "1".into()));
     env.push(("DOCFLOW_EMBEDDING_MODEL", "text-embed-typo".into()));
     // The fake sees the model only in the body; mark the texts so it can tell.
@@ -200,7 +190,7 @@ async fn a_wrong_model_is_fixed_then_recovered_with_dlq_resubmit() {
     // Fix the setting (the fake now accepts every embedding call) and restart on the same data.
     let data = app.stop().await;
     let fixed = FakeLlm::start(Arc::new(|_: &Call| None), Duration::ZERO).await;
-    let app = start(&provider_env(&fixed), Some(data)).await;
+    let app = start(&settings(&fixed), Some(data)).await;
     let connection =
         docflow::servicebus::Namespace::emulator_connection_string(app.host.broker_port());
     let resubmit = Command::new(env!("CARGO_BIN_EXE_docflow"))

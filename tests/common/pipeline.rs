@@ -184,6 +184,18 @@ impl FakeLlm {
 
 use warp::Reply as _;
 
+/// Handler settings pointing the OpenAI-compatible provider at `llm`, plus `extra`.
+pub fn provider_env(llm: &FakeLlm, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("DOCFLOW_AI_PROVIDER", "openai".to_string()),
+        ("DOCFLOW_OPENAI_BASE_URL", llm.url.clone()),
+        ("DOCFLOW_CHAT_MODEL", "fake-chat".into()),
+        ("DOCFLOW_EMBEDDING_MODEL", "fake-embed".into()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    env
+}
+
 /// A received callback: its headers and body.
 #[derive(Debug, Clone)]
 pub struct Callback {
@@ -294,6 +306,15 @@ impl PipelineApp {
     /// Starts the app with extra handler settings.
     pub async fn start(env: &[(&str, &str)]) -> Self {
         Self::start_in(tempfile::tempdir().unwrap(), env).await
+    }
+
+    /// Starts the app with owned settings, on `data` when given (a restart).
+    pub async fn start_with(
+        env: &[(&'static str, String)],
+        data: Option<tempfile::TempDir>,
+    ) -> Self {
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Self::start_in(data.unwrap_or_else(|| tempfile::tempdir().unwrap()), &pairs).await
     }
 
     /// Starts the app on an existing data folder (a restart).

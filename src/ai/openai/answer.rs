@@ -72,17 +72,24 @@ fn classify_schema(labels: &[String]) -> Value {
     })
 }
 
+/// Most entities asked for: bounds the answer (a small model otherwise lists until
+/// `max_tokens`) while leaving room for any ordinary document.
+pub const MAX_ENTITIES: usize = 30;
+/// Longest entity text asked for, in characters.
+pub const MAX_ENTITY_CHARS: usize = 60;
+
 fn entities_schema() -> Value {
     json!({
         "type": "object",
         "properties": {
             "entities": {
                 "type": "array",
+                "maxItems": MAX_ENTITIES,
                 "items": {
                     "type": "object",
                     "properties": {
                         "kind": {"type": "string", "enum": ["person", "organization", "location", "date", "money"]},
-                        "text": {"type": "string"},
+                        "text": {"type": "string", "maxLength": MAX_ENTITY_CHARS},
                     },
                     "required": ["kind", "text"],
                     "additionalProperties": false,
