@@ -89,7 +89,7 @@ async fn accepted_documents_survive_sigkill_of_every_process() {
     );
     let pgid = dev.0.id();
     Command::new("kill")
-        .args(["-KILL", &format!("-{pgid}")])
+        .args(["-s", "KILL", "--", &format!("-{pgid}")])
         .status()
         .unwrap();
     drop(dev);
@@ -121,7 +121,7 @@ async fn accepted_documents_survive_sigkill_of_every_process() {
     }
     let pgid = dev.0.id();
     Command::new("kill")
-        .args(["-KILL", &format!("-{pgid}")])
+        .args(["-s", "KILL", "--", &format!("-{pgid}")])
         .status()
         .unwrap();
 }
