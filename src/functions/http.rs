@@ -106,6 +106,12 @@ pub trait HttpFunction: Send + Sync {
     /// Its route template below the route prefix (as in its `function.json`).
     fn route(&self) -> &'static str;
 
+    /// Largest request body it reads (forwarding mode refuses longer ones with 413 before
+    /// buffering them).
+    fn max_body_bytes(&self) -> usize {
+        crate::server::MAX_REQUEST_BYTES
+    }
+
     /// Answers one request.
     async fn handle(&self, call: HttpCall) -> HttpReply;
 }

@@ -268,6 +268,10 @@ impl HttpFunction for SubmitDocument {
         "documents"
     }
 
+    fn max_body_bytes(&self) -> usize {
+        self.ctx.options.max_submission_bytes
+    }
+
     async fn handle(&self, call: HttpCall) -> HttpReply {
         match self.submit(call.input).await {
             Ok(reply) | Err(reply) => reply,

@@ -65,7 +65,8 @@ where
     );
     async move {
         let started = std::time::Instant::now();
-        let reply = match super::read_body(body).await {
+        let limit = found.function.max_body_bytes();
+        let reply = match super::read_body_up_to(body, limit).await {
             Ok(bytes) => {
                 let call = HttpCall {
                     method: found.method,
@@ -85,7 +86,13 @@ where
                 };
                 found.function.handle(call).await
             }
-            Err(e) => HttpReply::error(413, "PayloadTooLarge", &e.to_string(), Some("body")),
+            Err(e @ crate::protocol::ProtocolError::TooLarge { .. }) => HttpReply::error(
+                413,
+                "PayloadTooLarge",
+                &format!("{e} (DOCFLOW_MAX_SUBMISSION_BYTES)"),
+                Some("body"),
+            ),
+            Err(e) => HttpReply::error(400, "UnreadableBody", &e.to_string(), Some("body")),
         };
         let status =
             StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

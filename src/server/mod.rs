@@ -221,16 +221,23 @@ where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
+    read_body_up_to(body, MAX_REQUEST_BYTES).await
+}
+
+/// Reads a body of at most `limit` bytes, refusing a longer one as soon as it shows.
+pub(crate) async fn read_body_up_to<S, B>(body: S, limit: usize) -> Result<Vec<u8>, ProtocolError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
     let mut body = std::pin::pin!(body);
     let mut bytes = Vec::new();
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|e| ProtocolError::NotJson {
             detail: format!("reading the request body failed: {e}"),
         })?;
-        if bytes.len() + chunk.remaining() > MAX_REQUEST_BYTES {
-            return Err(ProtocolError::TooLarge {
-                limit: MAX_REQUEST_BYTES,
-            });
+        if bytes.len() + chunk.remaining() > limit {
+            return Err(ProtocolError::TooLarge { limit });
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
