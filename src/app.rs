@@ -8,7 +8,8 @@ use crate::identity::entra_credential;
 use crate::ai::AiProvider;
 use crate::ai::offline::OfflineProvider;
 use crate::ai::openai::{Auth, Endpoint, OpenAiOptions, OpenAiProvider};
-use crate::blob::{BlobStore, LocalFolderStore};
+use crate::blob::connection::BlobConnection;
+use crate::blob::{AzureBlobStore, BlobStore, LocalFolderStore};
 use crate::config::{AiSettings, Settings};
 use crate::functions::context::{PipelineContext, SUMMARY_CHUNKS_QUEUE};
 use crate::functions::process_document::{ProcessOptions, TRIGGER_QUEUE};
@@ -30,6 +31,9 @@ pub enum WiringError {
     /// The HTTP client could not be created.
     #[error("cannot create the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The blob connection is unusable.
+    #[error("cannot use the blob connection: {0}")]
+    Blob(String),
 }
 
 /// The AI provider the settings ask for.
@@ -90,13 +94,35 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
     })
 }
 
+/// The blob store the settings ask for: Azure Blob Storage when `DOCFLOW_BLOB_CONNECTION`
+/// names a connection, the local folder otherwise.
+pub fn blob_store(settings: &Settings) -> Result<Arc<dyn BlobStore>, WiringError> {
+    let Some(connection) = &settings.blob_connection else {
+        return Ok(Arc::new(LocalFolderStore::new(&settings.blob_dir)));
+    };
+    let credential = match connection {
+        BlobConnection::Identity {
+            credential,
+            client_id,
+            ..
+        } => Some(
+            entra_credential(credential.as_deref(), client_id.as_deref())
+                .map_err(|e| WiringError::Credential(e.to_string()))?,
+        ),
+        _ => None,
+    };
+    Ok(Arc::new(
+        AzureBlobStore::new(connection, credential).map_err(WiringError::Blob)?,
+    ))
+}
+
 /// The functions served by `docflow serve`, built from settings.
 ///
 /// The trigger queue's `MaxDeliveryCount` comes from the topology file when it is there (to
 /// recognise last deliveries). Without `ServiceBusConnection`, every function that sends
 /// messages answers with an error naming the missing setting.
 pub fn registry(settings: &Settings) -> Result<Registry, WiringError> {
-    let blobs: Arc<dyn BlobStore> = Arc::new(LocalFolderStore::new(&settings.blob_dir));
+    let blobs = blob_store(settings)?;
     let ai = ai_provider(&settings.ai)?;
     let mut process = settings.process.clone();
     let mut steps = settings.process.clone();

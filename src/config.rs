@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::ai::openai::MaxTokens;
 use crate::ai::openai::dialect::Dialect;
+use crate::blob::connection::BlobConnection;
 use crate::functions::context::PipelineOptions;
 use crate::functions::process_document::ProcessOptions;
 use crate::pipeline::store::Containers;
@@ -138,8 +139,11 @@ impl AiSettings {
 pub struct Settings {
     /// Port from `FUNCTIONS_CUSTOMHANDLER_PORT` or `FUNCTIONS_HTTPWORKER_PORT`.
     pub port: Option<u16>,
-    /// Folder of the local blob store.
+    /// Folder of the local blob store (when no blob connection is configured).
     pub blob_dir: PathBuf,
+    /// The Azure Blob connection named by `DOCFLOW_BLOB_CONNECTION`; `None`: the local folder
+    /// store, whatever `AzureWebJobsStorage` says (the host's storage is not docflow's).
+    pub blob_connection: Option<BlobConnection>,
     /// AI provider.
     pub ai: AiSettings,
     /// ProcessDocument's options.
@@ -361,7 +365,15 @@ impl Settings {
             Err(ConnectionError::NotConfigured { .. }) => None,
             Err(e) => return Err(ConfigError::Connection(e.to_string())),
         };
+        let blob_connection = match get("DOCFLOW_BLOB_CONNECTION") {
+            None => None,
+            Some(name) => Some(
+                BlobConnection::from_setting(&name, |k| get(k))
+                    .map_err(|e| ConfigError::Connection(e.to_string()))?,
+            ),
+        };
         Ok(Self {
+            blob_connection,
             topology: get("DOCFLOW_TOPOLOGY")
                 .map_or_else(|| PathBuf::from("servicebus.config.json"), PathBuf::from),
             service_bus,

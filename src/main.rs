@@ -411,14 +411,16 @@ async fn dlq(connection: Option<String>, setting: &str, action: DlqAction) -> Ex
         },
     };
     let local = local_settings();
-    let setting = |k: &str| std::env::var(k).ok().or_else(|| local.get(k).cloned());
-    let blob_dir = setting("DOCFLOW_BLOB_DIR").unwrap_or_else(|| ".docflow/blobs".into());
-    let reasons = cli::dlq::Reasons(std::path::Path::new(&blob_dir).is_dir().then(|| {
-        docflow::last_errors::LastErrors::new(
-            std::sync::Arc::new(docflow::blob::LocalFolderStore::new(&blob_dir)),
-            setting("DOCFLOW_STATE_CONTAINER").unwrap_or_else(|| "state".into()),
-        )
-    }));
+    let settings =
+        Settings::from_lookup(|k| std::env::var(k).ok().or_else(|| local.get(k).cloned()));
+    let reasons = cli::dlq::Reasons(match &settings {
+        Ok(s) if s.blob_connection.is_some() || s.blob_dir.is_dir() => {
+            docflow::app::blob_store(s).ok().map(|blobs| {
+                docflow::last_errors::LastErrors::new(blobs, s.process.state_container.clone())
+            })
+        }
+        _ => None,
+    });
     ExitCode::from(cli::dlq::run(&client, &reasons, command).await)
 }
 

@@ -4,11 +4,12 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::azurite::Azurite;
 use common::pipeline::{Call, CallbackServer, FakeLlm, PipelineApp, pdf, provider_env};
+use docflow::blob::BlobStore;
 use docflow::pipeline::webhook;
 use serde_json::{Value, json};
 
@@ -55,16 +56,14 @@ fn multipart(name: &str, text: &str, fields: &[(&str, &str)]) -> (String, Vec<u8
     )
 }
 
-/// Deletes the stored payload whose text contains `marker` (found by scanning the local store).
-fn delete_payload(data: &std::path::Path, marker: &str) -> bool {
-    let root = data.join("blobs/documents");
-    let Ok(dirs) = std::fs::read_dir(&root) else {
-        return false;
-    };
-    for dir in dirs.flatten() {
-        let file = dir.path().join("content.txt");
-        if std::fs::read_to_string(&file).is_ok_and(|t| t.contains(marker)) {
-            return std::fs::remove_file(file).is_ok();
+/// Deletes the stored payload whose text contains `marker` (found by scanning the store).
+async fn delete_payload(store: &dyn BlobStore, marker: &str) -> bool {
+    for item in store.list("documents", "").await.unwrap_or_default() {
+        let Ok(blob) = store.get("documents", &item.name).await else {
+            continue;
+        };
+        if String::from_utf8_lossy(&blob.data).contains(marker) {
+            return store.delete("documents", &item.name).await.is_ok();
         }
     }
     false
@@ -72,10 +71,24 @@ fn delete_payload(data: &std::path::Path, marker: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_documents_reach_a_terminal_state_and_three_fail_with_reasons() {
-    let data_dir: Arc<Mutex<Option<PathBuf>>> = Arc::new(Mutex::new(None));
+    twenty_documents(Vec::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_documents_on_azure_blob_storage_via_azurite() {
+    let azurite = Azurite::start();
+    twenty_documents(vec![
+        ("DOCFLOW_BLOB_CONNECTION", "DocflowStorage".into()),
+        ("DocflowStorage", azurite.connection_string()),
+    ])
+    .await;
+}
+
+async fn twenty_documents(storage: Vec<(&'static str, String)>) {
+    let store: Arc<Mutex<Option<docflow::config::Settings>>> = Arc::new(Mutex::new(None));
     let deleted = Arc::new(Mutex::new(false));
     let script = {
-        let data_dir = data_dir.clone();
+        let store = store.clone();
         let deleted = deleted.clone();
         Arc::new(move |call: &Call| {
             if call.kind == "sentiment" && call.text.contains("DOC-03") {
@@ -97,8 +110,18 @@ async fn twenty_documents_reach_a_terminal_state_and_three_fail_with_reasons() {
                 // fails transiently, and its retry finds the content gone.
                 let mut done = deleted.lock().unwrap();
                 if !*done {
-                    let dir = data_dir.lock().unwrap().clone().unwrap();
-                    *done = delete_payload(&dir, "DOC-11");
+                    // On a thread of its own, so that the test's runtime keeps serving.
+                    let settings = store.lock().unwrap().clone().unwrap();
+                    *done = std::thread::spawn(move || {
+                        let runtime = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .unwrap();
+                        let store = docflow::app::blob_store(&settings).unwrap();
+                        runtime.block_on(delete_payload(store.as_ref(), "DOC-11"))
+                    })
+                    .join()
+                    .unwrap();
                     return Some((503, vec![], json!({"error": {"message": "overloaded"}})));
                 }
             }
@@ -107,8 +130,10 @@ async fn twenty_documents_reach_a_terminal_state_and_three_fail_with_reasons() {
     };
     let llm = FakeLlm::start(script, Duration::from_millis(5)).await;
     let callbacks = CallbackServer::start().await;
-    let app = start(&settings(&llm)).await;
-    *data_dir.lock().unwrap() = Some(app.data.path().to_path_buf());
+    let mut env = settings(&llm);
+    env.extend(storage.iter().cloned());
+    let app = start(&env).await;
+    *store.lock().unwrap() = Some(app.settings.clone());
 
     let mut ids = Vec::new();
     for n in 0..20 {
@@ -248,34 +273,56 @@ async fn twenty_documents_reach_a_terminal_state_and_three_fail_with_reasons() {
     // The dead-letter queue lists the failed tasks, with their task ids as message ids.
     let connection =
         docflow::servicebus::Namespace::emulator_connection_string(app.host.broker_port());
-    let dlq = std::process::Command::new(env!("CARGO_BIN_EXE_docflow"))
-        .args([
-            "dlq",
-            "--connection",
-            &connection,
-            "list",
-            "ai-tasks",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let listed: Value = serde_json::from_slice(&dlq.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&dlq.stdout)));
-    let listed = listed.to_string();
-    for (n, kind, _) in failing {
+    let dlq_list = |extra: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_docflow"))
+            .args([
+                "dlq",
+                "--connection",
+                &connection,
+                "list",
+                "ai-tasks",
+                "--json",
+            ])
+            .args(extra)
+            .env("DOCFLOW_BLOB_DIR", app.data.path().join("blobs"))
+            .envs(storage.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        let listed: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        listed.as_array().unwrap().clone()
+    };
+    let listed = dlq_list(&[]);
+    for (n, kind, reason) in failing {
         let id = &ids[n];
-        let needle = if kind.is_empty() {
-            id.clone()
-        } else {
-            format!("{id}:{kind}")
-        };
-        assert!(listed.contains(&needle), "{needle} in the DLQ: {listed}");
+        let entry = listed
+            .iter()
+            .find(|e| {
+                let message = e["messageId"].as_str().unwrap_or_default();
+                message.starts_with(id.as_str()) && (kind.is_empty() || message.contains(kind))
+            })
+            .unwrap_or_else(|| panic!("DOC-{n:02} in the DLQ: {listed:#?}"));
+        assert_eq!(
+            entry["reason"], reason,
+            "the real reason is joined in: {entry:#}"
+        );
+        assert_eq!(entry["deadLetterReason"], "MaxDeliveryCountExceeded");
     }
+    assert_eq!(
+        dlq_list(&["--reason", "ContentFiltered"]).len(),
+        1,
+        "--reason filters on it"
+    );
 
     // Every callback once, signed; audit records for every submission and completion.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let audit = app.blob_names("audit");
+        let audit = app.blob_names("audit").await;
         let received = callbacks.received();
         if received.len() >= 20 && audit.len() >= 40 {
             break;
@@ -310,7 +357,7 @@ async fn twenty_documents_reach_a_terminal_state_and_three_fail_with_reasons() {
     let mut expected = ids.clone();
     expected.sort();
     assert_eq!(notified, expected);
-    let audit = app.blob_names("audit");
+    let audit = app.blob_names("audit").await;
     for id in &ids {
         assert_eq!(
             audit
@@ -536,11 +583,8 @@ async fn invalid_submissions_leave_nothing_behind() {
     let broker = app.host.context().broker.clone();
     tokio::time::sleep(Duration::from_millis(300)).await;
     for container in ["documents", "state", "results", "audit"] {
-        assert!(
-            app.blob_names(container).is_empty(),
-            "{container}: {:?}",
-            app.blob_names(container)
-        );
+        let names = app.blob_names(container).await;
+        assert!(names.is_empty(), "{container}: {names:?}");
     }
     for entity in ["documents/subscriptions/analyze", "ai-tasks", "audit"] {
         let counts = broker.counts(entity).await.unwrap();
@@ -610,8 +654,8 @@ async fn an_idempotency_key_starts_one_pipeline_run() {
         .await
         .unwrap();
     assert_eq!(list["documents"].as_array().unwrap().len(), 1, "{list}");
-    assert_eq!(app.blob_names("documents").len(), 1);
-    let audit = app.blob_names("audit");
+    assert_eq!(app.blob_names("documents").await.len(), 1);
+    let audit = app.blob_names("audit").await;
     assert_eq!(
         audit
             .iter()

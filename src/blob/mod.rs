@@ -5,7 +5,11 @@
 //! Azure Blob Storage offers them (`If-None-Match: *`, `If-Match: <etag>`).
 //!
 //! - [`local`]: a folder on disk, crash-safe and safe under concurrent writers.
+//! - [`azure`]: Azure Blob Storage (or Azurite) through the official SDK.
+//! - [`connection`]: Functions-style connection settings and account SAS signing.
 
+pub mod azure;
+pub mod connection;
 pub mod local;
 
 use std::fmt;
@@ -14,6 +18,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+pub use azure::AzureBlobStore;
 pub use local::LocalFolderStore;
 
 /// An opaque version tag; it changes on every write of a blob.

@@ -2,6 +2,7 @@
 //! an in-process app with a temporary blob folder.
 #![allow(dead_code)]
 
+pub mod azurite;
 pub mod broker;
 pub mod pipeline;
 

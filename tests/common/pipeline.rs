@@ -269,6 +269,10 @@ pub fn set_local_settings(root: &Path, values: &[(&str, &str)]) {
 pub struct PipelineApp {
     /// The host.
     pub host: LocalHost,
+    /// The blob store the handler uses (the local folder, or Azure Blob when configured).
+    pub store: Arc<dyn docflow::blob::BlobStore>,
+    /// The handler's settings as far as storage goes (to open the store elsewhere).
+    pub settings: docflow::config::Settings,
     /// `http://127.0.0.1:{port}/api`.
     pub api: String,
     /// The data folder (`blobs/`, `broker/`).
@@ -336,8 +340,21 @@ impl PipelineApp {
             .await
             .unwrap();
         let api = format!("http://127.0.0.1:{}/api", host.http_port());
+        let blob_dir = data.path().join("blobs").display().to_string();
+        let settings = docflow::config::Settings::from_lookup(|k| {
+            if k == "DOCFLOW_BLOB_DIR" {
+                return Some(blob_dir.clone());
+            }
+            env.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap();
+        let store = docflow::app::blob_store(&settings).unwrap();
         Self {
             host,
+            store,
+            settings,
             api,
             data,
             _root: root,
@@ -400,38 +417,21 @@ impl PipelineApp {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    /// Files under a blob container, relative names.
-    pub fn blob_names(&self, container: &str) -> Vec<String> {
-        let root = self.data.path().join("blobs").join(container);
-        let mut names = Vec::new();
-        walk(&root, &root, &mut names);
-        names.sort();
-        names
+    /// The blob names in a container, sorted.
+    pub async fn blob_names(&self, container: &str) -> Vec<String> {
+        self.store
+            .list(container, "")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.name)
+            .collect()
     }
 
     /// Stops the host.
     pub async fn stop(self) -> tempfile::TempDir {
         self.host.shutdown().await;
         self.data
-    }
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            walk(root, &path, out);
-        } else {
-            out.push(
-                path.strip_prefix(root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned(),
-            );
-        }
     }
 }
 
