@@ -17,6 +17,7 @@
 //! - [`cli`]: the broker and dead-letter commands.
 //! - [`last_errors`]: the real reason of each failing message, for dead-letter triage.
 //! - [`identity`]: Microsoft Entra credentials for identity-based connections.
+//! - [`deploy`]: the topology as `az servicebus` commands, for deployment.
 //! - [`config`]: reads the environment into plain options.
 //! - [`app`]: wires settings into implementations.
 //! - [`telemetry`]: structured logging.
@@ -27,6 +28,7 @@ pub mod blob;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod functions;
 pub mod host;
 pub mod identity;

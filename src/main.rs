@@ -113,6 +113,11 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
     },
+    /// Deployment helpers.
+    Topology {
+        #[command(subcommand)]
+        what: TopologyWhat,
+    },
     /// Benchmarks that print figures (build with --release).
     Bench {
         #[command(subcommand)]
@@ -128,6 +133,16 @@ enum Command {
         connection_setting: String,
         #[command(subcommand)]
         action: DlqAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopologyWhat {
+    /// Print a bash script of `az servicebus` commands creating every entity of the topology.
+    AzCli {
+        /// Topology in the Service Bus emulator's Config.json format.
+        #[arg(long, default_value = "servicebus.config.json")]
+        config: PathBuf,
     },
 }
 
@@ -306,6 +321,18 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Topology {
+            what: TopologyWhat::AzCli { config },
+        } => match docflow::topology::Topology::load(&config) {
+            Ok(topology) => {
+                print!("{}", docflow::deploy::az_cli_script(&topology));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("docflow topology az-cli: {e}");
+                ExitCode::from(cli::EXIT_CONFIG)
+            }
+        },
         Command::Bench {
             what: BenchWhat::Handler { invocations },
         } => runtime.block_on(async {
