@@ -120,16 +120,7 @@ fn entity_options(p: &EntityProperties, queue: bool) -> String {
         flag(&mut out, "--enable-session", v);
     }
     if queue {
-        if let Some(v) = p.requires_duplicate_detection {
-            flag(&mut out, "--enable-duplicate-detection", v);
-        }
-        if let Some(v) = p
-            .duplicate_detection_history_time_window
-            .as_deref()
-            .filter(|_| p.requires_duplicate_detection == Some(true))
-        {
-            flag(&mut out, "--duplicate-detection-history-time-window", v);
-        }
+        duplicate_detection(&mut out, p);
     }
     if let Some(v) = p.forward_to.as_deref().filter(|v| !v.is_empty()) {
         flag(&mut out, "--forward-to", v);
@@ -149,17 +140,22 @@ fn topic_options(p: &EntityProperties) -> String {
     if let Some(v) = &p.default_message_time_to_live {
         flag(&mut out, "--default-message-time-to-live", v);
     }
+    duplicate_detection(&mut out, p);
+    out
+}
+
+/// Duplicate detection and its window (the window only where detection is on).
+fn duplicate_detection(out: &mut String, p: &EntityProperties) {
     if let Some(v) = p.requires_duplicate_detection {
-        flag(&mut out, "--enable-duplicate-detection", v);
+        flag(out, "--enable-duplicate-detection", v);
     }
     if let Some(v) = p
         .duplicate_detection_history_time_window
         .as_deref()
         .filter(|_| p.requires_duplicate_detection == Some(true))
     {
-        flag(&mut out, "--duplicate-detection-history-time-window", v);
+        flag(out, "--duplicate-detection-history-time-window", v);
     }
-    out
 }
 
 fn rule_options(rule: &Rule) -> String {
