@@ -185,7 +185,8 @@ impl AzureBlobStore {
             },
             ..Default::default()
         };
-        let content: RequestContent<Bytes, _> = RequestContent::from(data.to_vec());
+        // Shares the Bytes handle instead of copying it: one copy of a large payload in memory.
+        let content: RequestContent<Bytes, azure_core::http::NoFormat> = data.into();
         match self
             .blob_client(container, name)?
             .upload(content, Some(options))
