@@ -237,3 +237,44 @@ async fn a_wrong_model_is_fixed_then_recovered_with_dlq_resubmit() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_run_says_it_was_interrupted() {
+    // A slow endpoint: the documents are still in progress when the run is interrupted.
+    let llm = FakeLlm::start(Arc::new(|_: &Call| None), Duration::from_secs(8)).await;
+    let url = llm.url.clone();
+    let child = Command::new(env!("CARGO_BIN_EXE_docflow"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "run",
+            "samples/invoice-2025-0117.txt",
+            "--kinds",
+            "sentiment",
+        ])
+        .env("DOCFLOW_AI_PROVIDER", "openai")
+        .env("DOCFLOW_OPENAI_BASE_URL", &url)
+        .env("DOCFLOW_AI_TIMEOUT_SECS", "60")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Past the preflight (answered after the endpoint's delay) and into the polling.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while llm.calls().len() < 2 {
+        assert!(Instant::now() < deadline, "the run never reached the model");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(!stderr.contains("did not finish"), "{stderr}");
+}

@@ -258,7 +258,7 @@ async fn process(
     }
     let bar = progress(docs.len());
     let deadline = Instant::now() + command.timeout;
-    loop {
+    'poll: loop {
         for doc in docs.iter_mut().filter(|d| !d.is_final()) {
             if let Ok(id) = &doc.submitted {
                 let url = format!("{base}/documents/{id}");
@@ -266,6 +266,8 @@ async fn process(
                     Ok(r) if r.status().is_success() => {
                         doc.status = r.json::<Value>().await.ok();
                     }
+                    // Ctrl-C stops the local host too: what fails then is the interruption.
+                    _ if shutdown.is_cancelled() => break 'poll,
                     Ok(r) => return Err(format!("GET {url} answered {}", r.status())),
                     Err(e) => return Err(format!("GET {url} failed: {e}")),
                 }
