@@ -27,7 +27,7 @@ use tracing::{Span, error, info, warn};
 use super::content::{ContentError, load_text};
 use super::context::SUMMARY_CHUNKS_QUEUE;
 use super::last_delivery;
-use super::retry::{RetryCounts, backoff, jitter, scheduled_copy};
+use super::retry::{RetryCounts, RetryPlan, RetryPolicy, scheduled_copy};
 use super::{Function, Invocation};
 use crate::ai::{
     AiOutput, AiProvider, AiRequest, EmbeddedChunk, Operation, ProviderError, TaskOutput,
@@ -76,6 +76,18 @@ pub struct ProcessOptions {
     pub retry_base: Duration,
     /// Longest backoff.
     pub retry_cap: Duration,
+}
+
+impl ProcessOptions {
+    /// The caps and pacing of retries later.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_transient: self.max_transient_retries,
+            max_rate_limited: self.max_rate_limit_retries,
+            base: self.retry_base,
+            cap: self.retry_cap,
+        }
+    }
 }
 
 impl Default for ProcessOptions {
@@ -489,44 +501,25 @@ impl ProcessDocument {
             warn!(%reason, %description, "transient failure; the message will be redelivered");
             return Outcome::transient(reason, description);
         };
-        let mut counts = delivery.counts;
-        counts.retries += 1;
-        counts.failed_usage = TokenUsage::new(
-            counts.failed_usage.input_tokens + usage.input_tokens,
-            counts.failed_usage.output_tokens + usage.output_tokens,
-        );
-        let (count, cap) = if rate_limited {
-            counts.rate_limited += 1;
-            (counts.rate_limited, self.options.max_rate_limit_retries)
-        } else {
-            counts.transient += 1;
-            (counts.transient, self.options.max_transient_retries)
-        };
-        if count > cap {
-            let description = format!("gave up after {cap} retries: {description}");
-            warn!(%reason, count, "retries exhausted; the message goes to the dead-letter queue");
-            self.remember(
-                delivery.message,
-                Some(&task.task_id),
-                reason,
-                &description,
-                true,
-            )
-            .await;
-            return Outcome::transient(reason, description);
-        }
-        let delay = if rate_limited {
-            // The provider's wait, plus up to a fifth more so that waiting tasks do not all
-            // come back in the same instant.
-            let delay = delay.max(Duration::from_millis(100));
-            delay + delay.mul_f64(0.2 * jitter())
-        } else {
-            backoff(
-                self.options.retry_base,
-                self.options.retry_cap,
-                count,
-                jitter(),
-            )
+        let plan =
+            self.options
+                .retry_policy()
+                .plan(delivery.counts, rate_limited.then_some(delay), usage);
+        let (counts, delay) = match plan {
+            RetryPlan::Later { counts, delay } => (counts, delay),
+            RetryPlan::Exhausted { cap } => {
+                let description = format!("gave up after {cap} retries: {description}");
+                warn!(%reason, "retries exhausted; the message goes to the dead-letter queue");
+                self.remember(
+                    delivery.message,
+                    Some(&task.task_id),
+                    reason,
+                    &description,
+                    true,
+                )
+                .await;
+                return Outcome::transient(reason, description);
+            }
         };
         let copy = scheduled_copy(
             delivery.message,
@@ -701,7 +694,13 @@ impl ProcessDocument {
             Ok(_) => {}
             Err(e) => return Outcome::transient("StorageUnavailable", e.to_string()),
         }
-        if let Some(id) = &message.properties.message_id {
+        // Only a redelivery can find its own retries exhausted: the first delivery reads nothing.
+        if let Some(id) = message
+            .properties
+            .message_id
+            .as_ref()
+            .filter(|_| message.properties.delivery_count.unwrap_or(1) > 1)
+        {
             match self.last_errors.find(id).await {
                 Ok(Some(last)) if last.exhausted => {
                     warn!(reason = %last.reason, "retries exhausted earlier; failing fast");

@@ -80,6 +80,76 @@ fn count(props: &Map<String, Value>, name: &str) -> u32 {
     }
 }
 
+/// The caps and pacing of retries later.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries for transient failures before giving up.
+    pub max_transient: u32,
+    /// Retries for rate limits before giving up.
+    pub max_rate_limited: u32,
+    /// First backoff of a transient failure; doubled per failure.
+    pub base: Duration,
+    /// Longest backoff.
+    pub cap: Duration,
+}
+
+/// What to do about a failure worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RetryPlan {
+    /// Send a copy with these counts, due after `delay`.
+    Later {
+        /// The copy's counts.
+        counts: RetryCounts,
+        /// When it is due.
+        delay: Duration,
+    },
+    /// The cap is reached.
+    Exhausted {
+        /// The cap.
+        cap: u32,
+    },
+}
+
+impl RetryPolicy {
+    /// The next step after a failure: `rate_limit` is the provider's requested wait (a rate
+    /// limit; honoured, plus up to a fifth more so that waiting tasks do not all return at
+    /// once), `None` a transient failure (exponential backoff with jitter). `usage` is what
+    /// the failed call spent.
+    pub fn plan(
+        &self,
+        mut counts: RetryCounts,
+        rate_limit: Option<Duration>,
+        usage: TokenUsage,
+    ) -> RetryPlan {
+        counts.retries += 1;
+        counts.failed_usage = TokenUsage::new(
+            counts.failed_usage.input_tokens + usage.input_tokens,
+            counts.failed_usage.output_tokens + usage.output_tokens,
+        );
+        let (count, cap, delay) = match rate_limit {
+            Some(wait) => {
+                counts.rate_limited += 1;
+                let wait = wait.max(Duration::from_millis(100));
+                (
+                    counts.rate_limited,
+                    self.max_rate_limited,
+                    wait + wait.mul_f64(0.2 * jitter()),
+                )
+            }
+            None => {
+                counts.transient += 1;
+                let delay = backoff(self.base, self.cap, counts.transient, jitter());
+                (counts.transient, self.max_transient, delay)
+            }
+        };
+        if count > cap {
+            RetryPlan::Exhausted { cap }
+        } else {
+            RetryPlan::Later { counts, delay }
+        }
+    }
+}
+
 /// Exponential backoff with jitter: `base · 2^(n-1)`, capped, then drawn from its upper half.
 pub fn backoff(base: Duration, cap: Duration, failures: u32, jitter: f64) -> Duration {
     let exp = base.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
@@ -150,6 +220,40 @@ mod tests {
         assert_eq!(backoff(base, cap, 3, 1.0), Duration::from_secs(8));
         assert_eq!(backoff(base, cap, 3, 0.0), Duration::from_secs(4));
         assert_eq!(backoff(base, cap, 40, 1.0), cap);
+    }
+
+    #[test]
+    fn plans_count_each_cause_against_its_cap() {
+        let policy = RetryPolicy {
+            max_transient: 1,
+            max_rate_limited: 2,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(10),
+        };
+        let spent = TokenUsage::new(5, 1);
+        let RetryPlan::Later { counts, delay } = policy.plan(RetryCounts::default(), None, spent)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                counts.retries,
+                counts.transient,
+                counts.failed_usage.total_tokens
+            ),
+            (1, 1, 6)
+        );
+        assert!(delay <= Duration::from_secs(1));
+        assert_eq!(
+            policy.plan(counts, None, spent),
+            RetryPlan::Exhausted { cap: 1 }
+        );
+        let RetryPlan::Later { delay, .. } =
+            policy.plan(counts, Some(Duration::from_secs(2)), TokenUsage::default())
+        else {
+            panic!()
+        };
+        assert!(delay >= Duration::from_secs(2) && delay <= Duration::from_millis(2400));
     }
 
     #[test]

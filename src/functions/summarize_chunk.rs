@@ -18,7 +18,7 @@ use super::content::{ContentError, load_text};
 use super::context::SUMMARY_CHUNKS_QUEUE;
 use super::last_delivery;
 use super::process_document::{ProcessOptions, outcome_response, send_step};
-use super::retry::{RetryCounts, backoff, jitter, scheduled_copy};
+use super::retry::{RetryCounts, RetryPlan, scheduled_copy};
 use super::{Function, Invocation};
 use crate::ai::{AiProvider, AiRequest, Operation, ProviderError, TaskOutput, TokenUsage};
 use crate::blob::BlobStore;
@@ -200,31 +200,21 @@ impl SummarizeChunk {
         message: &ServiceBusMessage,
         error: ProviderError,
     ) -> Outcome {
-        let mut counts = RetryCounts::of(message);
-        counts.retries += 1;
-        let (delay, count, cap) = match &error {
-            ProviderError::RetryAfter { delay, .. } => {
-                counts.rate_limited += 1;
-                (
-                    *delay,
-                    counts.rate_limited,
-                    self.options.max_rate_limit_retries,
-                )
-            }
-            _ => {
-                counts.transient += 1;
-                let delay = backoff(
-                    self.options.retry_base,
-                    self.options.retry_cap,
-                    counts.transient,
-                    jitter(),
-                );
-                (delay, counts.transient, self.options.max_transient_retries)
+        let (wait, usage) = match &error {
+            ProviderError::RetryAfter { delay, .. } => (Some(*delay), TokenUsage::default()),
+            ProviderError::Unusable { usage, .. } => (None, *usage),
+            _ => (None, TokenUsage::default()),
+        };
+        let plan = self
+            .options
+            .retry_policy()
+            .plan(RetryCounts::of(message), wait, usage);
+        let (counts, delay) = match plan {
+            RetryPlan::Later { counts, delay } => (counts, delay),
+            RetryPlan::Exhausted { .. } => {
+                return self.fail(step, "RetriesExhausted", &error.to_string(), message);
             }
         };
-        if count > cap {
-            return self.fail(step, "RetriesExhausted", &error.to_string(), message);
-        }
         let key = format!("{}:{}", step.task_id, step.index);
         let copy = scheduled_copy(message, &key, step.correlation_id.as_deref(), counts, delay);
         match self.bus.send(SUMMARY_CHUNKS_QUEUE, &copy).await {
