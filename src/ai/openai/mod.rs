@@ -13,6 +13,15 @@
 
 pub mod answer;
 pub mod dialect;
+mod failures;
+mod wire;
+
+pub use failures::retry_after;
+use failures::{
+    classify_status, describe_transport_error, embeddings_unsupported, error_message,
+    invalid_output, is_content_filter,
+};
+use wire::{ChatResponse, EmbeddingResponse, Usage, parse_reply, pool};
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,7 +32,6 @@ use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder, StatusCode};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use self::answer::{interpret, prompt};
@@ -34,7 +42,7 @@ use super::{AiOutput, AiProvider, AiRequest, Operation, ProviderError, TaskOutpu
 pub const COGNITIVE_SERVICES_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
 
 /// Wait assumed when a 429 carries no `Retry-After` header.
-const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Where the endpoint lives and how its URLs are built.
 #[derive(Debug, Clone, PartialEq)]
@@ -473,44 +481,6 @@ fn with_usage(error: ProviderError, spent: TokenUsage) -> ProviderError {
     }
 }
 
-/// One vector per input, or one per token (llama.cpp without pooling): mean-pooled and
-/// L2-normalised, reported as `mean`.
-fn pool(raw: EmbeddingValue) -> Result<(Vec<f32>, Option<String>), String> {
-    match raw {
-        EmbeddingValue::One(vector) if !vector.is_empty() => Ok((vector, None)),
-        EmbeddingValue::PerToken(tokens) => {
-            let Some(first) = tokens.first() else {
-                return Err("the embedding has no token vectors".into());
-            };
-            let dims = first.len();
-            if dims == 0 || tokens.iter().any(|t| t.len() != dims) {
-                return Err("the token vectors have different lengths".into());
-            }
-            let mut mean = vec![0f32; dims];
-            for token in &tokens {
-                for (m, v) in mean.iter_mut().zip(token) {
-                    *m += v;
-                }
-            }
-            let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                mean.iter_mut().for_each(|v| *v /= norm);
-            }
-            Ok((mean, Some("mean".into())))
-        }
-        EmbeddingValue::One(_) => Err("the embedding is empty".into()),
-    }
-}
-
-fn embeddings_unsupported(status: u16, body: &str) -> bool {
-    let body = body.to_ascii_lowercase();
-    status == 501
-        || (body.contains("embedding")
-            && (body.contains("not support")
-                || body.contains("not enabled")
-                || body.contains("--embedding")))
-}
-
 #[async_trait]
 impl AiProvider for OpenAiProvider {
     fn name(&self) -> &str {
@@ -532,189 +502,9 @@ impl AiProvider for OpenAiProvider {
     }
 }
 
-fn parse_reply<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, ProviderError> {
-    serde_json::from_value(value).map_err(|e| {
-        invalid_output(
-            &format!("not an OpenAI-style answer: {e}"),
-            TokenUsage::default(),
-        )
-    })
-}
-
-fn invalid_output(detail: &str, usage: TokenUsage) -> ProviderError {
-    ProviderError::Unusable {
-        reason: "InvalidModelOutput",
-        detail: format!("the model's answer is unusable: {detail}"),
-        usage,
-    }
-}
-
-/// A transport failure with its cause (`connection refused`, a DNS failure, the timeout).
-fn describe_transport_error(e: &reqwest::Error, url: &str, timeout: Duration) -> String {
-    let mut cause = String::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        cause = s.to_string();
-        source = s.source();
-    }
-    let url = url.split('?').next().unwrap_or(url);
-    if e.is_timeout() {
-        format!("the provider at {url} did not answer: timed out after {timeout:?}")
-    } else if e.is_connect() {
-        format!("cannot connect to the provider at {url}: {cause}")
-    } else if cause.is_empty() {
-        format!("the call to the provider at {url} failed: {e}")
-    } else {
-        format!("the call to the provider at {url} failed: {e}: {cause}")
-    }
-}
-
-/// Maps a non-2xx answer to what should happen next.
-fn classify_status(status: StatusCode, headers: &HeaderMap, body: &str) -> ProviderError {
-    let detail = format!("{status}: {}", error_message(body));
-    match status.as_u16() {
-        429 => ProviderError::RetryAfter {
-            delay: retry_after(headers).unwrap_or(DEFAULT_RETRY_AFTER),
-            detail,
-        },
-        400 | 413 | 422 if is_content_filter(body) => ProviderError::Rejected {
-            reason: "ContentFiltered",
-            detail,
-        },
-        400 | 413 | 422 => ProviderError::Unusable {
-            reason: "InvalidRequest",
-            detail: format!(
-                "the provider refused the request ({detail}); check the model settings"
-            ),
-            usage: TokenUsage::default(),
-        },
-        401 | 403 => ProviderError::Unusable {
-            reason: "ProviderUnauthorized",
-            detail: format!(
-                "the provider refused the credentials ({detail}); check the API key or the identity's role"
-            ),
-            usage: TokenUsage::default(),
-        },
-        404 => ProviderError::Unusable {
-            reason: "ProviderNotFound",
-            detail: format!(
-                "the provider has no such endpoint or model ({detail}); check the base URL and the model or deployment name"
-            ),
-            usage: TokenUsage::default(),
-        },
-        501 => ProviderError::Unusable {
-            reason: "NotSupported",
-            detail: format!("the provider does not support this operation ({detail})"),
-            usage: TokenUsage::default(),
-        },
-        _ => ProviderError::Transient { detail },
-    }
-}
-
-/// `retry-after-ms` (Azure OpenAI) wins over `Retry-After` (seconds or an HTTP date).
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
-    }
-    let value = header("retry-after")?;
-    if let Ok(seconds) = value.parse::<f64>() {
-        return Some(Duration::from_secs_f64(seconds.max(0.0)));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
-}
-
-fn is_content_filter(body: &str) -> bool {
-    let Ok(value) = serde_json::from_str::<Value>(body) else {
-        return false;
-    };
-    let error = &value["error"];
-    let codes = [
-        error["code"].as_str(),
-        error["innererror"]["code"].as_str(),
-        error["type"].as_str(),
-    ];
-    codes.iter().flatten().any(|c| {
-        let c = c.to_ascii_lowercase();
-        c.contains("content_filter") || c.contains("responsibleaipolicyviolation")
-    })
-}
-
-fn error_message(body: &str) -> String {
-    serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| body.chars().take(300).collect())
-}
-
-#[derive(Deserialize)]
-struct ChatResponse {
-    model: Option<String>,
-    choices: Vec<Choice>,
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-struct Choice {
-    message: ChatMessage,
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ChatMessage {
-    content: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Usage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    total_tokens: Option<u64>,
-}
-
-impl Usage {
-    fn into_usage(self) -> TokenUsage {
-        TokenUsage {
-            input_tokens: self.prompt_tokens,
-            output_tokens: self.completion_tokens,
-            total_tokens: self
-                .total_tokens
-                .unwrap_or(self.prompt_tokens + self.completion_tokens),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct EmbeddingResponse {
-    model: Option<String>,
-    data: Vec<EmbeddingData>,
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-struct EmbeddingData {
-    embedding: EmbeddingValue,
-}
-
-/// One vector, or one per token.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum EmbeddingValue {
-    One(Vec<f32>),
-    PerToken(Vec<Vec<f32>>),
-}
-
 #[cfg(test)]
 mod tests {
+    use super::wire::EmbeddingValue;
     use super::*;
 
     #[test]
