@@ -17,11 +17,12 @@ use tracing::{Span, error, info};
 
 use super::context::{DOCUMENTS_TOPIC, PipelineContext};
 use super::http::{HttpCall, HttpFunction, HttpReply};
+use crate::pipeline::correlation::correlation_id;
 use crate::pipeline::events::{DocumentSubmitted, SUBMITTED_SCHEMA, SUBMITTED_SUBJECT};
 use crate::pipeline::state::{DocumentState, DocumentStatus, STATE_SCHEMA};
 use crate::pipeline::store::{IdempotencyRecord, IndexEntry, StoreError};
 use crate::pipeline::submission::{
-    HttpInput, Payload, Submission, correlation_id, extract_pdf_text, read_submission,
+    HttpInput, Payload, Submission, extract_pdf_text, read_submission,
 };
 use crate::poison::sha256_hex;
 use crate::servicebus::Message;

@@ -4,11 +4,13 @@
 //! - [`events`]: `DocumentSubmitted`, `AnalysisCompleted`, the deadline, refine steps.
 //! - [`state`]: the document state record and the rules of fan-in.
 //! - [`submission`]: reading `POST /api/documents` (text, PDF, JSON, multipart, options).
+//! - [`correlation`]: the correlation id of a request.
 //! - [`chunking`]: splitting long documents on paragraph and sentence boundaries.
 //! - [`store`]: payloads, state, index and idempotency keys on the blob seam.
 //! - [`webhook`]: callback signatures and the SSRF guard.
 
 pub mod chunking;
+pub mod correlation;
 pub mod events;
 pub mod state;
 pub mod store;

@@ -1,5 +1,5 @@
-//! Reading a document submission (`POST /api/documents`): the body in any accepted form, the
-//! options from the query string and the body, the correlation id. Pure apart from PDF text
+//! Reading a document submission (`POST /api/documents`): the body in any accepted form and
+//! the options from the query string and the body. Pure apart from PDF text
 //! extraction, which callers run off the reactor ([`extract_pdf_text`]).
 //!
 //! Every refusal names the field at fault and maps to one HTTP status (400, 413, 415, 422).
@@ -32,9 +32,6 @@ pub const DEFAULT_LABELS: [&str; 5] = [
     "complaint",
     "thank you note",
 ];
-
-/// Longest correlation id taken from a caller: Service Bus allows 128 characters.
-pub const MAX_CORRELATION_ID_CHARS: usize = 128;
 
 /// A submission refused, with the status it is answered with.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -596,39 +593,6 @@ pub fn extract_pdf_text(bytes: &[u8]) -> Result<String, SubmitError> {
     Ok(text)
 }
 
-/// The correlation id of a request: the trace id of a W3C `traceparent`, else
-/// `x-correlation-id` when it is usable, else a new one.
-pub fn correlation_id(input: &HttpInput) -> String {
-    if let Some(trace) = input.header("traceparent").and_then(trace_id) {
-        return trace;
-    }
-    input
-        .header("x-correlation-id")
-        .map(str::trim)
-        .filter(|id| {
-            !id.is_empty()
-                && id.chars().count() <= MAX_CORRELATION_ID_CHARS
-                && id.chars().all(|c| c.is_ascii_graphic())
-        })
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
-}
-
-/// The trace id of a `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if valid and not zero.
-fn trace_id(traceparent: &str) -> Option<String> {
-    let parts: Vec<&str> = traceparent.trim().split('-').collect();
-    let [version, trace, parent, flags] = parts.as_slice() else {
-        return None;
-    };
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-    (hex(version, 2)
-        && *version != "ff"
-        && hex(trace, 32)
-        && trace.bytes().any(|b| b != b'0')
-        && hex(parent, 16)
-        && hex(flags, 2))
-    .then(|| trace.to_ascii_lowercase())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -755,21 +719,5 @@ mod tests {
     #[test]
     fn pdf_without_text_is_422() {
         assert_eq!(extract_pdf_text(b"not a pdf").unwrap_err().status, 422);
-    }
-
-    #[test]
-    fn correlation_ids() {
-        let mut i = input("text/plain", b"");
-        i.headers.push((
-            "traceparent".into(),
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01".into(),
-        ));
-        assert_eq!(correlation_id(&i), "4bf92f3577b34da6a3ce929d0e0e4736");
-        let mut i = input("text/plain", b"");
-        i.headers
-            .push(("X-Correlation-Id".into(), "order-17".into()));
-        assert_eq!(correlation_id(&i), "order-17");
-        let i = input("text/plain", b"");
-        assert_eq!(correlation_id(&i).len(), 36);
     }
 }

@@ -2,10 +2,12 @@
 //!
 //! One implementation serves OpenAI, Azure OpenAI (deployment URLs with `api-version`, an
 //! `api-key` header or a Microsoft Entra token) and compatible servers (Ollama, vLLM,
-//! llama.cpp). The OpenAI JSON lives here and nowhere else.
+//! llama.cpp). The OpenAI JSON lives in this module and nowhere else.
 //!
 //! - [`dialect`]: how each server is asked for structured output, and the fallback order.
 //! - [`answer`]: prompts, JSON Schemas and the tolerant reading of answers.
+//! - `failures`: what each failure means for the task (retry, configuration, content filter).
+//! - `wire`: the OpenAI JSON of answers, and pooling of per-token embeddings.
 //!
 //! Every chat call sends `max_tokens`. JSON kinds send their schema in the configured dialect;
 //! a server that rejects the field gets the next dialect once, and the choice is remembered.
