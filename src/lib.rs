@@ -17,7 +17,7 @@
 //! - [`cli`]: the broker and dead-letter commands.
 //! - [`last_errors`]: the real reason of each failing message, for dead-letter triage.
 //! - [`identity`]: Microsoft Entra credentials for identity-based connections.
-//! - [`deploy`]: the topology as `az servicebus` commands, for deployment.
+//! - [`deploy`]: the topology as `az servicebus` commands and the deployable zip (`docflow package`).
 //! - [`config`]: reads the environment into plain options.
 //! - [`app`]: wires settings into implementations.
 //! - [`telemetry`]: structured logging.

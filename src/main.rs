@@ -118,6 +118,21 @@ enum Command {
         #[command(subcommand)]
         what: TopologyWhat,
     },
+    /// Build the deployable app: a zip for Azure Functions on Linux (binary linked for glibc 2.28).
+    Package {
+        /// The zip to write.
+        #[arg(long, default_value = "dist/docflow-app.zip")]
+        out: PathBuf,
+        /// The app root (host.json, function folders, servicebus.config.json), also the Cargo project.
+        #[arg(long, default_value = ".")]
+        app_root: PathBuf,
+        /// Cargo profile of the build.
+        #[arg(long, default_value = "release")]
+        profile: String,
+        /// Target triple with the glibc version to link against (cargo-zigbuild form).
+        #[arg(long, default_value = docflow::deploy::package::DEFAULT_TARGET)]
+        target: String,
+    },
     /// Benchmarks that print figures (build with --release).
     Bench {
         #[command(subcommand)]
@@ -333,6 +348,21 @@ fn main() -> ExitCode {
                 ExitCode::from(cli::EXIT_CONFIG)
             }
         },
+        Command::Package {
+            out,
+            app_root,
+            profile,
+            target,
+        } => ExitCode::from(cli::package::run(
+            docflow::deploy::package::PackageOptions {
+                build: docflow::deploy::package::BuildOptions {
+                    root: app_root,
+                    profile,
+                    target,
+                },
+                out,
+            },
+        )),
         Command::Bench {
             what: BenchWhat::Handler { invocations },
         } => runtime.block_on(async {

@@ -249,6 +249,24 @@ fn to_utc(t: Option<azure_core::time::OffsetDateTime>) -> DateTime<Utc> {
         .unwrap_or_else(Utc::now)
 }
 
+/// Largest buffer reserved up front from a response's `Content-Length`.
+const MAX_PRESIZE: u64 = 256 * 1024 * 1024;
+
+/// The body in one buffer sized from `Content-Length`, so that a large payload is held once
+/// (no doubling reallocations, no list of chunks beside the result).
+async fn collect_sized(
+    mut body: azure_core::http::AsyncResponseBody,
+    content_length: Option<u64>,
+) -> azure_core::Result<Bytes> {
+    use futures_util::StreamExt;
+    let capacity = content_length.unwrap_or(0).min(MAX_PRESIZE) as usize;
+    let mut buffer = bytes::BytesMut::with_capacity(capacity);
+    while let Some(chunk) = body.next().await {
+        buffer.extend_from_slice(&chunk?);
+    }
+    Ok(buffer.freeze())
+}
+
 #[async_trait]
 impl BlobStore for AzureBlobStore {
     async fn get(&self, container: &str, name: &str) -> Result<Blob, BlobError> {
@@ -261,9 +279,7 @@ impl BlobStore for AzureBlobStore {
             Err(e) => return Err(io_error("get", container, name, e.to_string())),
         };
         let properties = result.properties;
-        let data = result
-            .body
-            .collect()
+        let data = collect_sized(result.body, properties.content_length)
             .await
             .map_err(|e| io_error("get", container, name, e.to_string()))?;
         Ok(Blob {

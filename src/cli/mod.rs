@@ -5,6 +5,7 @@ pub mod bench;
 pub mod broker;
 pub mod dev;
 pub mod dlq;
+pub mod package;
 pub mod run;
 
 /// Exit code for a configuration or start-up problem.

@@ -182,6 +182,13 @@ pub struct AppConfig {
     pub settings: BTreeMap<String, String>,
 }
 
+impl HostSettings {
+    /// `host.json` of the app at `root`, on its own (no function folders, no local settings).
+    pub fn load(root: &Path) -> Result<Self, AppError> {
+        host_settings(&read_json(root, "host.json")?)
+    }
+}
+
 impl AppConfig {
     /// Loads the app at `root`.
     pub fn load(root: &Path) -> Result<Self, AppError> {

@@ -1,6 +1,6 @@
-//! Deployment helpers: the Service Bus topology of `servicebus.config.json` as `az servicebus`
-//! commands, so that the entities created on Azure are exactly the ones the app and the
-//! embedded broker use. Pure: it only writes text.
+//! The Service Bus topology of `servicebus.config.json` as `az servicebus` commands, so that
+//! the entities created on Azure are exactly the ones the app and the embedded broker use.
+//! Pure: it only writes text.
 
 use serde_json::Value;
 
