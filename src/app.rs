@@ -167,6 +167,7 @@ pub fn functions(
         options: settings.pipeline.clone(),
     };
     Registry::new()
+        .with_max_request_bytes(settings.max_request_bytes)
         .with_http(Arc::new(SubmitDocument::new(ctx.clone())))
         .with_http(Arc::new(GetDocument::new(ctx.clone())))
         .with(Arc::new(AnalyzeDocument::new(ctx.clone())))

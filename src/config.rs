@@ -150,6 +150,8 @@ pub struct Settings {
     pub process: ProcessOptions,
     /// Shutdown drain bound.
     pub drain_timeout: Duration,
+    /// Largest invocation request body the handler reads (`413` beyond it).
+    pub max_request_bytes: usize,
     /// The topology file (for the trigger queue's `MaxDeliveryCount`).
     pub topology: PathBuf,
     /// The Service Bus namespace of `ServiceBusConnection`, when configured.
@@ -389,6 +391,12 @@ impl Settings {
                 "DOCFLOW_DRAIN_TIMEOUT_SECS",
                 DEFAULT_DRAIN_TIMEOUT.as_secs(),
             )?),
+            max_request_bytes: number(
+                &get,
+                "DOCFLOW_MAX_REQUEST_BYTES",
+                crate::server::MAX_REQUEST_BYTES as u64,
+            )?
+            .min(usize::MAX as u64) as usize,
         })
     }
 }

@@ -97,7 +97,10 @@ impl Outcome {
                 (StatusCode::UNPROCESSABLE_ENTITY, body)
             }
             Self::BadRequest(e) => (
-                StatusCode::BAD_REQUEST,
+                match e {
+                    ProtocolError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                    _ => StatusCode::BAD_REQUEST,
+                },
                 error_body("bad_request", e.code(), &e.to_string()),
             ),
             Self::UnknownFunction(name) => (

@@ -255,6 +255,9 @@ pub fn parse_iso8601_duration(s: &str) -> Option<Duration> {
                 continue;
             }
             let (_, factor) = units.iter().find(|(u, _)| *u == c)?;
+            if !number.starts_with(|c: char| c.is_ascii_digit()) {
+                return None;
+            }
             seconds += number.parse::<f64>().ok()? * factor;
             number.clear();
             any = true;
@@ -268,7 +271,9 @@ pub fn parse_iso8601_duration(s: &str) -> Option<Duration> {
         }
         take(time, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)])?;
     }
-    any.then(|| Duration::from_secs_f64(seconds))
+    // Too large for a Duration (or not finite) is refused, not a panic.
+    any.then(|| Duration::try_from_secs_f64(seconds).ok())
+        .flatten()
 }
 
 #[cfg(test)]
@@ -293,7 +298,20 @@ mod tests {
             parse_iso8601_duration("P1DT2H"),
             Some(Duration::from_secs(93_600))
         );
-        for bad in ["", "P", "PT", "1M", "PT1X", "PT1"] {
+        let huge = format!("P{}D", "9".repeat(400));
+        for bad in [
+            "",
+            "P",
+            "PT",
+            "1M",
+            "PT1X",
+            "PT1",
+            "PT.S",
+            "PT-1S",
+            "P99999999999999999999D",
+            &huge,
+            "PT1.2.3S",
+        ] {
             assert_eq!(parse_iso8601_duration(bad), None, "{bad}");
         }
     }

@@ -63,7 +63,11 @@ impl Function for Echo {
                 Err(e) => return Outcome::BadRequest(e),
             },
         };
-        Outcome::Done(InvocationResponse::new().blob_json("decoded", &decoded))
+        Outcome::Done(
+            InvocationResponse::new()
+                .blob_json("decoded", &decoded)
+                .expect("a JSON value serializes"),
+        )
     }
 }
 
@@ -353,6 +357,7 @@ fn response_fixtures_are_what_the_builder_produces() {
             &json!({"documentId": "doc-123", "task": "summarize", "summary": "Three-paragraph summary ...",
                     "model": "example-model", "tokens": {"input": 5120, "output": 380}}),
         )
+        .unwrap()
         .log("doc-123: downloaded 1.2 MB from incoming/doc-123.pdf")
         .log("doc-123: summary written");
     assert_eq!(

@@ -15,6 +15,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+/// The longest wait a provider can ask for that docflow honours; longer asks are cut to it.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
 /// One AI operation with its parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operation {

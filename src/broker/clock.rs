@@ -28,7 +28,11 @@ impl AdjustableClock {
 
     /// Moves time forward by `ms`.
     pub fn advance(&self, ms: Millis) {
-        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+        let _ = self
+            .offset_ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |offset| {
+                Some(offset.saturating_add(ms))
+            });
     }
 
     /// The total advance so far.
@@ -39,7 +43,9 @@ impl AdjustableClock {
 
 impl Clock for AdjustableClock {
     fn now(&self) -> Millis {
-        Utc::now().timestamp_millis() + self.offset_ms.load(Ordering::SeqCst)
+        Utc::now()
+            .timestamp_millis()
+            .saturating_add(self.offset_ms.load(Ordering::SeqCst))
     }
 }
 

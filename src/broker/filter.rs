@@ -322,7 +322,8 @@ fn eval(expr: &Expr, m: &Message) -> V {
             _ => V::Null,
         },
         Expr::Neg(e) => match eval(e, m) {
-            V::Int(n) => V::Int(-n),
+            // -i64::MIN overflows: unknown, like other overflowing arithmetic.
+            V::Int(n) => n.checked_neg().map_or(V::Null, V::Int),
             V::Double(x) => V::Double(-x),
             _ => V::Null,
         },
@@ -457,10 +458,24 @@ enum Tok {
 struct Parser {
     tokens: Vec<(Tok, usize)>,
     pos: usize,
+    /// Open parentheses, unary signs and NOTs around the current position.
+    depth: usize,
 }
+
+/// Azure's limit on a SQL filter's or action's length, in characters.
+pub const MAX_EXPRESSION_CHARS: usize = 1024;
+/// Deepest nesting (parentheses, NOT, unary signs) accepted, so that parsing, evaluating and
+/// dropping an expression never exhausts the stack.
+const MAX_NESTING: usize = 64;
 
 impl Parser {
     fn new(text: &str) -> Result<Self, String> {
+        let length = text.chars().count();
+        if length > MAX_EXPRESSION_CHARS {
+            return Err(format!(
+                "the expression has {length} characters; at most {MAX_EXPRESSION_CHARS} are allowed"
+            ));
+        }
         let chars: Vec<char> = text.chars().collect();
         let mut tokens = Vec::new();
         let mut i = 0;
@@ -590,7 +605,11 @@ impl Parser {
             tokens.push((tok, start));
         }
         tokens.push((Tok::Eof, chars.len()));
-        Ok(Self { tokens, pos: 0 })
+        Ok(Self {
+            tokens,
+            pos: 0,
+            depth: 0,
+        })
     }
 
     fn peek(&self) -> &Tok {
@@ -642,6 +661,23 @@ impl Parser {
         }
     }
 
+    /// Runs `parse` one nesting level deeper, refusing expressions nested too deep.
+    fn nested(
+        &mut self,
+        parse: impl FnOnce(&mut Self) -> Result<Expr, String>,
+    ) -> Result<Expr, String> {
+        if self.depth >= MAX_NESTING {
+            return Err(format!(
+                "nested more than {MAX_NESTING} levels deep at {}",
+                self.position()
+            ));
+        }
+        self.depth += 1;
+        let result = parse(self);
+        self.depth -= 1;
+        result
+    }
+
     fn parse_full_expr(&mut self) -> Result<Expr, String> {
         let e = self.expr(0)?;
         if self.peek() != &Tok::Eof {
@@ -672,7 +708,8 @@ impl Parser {
             }
             2 => {
                 if self.eat("not") {
-                    Ok(Expr::Not(Box::new(self.expr(2)?)))
+                    let inner = self.nested(|p| p.expr(2))?;
+                    Ok(Expr::Not(Box::new(inner)))
                 } else {
                     self.expr(3)
                 }
@@ -768,15 +805,16 @@ impl Parser {
         match self.peek().clone() {
             Tok::Op(o) if o == "-" => {
                 self.advance();
-                Ok(Expr::Neg(Box::new(self.unary()?)))
+                let inner = self.nested(Self::unary)?;
+                Ok(Expr::Neg(Box::new(inner)))
             }
             Tok::Op(o) if o == "+" => {
                 self.advance();
-                self.unary()
+                self.nested(Self::unary)
             }
             Tok::LParen => {
                 self.advance();
-                let e = self.expr(0)?;
+                let e = self.nested(|p| p.expr(0))?;
                 self.expect(&Tok::RParen)?;
                 Ok(e)
             }
@@ -905,6 +943,12 @@ mod tests {
         assert!(!sql("NOT (missingProp = 1)"));
         assert!(sql("missingProp = 1 OR 1=1"));
         assert!(sql("qty * 2 + 1 = 21 AND price * 2 = 5"));
+        // Overflow is unknown, never a panic: -i64::MIN, i64::MIN / -1.
+        assert!(!sql("-(-9223372036854775807 - 1) = 1"));
+        assert!(sql("-(-9223372036854775807 - 1) IS NULL"));
+        assert!(sql("(-9223372036854775807 - 1) / -1 IS NULL"));
+        assert!(sql("(-9223372036854775807 - 1) % -1 IS NULL"));
+        assert!(sql("qty / 0 IS NULL"));
         assert!(sql("color IN ('blue', 'red') AND color NOT IN ('green')"));
         assert!(sql("EXISTS(color) AND NOT EXISTS(region)"));
         assert!(sql(
@@ -930,6 +974,22 @@ mod tests {
         ] {
             assert!(Filter::sql(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn deep_or_long_expressions_are_refused_not_a_stack_overflow() {
+        let deep = format!("{}1 = 1{}", "(".repeat(500), ")".repeat(500));
+        assert!(Filter::sql(&deep).unwrap_err().contains("nested"));
+        let nots = format!("{}1 = 1", "NOT ".repeat(200));
+        assert!(Filter::sql(&nots).is_err());
+        let signs = format!("{}1 = 1", "-".repeat(200));
+        assert!(Filter::sql(&signs).is_err());
+        let long = vec!["a = 1"; 300].join(" AND ");
+        assert!(Filter::sql(&long).unwrap_err().contains("1024"));
+        assert!(Action::parse(&format!("SET a = {}", "1 + ".repeat(400) + "1")).is_err());
+        // Within the limits, nesting still works.
+        let ok = format!("{}1 = 1{}", "(".repeat(30), ")".repeat(30));
+        assert!(Filter::sql(&ok).unwrap().matches(&msg()));
     }
 
     #[test]

@@ -34,6 +34,8 @@ use crate::servicebus::sas::SasRule;
 
 /// Most operations committed in one transaction.
 const MAX_GROUP: usize = 512;
+/// Jobs waiting for the writer; callers beyond it wait to enqueue (backpressure, not growth).
+const MAX_QUEUED_JOBS: usize = 4 * MAX_GROUP;
 
 /// Options of a [`Broker`].
 #[derive(Clone)]
@@ -84,20 +86,30 @@ impl Notifiers {
     fn get(&self, key: &str) -> Arc<Notify> {
         self.map
             .lock()
-            .expect("notifier map")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(key.to_string())
             .or_default()
             .clone()
     }
 
     fn wake(&self, key: &str) {
-        if let Some(n) = self.map.lock().expect("notifier map").get(key) {
+        if let Some(n) = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+        {
             n.notify_waiters();
         }
     }
 
     fn wake_all(&self) {
-        for n in self.map.lock().expect("notifier map").values() {
+        for n in self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+        {
             n.notify_waiters();
         }
     }
@@ -106,7 +118,7 @@ impl Notifiers {
 /// The in-process broker API. Cheap to clone.
 #[derive(Clone)]
 pub struct Broker {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::Sender<Job>,
     notifiers: Arc<Notifiers>,
     entities: Arc<Entities>,
     options: BrokerOptions,
@@ -139,7 +151,7 @@ impl Broker {
         let db = open_db(&options.data_dir.join("broker.sqlite3")).map_err(|e| store_error(&e))?;
         let entities = Arc::new(entities);
         let notifiers = Arc::new(Notifiers::default());
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(MAX_QUEUED_JOBS);
         let thread_entities = entities.clone();
         let thread_notifiers = notifiers.clone();
         let clock = options.clock.clone();
@@ -172,7 +184,9 @@ impl Broker {
 
     /// Advances the broker's clock (tests, `$local/clock`) and wakes every waiting receiver.
     pub fn advance_clock(&self, by: Duration) {
-        self.options.clock.advance(by.as_millis() as i64);
+        self.options
+            .clock
+            .advance(by.as_millis().min(i64::MAX as u128) as i64);
         self.notifiers.wake_all();
     }
 
@@ -196,10 +210,15 @@ impl Broker {
         });
         self.jobs
             .send(job)
-            .map_err(|_| BrokerError::Storage("the broker store has stopped".into()))?;
-        answer
             .await
-            .map_err(|_| BrokerError::Storage("the broker store has stopped".into()))?
+            .map_err(|_| BrokerError::Storage("the broker store has stopped".into()))?;
+        // A job that panicked dropped its reply: its changes were rolled back and the writer
+        // goes on serving.
+        answer.await.map_err(|_| {
+            BrokerError::Storage(
+                "the operation failed inside the broker and was rolled back".into(),
+            )
+        })?
     }
 
     /// Sends messages to a queue or topic. Returns each message's sequence number in the entity
@@ -297,8 +316,9 @@ impl Broker {
             }
             let mut wake = deadline;
             if let Some(at) = next_check {
-                let wait = Duration::from_millis((at - self.now()).max(1) as u64);
-                wake = wake.min(now + wait);
+                let wait = Duration::from_millis(at.saturating_sub(self.now()).max(1) as u64);
+                // Never past the deadline (and no Instant overflow for far-future schedules).
+                wake = wake.min(now + wait.min(deadline - now));
             }
             tokio::select! {
                 () = &mut notified => {}
@@ -573,7 +593,7 @@ fn open_db(path: &Path) -> rusqlite::Result<Connection> {
 /// once, then answers every caller and wakes receivers.
 fn writer(
     mut db: Connection,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
+    mut jobs: mpsc::Receiver<Job>,
     entities: Arc<Entities>,
     notifiers: Arc<Notifiers>,
     clock: Arc<AdjustableClock>,
@@ -593,9 +613,15 @@ fn writer(
             for job in group.drain(..) {
                 let sp = tx.savepoint()?;
                 let mut core = Core::new(&sp, &entities, clock.now());
-                let (ok, reply) = job(&mut core);
+                // One bad job must not take the writer (and every later caller) down.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut core)));
                 let notify = std::mem::take(&mut core.notify);
                 drop(core);
+                let Ok((ok, reply)) = run else {
+                    tracing::error!("a broker operation panicked; its changes were rolled back");
+                    drop(sp);
+                    continue;
+                };
                 if ok {
                     sp.commit()?;
                     woken.extend(notify);
@@ -638,5 +664,50 @@ impl crate::servicebus::MessageSender for Broker {
             .await
             .map(|_| ())
             .map_err(|e| crate::servicebus::ClientError::BadRequest(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(dir: &std::path::Path) -> Broker {
+        let topology = serde_json::json!({"UserConfig": {"Namespaces": [{"Name": "sbemulatorns",
+            "Queues": [{"Name": "q", "Properties": {}}], "Topics": []}]}});
+        Broker::open(
+            Entities::from_json(&topology).unwrap(),
+            BrokerOptions::new(dir),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_is_an_error_for_its_caller_and_the_writer_keeps_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker(dir.path());
+        // A job that writes, then panics: its caller gets an error, its write is rolled back.
+        let failed = broker
+            .call(|core: &mut Core<'_>| -> Result<(), BrokerError> {
+                core.send("q", vec![Message::new("lost")])?;
+                panic!("a bug in one operation");
+            })
+            .await;
+        assert!(
+            matches!(&failed, Err(BrokerError::Storage(d)) if d.contains("rolled back")),
+            "{failed:?}"
+        );
+        // Concurrent and later operations are served.
+        broker.send("q", vec![Message::new("kept")]).await.unwrap();
+        let got = broker
+            .receive("q", false, ReceiveMode::ReceiveAndDelete, Duration::ZERO)
+            .await
+            .unwrap()
+            .expect("the later message");
+        assert_eq!(&got.message.body[..], b"kept");
+        let none = broker
+            .receive("q", false, ReceiveMode::ReceiveAndDelete, Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(none.is_none(), "the panicking job's send was rolled back");
     }
 }

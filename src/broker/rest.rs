@@ -29,6 +29,7 @@ use warp::{Filter, Reply};
 use super::Broker;
 use super::clock::to_datetime;
 use super::core::{BrokerError, ReceiveMode, Settlement};
+use crate::server::BodyError;
 use crate::servicebus::message::{
     BrokerProperties, Message, PropertyValue, ReceivedMessage, format_http_date,
     is_user_property_header,
@@ -42,18 +43,28 @@ pub const BATCH_CONTENT_TYPE: &str = "application/vnd.microsoft.servicebus.json"
 pub const DEFAULT_CONTENT_TYPE: &str = "application/atom+xml;type=entry;charset=utf-8";
 /// Receive long-poll when `timeout` is absent.
 pub const DEFAULT_RECEIVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest receive long-poll; longer `timeout` values are cut to it.
+pub const MAX_RECEIVE_TIMEOUT: Duration = Duration::from_secs(3_600);
+/// The furthest one `POST /$local/clock?advance=` moves time.
+pub const MAX_CLOCK_ADVANCE: Duration = Duration::from_secs(100 * 366 * 86_400);
 
 /// The REST API as one warp filter.
 pub fn routes(broker: Broker) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    crate::server::request_parts()
+    // Room for a batch of base64 bodies around the largest message.
+    let max_body = broker.options().max_message_bytes.saturating_mul(2) + 64 * 1024;
+    crate::server::request_parts(max_body)
         .then(
             move |method: Method,
                   path: warp::path::FullPath,
                   query: String,
                   headers: HeaderMap,
-                  body: Bytes| {
+                  body: Result<Bytes, BodyError>| {
                 let broker = broker.clone();
                 async move {
+                    let body = match body {
+                        Ok(body) => body,
+                        Err(e) => return body_failure(&e),
+                    };
                     let request = Request {
                         method,
                         path: path.as_str().to_string(),
@@ -107,11 +118,21 @@ impl Request {
         self.header("host").unwrap_or("127.0.0.1").to_string()
     }
 
-    fn timeout(&self) -> Duration {
-        self.query
-            .get("timeout")
-            .and_then(|t| t.parse::<u64>().ok())
-            .map_or(DEFAULT_RECEIVE_TIMEOUT, Duration::from_secs)
+    /// `timeout=N`: whole seconds, cut to [`MAX_RECEIVE_TIMEOUT`]; anything else is a 400.
+    fn timeout(&self) -> Result<Duration, Failure> {
+        let Some(text) = self.query.get("timeout") else {
+            return Ok(DEFAULT_RECEIVE_TIMEOUT);
+        };
+        let seconds = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            // All digits: only overflow can fail, and an overflowing value is just long.
+            text.parse::<u64>().unwrap_or(u64::MAX)
+        } else {
+            return Err(Failure::new(
+                StatusCode::BAD_REQUEST,
+                format!("timeout must be a whole number of seconds, not {text:?}"),
+            ));
+        };
+        Ok(Duration::from_secs(seconds).min(MAX_RECEIVE_TIMEOUT))
     }
 }
 
@@ -140,6 +161,16 @@ impl Failure {
         );
         error_response(self.status, &detail)
     }
+}
+
+/// `413` for a body over the limit (Azure: `MessageSizeExceeded`-style detail), `400` for one
+/// that broke off.
+fn body_failure(error: &BodyError) -> Response {
+    let status = match error {
+        BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyError::Broken(_) => StatusCode::BAD_REQUEST,
+    };
+    crate::server::close_if_unread(error_response(status, &error.to_string()))
 }
 
 fn error_response(status: StatusCode, detail: &str) -> Response {
@@ -323,10 +354,11 @@ async fn handle(broker: &Broker, request: &Request) -> Result<Response, Failure>
                     .query
                     .get("advance")
                     .and_then(|a| parse_iso8601_duration(a))
+                    .filter(|by| *by <= MAX_CLOCK_ADVANCE)
                     .ok_or_else(|| {
                         Failure::new(
                             StatusCode::BAD_REQUEST,
-                            "advance must be an ISO 8601 duration such as PT65S",
+                            "advance must be an ISO 8601 duration such as PT65S, at most 100 years",
                         )
                     })?;
                 broker.advance_clock(by);
@@ -363,7 +395,7 @@ async fn handle(broker: &Broker, request: &Request) -> Result<Response, Failure>
                 entity.clone()
             };
             match broker
-                .receive(&entity, dlq, mode, request.timeout())
+                .receive(&entity, dlq, mode, request.timeout()?)
                 .await?
             {
                 Some(message) => Ok(message_response(request, &path, &message, mode)),
@@ -520,7 +552,7 @@ async fn local(
         }
         (&Method::POST, ["sessions", "head"]) => {
             let Some(lock) = broker
-                .accept_session(entity, None, request.timeout())
+                .accept_session(entity, None, request.timeout()?)
                 .await?
             else {
                 return Ok(
@@ -561,7 +593,7 @@ async fn local(
                 ReceiveMode::ReceiveAndDelete
             };
             match broker
-                .receive_in_session(entity, &lock, mode, request.timeout())
+                .receive_in_session(entity, &lock, mode, request.timeout()?)
                 .await?
             {
                 Some(m) => Ok(message_response(request, entity, &m, mode)),

@@ -84,6 +84,8 @@ pub trait Function: Send + Sync {
 pub struct Registry {
     functions: BTreeMap<String, Arc<dyn Function>>,
     http: Vec<Arc<dyn HttpFunction>>,
+    /// Largest invocation request body read (`None`: the server's default).
+    max_request_bytes: Option<usize>,
 }
 
 /// An HTTP function in payload mode.
@@ -118,6 +120,17 @@ impl Registry {
         self = self.with(Arc::new(PayloadMode(function.clone())));
         self.http.push(function);
         self
+    }
+
+    /// Limits invocation request bodies to `bytes` (`413` beyond).
+    pub fn with_max_request_bytes(mut self, bytes: usize) -> Self {
+        self.max_request_bytes = Some(bytes);
+        self
+    }
+
+    /// The invocation request body limit set, if any.
+    pub fn max_request_bytes(&self) -> Option<usize> {
+        self.max_request_bytes
     }
 
     /// The HTTP functions, for forwarding mode.

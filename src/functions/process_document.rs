@@ -113,6 +113,10 @@ impl Default for ProcessOptions {
 
 /// The queue the trigger reads (`ProcessDocument/function.json`).
 pub const TRIGGER_QUEUE: &str = "ai-tasks";
+/// Most rate-limit waits in place in one invocation, whatever the provider asks.
+const MAX_INLINE_WAITS: u32 = 8;
+/// Shortest rate-limit wait in place (a provider asking for none gets this).
+const MIN_INLINE_WAIT: Duration = Duration::from_millis(100);
 /// The queue outcomes go to (`ProcessDocument/function.json`).
 pub const OUTCOME_QUEUE: &str = last_delivery::OUTCOME_QUEUE;
 
@@ -427,6 +431,7 @@ impl ProcessDocument {
     async fn call_provider(&self, operation: Operation, text: String) -> Result<AiOutput, Stop> {
         let request = AiRequest { operation, text };
         let mut waited = Duration::ZERO;
+        let mut waits = 0;
         loop {
             let result = {
                 let _slot = self
@@ -439,8 +444,13 @@ impl ProcessDocument {
             match result {
                 Ok(answer) => return Ok(answer),
                 Err(ProviderError::RetryAfter { delay, detail })
-                    if waited + delay <= self.options.max_inline_retry_wait =>
+                    if waits < MAX_INLINE_WAITS
+                        && waited + delay.max(MIN_INLINE_WAIT)
+                            <= self.options.max_inline_retry_wait =>
                 {
+                    // A provider asking for no wait at all still gets a pause: never a hot loop.
+                    let delay = delay.max(MIN_INLINE_WAIT);
+                    waits += 1;
                     info!(delay_ms = delay.as_millis() as u64, %detail, "provider rate limited; waiting in place");
                     tokio::time::sleep(delay).await;
                     waited += delay;

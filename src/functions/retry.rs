@@ -80,6 +80,9 @@ fn count(props: &Map<String, Value>, name: &str) -> u32 {
     }
 }
 
+/// The longest a rate-limited message is put off in one go, whatever the provider asked.
+pub const MAX_RATE_LIMIT_WAIT: Duration = crate::ai::MAX_RETRY_AFTER;
+
 /// The caps and pacing of retries later.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
@@ -129,7 +132,7 @@ impl RetryPolicy {
         let (count, cap, delay) = match rate_limit {
             Some(wait) => {
                 counts.rate_limited += 1;
-                let wait = wait.max(Duration::from_millis(100));
+                let wait = wait.clamp(Duration::from_millis(100), MAX_RATE_LIMIT_WAIT);
                 (
                     counts.rate_limited,
                     self.max_rate_limited,
@@ -185,7 +188,10 @@ pub fn scheduled_copy(
                 .unwrap_or_else(|| "application/json".into()),
         )
         .with_scheduled_enqueue_time(
-            Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
+            chrono::Duration::from_std(delay)
+                .ok()
+                .and_then(|d| Utc::now().checked_add_signed(d))
+                .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC),
         )
         .with_property(ATTEMPT_PROPERTY, i64::from(counts.retries))
         .with_property(RATE_LIMITED_PROPERTY, i64::from(counts.rate_limited))

@@ -270,10 +270,20 @@ impl Handler {
                 format!("Azure-Functions-Host/{HOST_VERSION} (docflow dev)"),
             )
             .header("Content-Type", "application/json; charset=utf-8")
-            .body(body)
-            .send();
+            .body(body);
+        self.send_within(request, timeout, generation).await
+    }
+
+    /// Sends `request` to the handler; past `timeout` (`functionTimeout`) the handler is
+    /// restarted, as the Functions host recycles a worker whose invocation timed out.
+    async fn send_within(
+        &self,
+        request: reqwest::RequestBuilder,
+        timeout: Option<Duration>,
+        generation: u64,
+    ) -> Result<reqwest::Response, HandlerError> {
         let result = match timeout {
-            Some(limit) => match tokio::time::timeout(limit, request).await {
+            Some(limit) => match tokio::time::timeout(limit, request.send()).await {
                 Ok(r) => r,
                 Err(_) => {
                     let _ = self
@@ -282,12 +292,12 @@ impl Handler {
                     return Err(HandlerError::Timeout(limit));
                 }
             },
-            None => request.await,
+            None => request.send().await,
         };
         result.map_err(|e| HandlerError::Connection(e.to_string()))
     }
 
-    /// Forwards an HTTP request unchanged (`enableForwardingHttpRequest`).
+    /// A request for forwarding an HTTP request unchanged (`enableForwardingHttpRequest`).
     pub fn forward(
         &self,
         method: reqwest::Method,
@@ -297,6 +307,16 @@ impl Handler {
             method,
             format!("http://127.0.0.1:{}{path_and_query}", self.inner.port),
         )
+    }
+
+    /// Sends a forwarded HTTP request, under `functionTimeout` like every invocation.
+    pub async fn send_forwarded(
+        &self,
+        request: reqwest::RequestBuilder,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, HandlerError> {
+        let generation = self.generation().await;
+        self.send_within(request, timeout, generation).await
     }
 }
 

@@ -16,18 +16,30 @@ use super::Context;
 use super::config::{FunctionDef, HttpTrigger, Trigger};
 use super::invoke::{self, HttpCall};
 use crate::protocol::{match_route, parse_query};
+use crate::server::BodyError;
 
 /// The HTTP trigger server as a warp filter.
 pub fn routes(ctx: Arc<Context>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    crate::server::request_parts()
+    let max_body = ctx.max_request_body_bytes();
+    crate::server::request_parts(max_body)
         .then(
             move |method: Method,
                   path: warp::path::FullPath,
                   query: String,
                   headers: HeaderMap,
-                  body: Bytes| {
+                  body: Result<Bytes, BodyError>| {
                 let ctx = ctx.clone();
-                async move { handle(&ctx, method, path.as_str(), &query, &headers, body).await }
+                async move {
+                    match body {
+                        Ok(body) => {
+                            handle(&ctx, method, path.as_str(), &query, &headers, body).await
+                        }
+                        Err(e @ BodyError::TooLarge { .. }) => crate::server::close_if_unread(
+                            error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string()),
+                        ),
+                        Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+                    }
+                }
             },
         )
         .recover(|_rejection: warp::Rejection| async move {
@@ -204,21 +216,38 @@ async fn forward(
             request = request.header(k.as_str(), v.as_bytes());
         }
     }
-    let sent = request
+    let request = request
         .header("X-Azure-Functions-InvocationId", invocation_id)
         .header(
             "X-Azure-Functions-HostVersion",
             super::handler::HOST_VERSION,
         )
-        .body(body)
-        .send()
-        .await;
-    match sent {
+        .body(body);
+    let timeout = ctx.app.host.function_timeout;
+    match ctx.handler.send_forwarded(request, timeout).await {
         Ok(answer) => {
             let status =
                 StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             let headers = answer.headers().clone();
-            let bytes = answer.bytes().await.unwrap_or_default();
+            let read = match timeout {
+                Some(limit) => tokio::time::timeout(limit, answer.bytes()).await,
+                None => Ok(answer.bytes().await),
+            };
+            let bytes = match read {
+                Ok(Ok(bytes)) => bytes,
+                Err(_) => {
+                    return error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the handler's answer did not end within functionTimeout",
+                    );
+                }
+                Ok(Err(e)) => {
+                    return error(
+                        StatusCode::BAD_GATEWAY,
+                        &format!("the handler's answer broke off: {e}"),
+                    );
+                }
+            };
             let mut response = warp::reply::with_status(bytes.to_vec(), status).into_response();
             for (k, v) in &headers {
                 if let (Ok(name), Ok(value)) = (
@@ -229,6 +258,9 @@ async fn forward(
                 }
             }
             response
+        }
+        Err(e @ super::handler::HandlerError::Timeout(_)) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
         }
         Err(e) => error(
             StatusCode::BAD_GATEWAY,

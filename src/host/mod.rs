@@ -94,7 +94,22 @@ pub struct Context {
     pub shutdown: CancellationToken,
 }
 
+/// The Functions host's HTTP request body limit when `FUNCTIONS_REQUEST_BODY_SIZE_LIMIT` is
+/// not set: 100 MB.
+pub const DEFAULT_REQUEST_BODY_LIMIT: usize = 104_857_600;
+
 impl Context {
+    /// The largest HTTP trigger request body accepted (`413` beyond it), as the Functions host
+    /// reads it from the `FUNCTIONS_REQUEST_BODY_SIZE_LIMIT` app setting.
+    pub fn max_request_body_bytes(&self) -> usize {
+        const SETTING: &str = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT";
+        std::env::var(SETTING)
+            .ok()
+            .or_else(|| self.app.settings.get(SETTING).cloned())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_REQUEST_BODY_LIMIT)
+    }
+
     /// The lock duration of an entity (for renewal timing).
     pub fn lock_duration(&self, entity: &str) -> Duration {
         self.broker

@@ -120,7 +120,9 @@ mod tests {
             let response = InvocationResponse::new().blob_bytes("b", bytes);
             assert_eq!(blob_bytes(&response.outputs()["b"], false).unwrap(), bytes);
         }
-        let response = InvocationResponse::new().blob_json("b", &json!({"z": 1, "a": [1, 2]}));
+        let response = InvocationResponse::new()
+            .blob_json("b", &json!({"z": 1, "a": [1, 2]}))
+            .unwrap();
         assert_eq!(
             blob_bytes(&response.outputs()["b"], false).unwrap(),
             br#"{"a":[1,2],"z":1}"#

@@ -54,10 +54,16 @@ impl InvocationResponse {
     }
 
     /// Blob output written as compact JSON (§2.4: objects and arrays are written compact).
-    pub fn blob_json<T: Serialize>(mut self, binding: &str, value: &T) -> Self {
-        let value = serde_json::to_value(value).expect("output values serialize to JSON");
+    /// A value JSON cannot hold (a map with non-string keys, a failing `Serialize`) is an error
+    /// for the caller, not a panic.
+    pub fn blob_json<T: Serialize>(
+        mut self,
+        binding: &str,
+        value: &T,
+    ) -> Result<Self, serde_json::Error> {
+        let value = serde_json::to_value(value)?;
         self.outputs.insert(binding.to_string(), value);
-        self
+        Ok(self)
     }
 
     /// The `res` output of an HTTP trigger (§4.3).
@@ -98,7 +104,7 @@ pub struct HttpResponseData {
 
 impl HttpResponseData {
     /// A JSON response: `Content-Type: application/json` and the compact JSON body.
-    pub fn json<T: Serialize>(status_code: u16, body: &T) -> Self {
+    pub fn json<T: Serialize>(mut status_code: u16, body: &T) -> Self {
         let mut headers = Map::new();
         headers.insert(
             "Content-Type".into(),
@@ -107,7 +113,12 @@ impl HttpResponseData {
         Self {
             status_code,
             headers,
-            body: serde_json::to_string(body).expect("a response body serializes"),
+            body: serde_json::to_string(body).unwrap_or_else(|e| {
+                // Only a type JSON cannot hold gets here: say so rather than crash.
+                status_code = 500;
+                serde_json::json!({"error": format!("the response body cannot be written as JSON: {e}")})
+                    .to_string()
+            }),
         }
     }
 

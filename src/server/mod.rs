@@ -43,23 +43,47 @@ pub enum ServeError {
     },
 }
 
+/// A request body that could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// Longer than the server accepts (answer `413`).
+    #[error("the request body is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The body broke off or could not be read (answer `400`).
+    #[error("the request body could not be read: {0}")]
+    Broken(String),
+}
+
 /// Every part of a request, for servers that route by hand (the broker's REST API, the local
-/// host's HTTP triggers): method, path, raw query (empty when absent), headers, body.
-pub fn request_parts() -> impl Filter<
+/// host's HTTP triggers): method, path, raw query (empty when absent), headers, and the body
+/// read up to `max_body_bytes` (reading stops as soon as a body shows to be longer).
+pub fn request_parts(
+    max_body_bytes: usize,
+) -> impl Filter<
     Extract = (
         warp::http::Method,
         warp::path::FullPath,
         String,
         warp::http::HeaderMap,
-        bytes::Bytes,
+        Result<bytes::Bytes, BodyError>,
     ),
     Error = Rejection,
 > + Clone {
+    let body = warp::body::stream().then(move |body| async move {
+        match read_body_up_to(body, max_body_bytes).await {
+            Ok(bytes) => Ok(bytes::Bytes::from(bytes)),
+            Err(ProtocolError::TooLarge { limit }) => Err(BodyError::TooLarge { limit }),
+            Err(e) => Err(BodyError::Broken(e.to_string())),
+        }
+    });
     warp::method()
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
-        .and(warp::body::bytes())
+        .and(body)
 }
 
 /// Binds the handler's listener on the IPv4 loopback, where the host connects.
@@ -178,7 +202,8 @@ where
             warn!("no such function");
             return Outcome::UnknownFunction(invocation.function.clone()).into_reply();
         };
-        let request = match read_body(body)
+        let limit = registry.max_request_bytes().unwrap_or(MAX_REQUEST_BYTES);
+        let request = match read_body_up_to(body, limit)
             .await
             .and_then(|bytes| InvocationRequest::parse(&bytes))
         {
@@ -213,15 +238,6 @@ where
     }
     .instrument(span)
     .await
-}
-
-/// Reads a body of at most `MAX_REQUEST_BYTES`.
-pub(crate) async fn read_body<S, B>(body: S) -> Result<Vec<u8>, ProtocolError>
-where
-    S: Stream<Item = Result<B, warp::Error>>,
-    B: Buf,
-{
-    read_body_up_to(body, MAX_REQUEST_BYTES).await
 }
 
 /// Reads a body of at most `limit` bytes, refusing a longer one as soon as it shows.
@@ -276,7 +292,19 @@ async fn rejection_reply(rejection: Rejection) -> Result<Response, Infallible> {
 }
 
 fn json_reply(status: StatusCode, value: &Value) -> Response {
-    warp::reply::with_status(warp::reply::json(value), status).into_response()
+    close_if_unread(warp::reply::with_status(warp::reply::json(value), status).into_response())
+}
+
+/// A `413` is sent before the rest of the body was read: `Connection: close` tells the client
+/// not to reuse a connection with request bytes still in flight.
+pub fn close_if_unread(mut response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(
+            warp::http::header::CONNECTION,
+            warp::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// Serves until `shutdown` is cancelled, then stops accepting and waits for in-flight

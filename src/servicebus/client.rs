@@ -284,7 +284,7 @@ impl ServiceBusClient {
                     .get_or_insert_with(|| uuid::Uuid::new_v4().simple().to_string());
                 if let Some(ttl) = props.time_to_live.take() {
                     props.time_to_live_time_span =
-                        Some(format_timespan(Duration::from_secs_f64(ttl)));
+                        Duration::try_from_secs_f64(ttl).ok().map(format_timespan);
                 }
                 let user: serde_json::Map<String, serde_json::Value> = m
                     .properties

@@ -483,8 +483,10 @@ impl BrokerProperties {
                 field: "TimeToLiveTimeSpan",
                 problem: format!("{span:?} is not a d.hh:mm:ss time span"),
             })?),
-            (None, Some(seconds)) if seconds.is_finite() && seconds > 0.0 => {
-                Some(Duration::from_secs_f64(seconds))
+            (None, Some(seconds))
+                if seconds > 0.0 && Duration::try_from_secs_f64(seconds).is_ok() =>
+            {
+                Duration::try_from_secs_f64(seconds).ok()
             }
             (None, Some(seconds)) => {
                 return Err(PropertyError {
@@ -506,19 +508,40 @@ impl BrokerProperties {
     }
 }
 
-/// Parses a .NET TimeSpan: `[-][d.]hh:mm:ss[.fffffff]`.
+/// Parses a non-negative .NET TimeSpan, `[d.]hh:mm:ss[.fffffff]`: hours below 24, minutes and
+/// seconds below 60, at most seven fraction digits. Negative, out-of-range, overflowing and
+/// malformed spans are `None`, never a panic.
 pub fn parse_timespan(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (days, rest) = match s.split_once('.') {
-        Some((d, rest)) if rest.contains(':') && !d.contains(':') => (d.parse::<u64>().ok()?, rest),
+        Some((d, rest)) if rest.contains(':') && !d.contains(':') => (digits(d)?, rest),
         _ => (0, s),
     };
     let parts: Vec<&str> = rest.split(':').collect();
     let [h, m, sec] = parts.as_slice() else {
         return None;
     };
-    let secs = days * 86_400 + h.parse::<u64>().ok()? * 3_600 + m.parse::<u64>().ok()? * 60;
-    Some(Duration::from_secs(secs) + Duration::from_secs_f64(sec.parse::<f64>().ok()?))
+    let (whole, fraction) = sec.split_once('.').unwrap_or((sec, ""));
+    let (h, m, whole) = (digits(h)?, digits(m)?, digits(whole)?);
+    if h >= 24 || m >= 60 || whole >= 60 || fraction.len() > 7 {
+        return None;
+    }
+    let nanos = match fraction {
+        "" => 0,
+        f => digits(f)? as u32 * 10u32.pow(9 - f.len() as u32),
+    };
+    let secs = days
+        .checked_mul(86_400)?
+        .checked_add(h * 3_600 + m * 60 + whole)?;
+    Some(Duration::new(secs, nanos))
+}
+
+/// A non-empty run of ASCII digits as a number (no sign, no spaces, no overflow).
+fn digits(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// Formats a duration as a .NET TimeSpan `d.hh:mm:ss.fff`.
@@ -663,6 +686,28 @@ mod tests {
             Some(Duration::from_millis(90_061_250))
         );
         assert_eq!(parse_timespan("40"), None);
+        assert_eq!(
+            parse_timespan("10675199.02:48:05.4775807"),
+            Some(Duration::new(922_337_203_685, 477_580_700))
+        );
+        for bad in [
+            "00:00:-1",
+            "-00:00:01",
+            "-1.00:00:00",
+            "00:60:00",
+            "24:00:00",
+            "00:00:60",
+            "00:00:01.12345678",
+            "00:00:inf",
+            "00:00:NaN",
+            "00:00:1e3",
+            "18446744073709551615.00:00:00",
+            "+1:00:00",
+            " : : ",
+            "1.2.3:00:00",
+        ] {
+            assert_eq!(parse_timespan(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -194,7 +194,10 @@ pub fn validate(
     let resource = percent_decode_str(sr)
         .decode_utf8_lossy()
         .to_ascii_lowercase();
-    let resource = strip_scheme(&resource).trim_end_matches('/');
+    // Azure compares the audience without its query string: Microsoft's legacy REST client
+    // signs the whole request URI (`…/messages/head?timeout=5`).
+    let resource = resource.split(['?', '#']).next().unwrap_or_default();
+    let resource = strip_scheme(resource).trim_end_matches('/');
     let target = strip_scheme(&target.to_ascii_lowercase()).to_string();
     let covered = target == resource
         || target.starts_with(&format!("{resource}/"))
@@ -242,6 +245,27 @@ mod tests {
                 rights: Rights::parse("Listen").unwrap(),
             },
         ]
+    }
+
+    #[test]
+    fn the_audience_ignores_the_query_string_and_the_scheme() {
+        // Microsoft's legacy REST client signs the whole request URI.
+        let token = sign(
+            "http://127.0.0.1:7072/q1/messages/head?timeout=5",
+            "root",
+            "secret",
+            2_000,
+        );
+        let check = |target: &str| validate(Some(&token), target, Right::Listen, &rules(), 1_000);
+        assert_eq!(check("127.0.0.1:7072/q1/messages/head"), Ok(()));
+        let token = sign("HTTPS://127.0.0.1:7072/Q1?x=1", "root", "secret", 2_000);
+        let check = |target: &str| validate(Some(&token), target, Right::Listen, &rules(), 1_000);
+        assert_eq!(check("127.0.0.1:7072/q1/messages/head"), Ok(()));
+        // A prefix on path segments only: q1 does not cover q10.
+        assert!(matches!(
+            check("127.0.0.1:7072/q10/messages/head"),
+            Err(SasError::WrongResource(_))
+        ));
     }
 
     #[test]

@@ -85,7 +85,18 @@ pub(super) fn classify_status(
     }
 }
 
-/// `retry-after-ms` (Azure OpenAI) wins over `Retry-After` (seconds or an HTTP date).
+pub use crate::ai::MAX_RETRY_AFTER;
+
+/// A provider's wait in seconds, if it is a number of seconds at all (negative, NaN and
+/// infinite values are ignored), cut to [`MAX_RETRY_AFTER`].
+fn bounded_wait(seconds: f64) -> Option<Duration> {
+    (seconds.is_finite() && seconds >= 0.0)
+        .then(|| Duration::from_secs_f64(seconds.min(MAX_RETRY_AFTER.as_secs_f64())))
+}
+
+/// `retry-after-ms` (Azure OpenAI) wins over `Retry-After` (seconds or an HTTP date). Values
+/// that are not a sensible wait are ignored (the caller's backoff applies) and long ones are
+/// cut to [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let header = |name: &str| {
         headers
@@ -93,16 +104,19 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    if let Some(wait) = header("retry-after-ms")
+        .and_then(|v| v.parse::<f64>().ok())
+        .and_then(|ms| bounded_wait(ms / 1000.0))
+    {
+        return Some(wait);
     }
     let value = header("retry-after")?;
     if let Ok(seconds) = value.parse::<f64>() {
-        return Some(Duration::from_secs_f64(seconds.max(0.0)));
+        return bounded_wait(seconds);
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
+    Some(wait.to_std().unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
 }
 
 pub(super) fn is_content_filter(body: &str) -> bool {

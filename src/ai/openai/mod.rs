@@ -18,7 +18,7 @@ pub mod dialect;
 mod failures;
 mod wire;
 
-pub use failures::retry_after;
+pub use failures::{MAX_RETRY_AFTER, retry_after};
 use failures::{
     classify_status, describe_transport_error, embeddings_unsupported, error_message,
     invalid_output, is_content_filter,
@@ -517,6 +517,23 @@ mod tests {
         h.insert("retry-after-ms", "1500".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
         assert_eq!(retry_after(&HeaderMap::new()), None);
+        for bad in ["inf", "-inf", "NaN", "-5", "1e999", "soon"] {
+            let mut h = HeaderMap::new();
+            h.insert("retry-after", bad.parse().unwrap());
+            assert_eq!(retry_after(&h), None, "{bad}");
+            let mut h = HeaderMap::new();
+            h.insert("retry-after-ms", bad.parse().unwrap());
+            assert_eq!(retry_after(&h), None, "{bad}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "99999999999".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(failures::MAX_RETRY_AFTER));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "retry-after",
+            "Fri, 31 Dec 9999 23:59:59 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(failures::MAX_RETRY_AFTER));
     }
 
     #[test]
