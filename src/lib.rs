@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`protocol`]: the Functions host ⇄ handler wire format (requests, responses, host rules).
 //! - [`server`]: the warp server the host calls (`GET /`, `POST /{FunctionName}`), shutdown.
+//! - [`http_body`]: bounded request bodies and the `413`, for every server.
+//! - [`app_config`]: a Functions app's files (`host.json`, `function.json`, local settings).
 //! - [`functions`]: one module per Function and the registry the server dispatches to.
 //! - [`outcome`]: the one place where a function's outcome becomes the host's response.
 //! - [`pipeline`]: the document pipeline's events, state, submissions, chunking, storage.
@@ -24,13 +26,17 @@
 
 pub mod ai;
 pub mod app;
+pub mod app_config;
 pub mod blob;
+#[cfg(feature = "local")]
 pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod functions;
+#[cfg(feature = "local")]
 pub mod host;
+pub mod http_body;
 pub mod identity;
 pub mod last_errors;
 pub mod outcome;

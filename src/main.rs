@@ -7,9 +7,10 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+#[cfg(feature = "local")]
+use docflow::cli::broker::BrokerCommand;
 use docflow::cli::{
     self,
-    broker::BrokerCommand,
     dlq::{DlqCommand, Selection},
 };
 use docflow::config::Settings;
@@ -38,6 +39,7 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    #[cfg(feature = "local")]
     /// Run the app locally like `func start`: the handler, the embedded broker, the local blob store.
     Dev {
         /// The app root (host.json, function folders, servicebus.config.json).
@@ -53,6 +55,7 @@ enum Command {
         #[arg(long, default_value_t = 7072)]
         broker_port: u16,
     },
+    #[cfg(feature = "local")]
     /// Process documents end to end on the local stack and print the results.
     Run {
         /// Files or folders of documents (folders are searched recursively).
@@ -83,6 +86,7 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         timeout_secs: u64,
     },
+    #[cfg(feature = "local")]
     /// Run the embedded Service Bus broker (Service Bus REST API on 127.0.0.1).
     Broker {
         /// Topology in the Service Bus emulator's Config.json format.
@@ -133,6 +137,7 @@ enum Command {
         #[arg(long, default_value = docflow::deploy::package::DEFAULT_TARGET)]
         target: String,
     },
+    #[cfg(feature = "local")]
     /// Benchmarks that print figures (build with --release).
     Bench {
         #[command(subcommand)]
@@ -161,6 +166,7 @@ enum TopologyWhat {
     },
 }
 
+#[cfg(feature = "local")]
 #[derive(Subcommand)]
 enum BenchWhat {
     /// Handler overhead per invocation of `docflow serve` (µs), as the Functions host calls it.
@@ -257,6 +263,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve { port } => runtime.block_on(serve(port)),
+        #[cfg(feature = "local")]
         Command::Broker {
             config,
             data_dir,
@@ -278,6 +285,7 @@ fn main() -> ExitCode {
                 .await,
             )
         }),
+        #[cfg(feature = "local")]
         Command::Dev {
             app_root,
             data_dir,
@@ -296,6 +304,7 @@ fn main() -> ExitCode {
             };
             ExitCode::from(cli::dev::run(options, shutdown).await)
         }),
+        #[cfg(feature = "local")]
         Command::Run {
             inputs,
             no_recursive,
@@ -363,11 +372,13 @@ fn main() -> ExitCode {
                 out,
             },
         )),
+        #[cfg(feature = "local")]
         Command::Bench {
             what: BenchWhat::Handler { invocations },
         } => runtime.block_on(async {
             ExitCode::from(cli::bench::handler(cli::bench::HandlerBench { invocations }).await)
         }),
+        #[cfg(feature = "local")]
         Command::Bench {
             what:
                 BenchWhat::Broker {

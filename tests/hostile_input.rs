@@ -322,7 +322,7 @@ async fn the_handler_answers_bad_requests_and_keeps_serving() {
             request: http
                 .post(format!("{base}/api/documents"))
                 .header("Content-Type", "text/plain")
-                .body(vec![b'a'; 64 * 1024 * 1024]),
+                .body(vec![b'a'; 12 * 1024 * 1024]),
             expect: StatusCode::PAYLOAD_TOO_LARGE,
         },
         Case {

@@ -130,6 +130,19 @@ fn the_package_holds_the_app_and_a_binary_that_runs_on_glibc_2_28() {
         glibc.1
     );
 
+    // What is deployed serves; the local stand-ins (broker, local host) are not in it.
+    let help = Command::new(&binary).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("serve"), "{help}");
+    for local in ["dev", "broker", "run", "bench"] {
+        assert!(
+            !help
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{local} "))),
+            "the packaged binary has `{local}`:\n{help}"
+        );
+    }
+
     // The packaged binary starts in the unzipped app and answers the host's probe.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -91,8 +91,16 @@ impl TokenUsage {
         Self {
             input_tokens,
             output_tokens,
-            total_tokens: input_tokens + output_tokens,
+            total_tokens: input_tokens.saturating_add(output_tokens),
         }
+    }
+
+    /// Both usages together (saturating: a provider's huge counts cannot overflow).
+    pub fn plus(self, other: TokenUsage) -> Self {
+        Self::new(
+            self.input_tokens.saturating_add(other.input_tokens),
+            self.output_tokens.saturating_add(other.output_tokens),
+        )
     }
 }
 

@@ -29,7 +29,7 @@ use warp::{Filter, Reply};
 use super::Broker;
 use super::clock::to_datetime;
 use super::core::{BrokerError, ReceiveMode, Settlement};
-use crate::server::BodyError;
+use crate::http_body::BodyError;
 use crate::servicebus::message::{
     BrokerProperties, Message, PropertyValue, ReceivedMessage, format_http_date,
     is_user_property_header,
@@ -40,7 +40,7 @@ use crate::topology::parse_iso8601_duration;
 /// The batch send content type.
 pub const BATCH_CONTENT_TYPE: &str = "application/vnd.microsoft.servicebus.json";
 /// Content type returned for messages sent without one (as in Azure's examples).
-pub const DEFAULT_CONTENT_TYPE: &str = "application/atom+xml;type=entry;charset=utf-8";
+pub const DEFAULT_CONTENT_TYPE: &str = crate::servicebus::message::REST_DEFAULT_CONTENT_TYPE;
 /// Receive long-poll when `timeout` is absent.
 pub const DEFAULT_RECEIVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest receive long-poll; longer `timeout` values are cut to it.
@@ -52,7 +52,7 @@ pub const MAX_CLOCK_ADVANCE: Duration = Duration::from_secs(100 * 366 * 86_400);
 pub fn routes(broker: Broker) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     // Room for a batch of base64 bodies around the largest message.
     let max_body = broker.options().max_message_bytes.saturating_mul(2) + 64 * 1024;
-    crate::server::request_parts(max_body)
+    crate::http_body::request_parts(max_body)
         .then(
             move |method: Method,
                   path: warp::path::FullPath,
@@ -170,7 +170,7 @@ fn body_failure(error: &BodyError) -> Response {
         BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         BodyError::Broken(_) => StatusCode::BAD_REQUEST,
     };
-    crate::server::close_if_unread(error_response(status, &error.to_string()))
+    crate::http_body::close_if_unread(error_response(status, &error.to_string()))
 }
 
 fn error_response(status: StatusCode, detail: &str) -> Response {
@@ -707,7 +707,8 @@ fn read_send(broker: &Broker, request: &Request) -> Result<Vec<Message>, Failure
         .into());
     }
     if is_batch {
-        return read_batch(&request.body);
+        return crate::servicebus::message::decode_batch(&request.body)
+            .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, e));
     }
     let mut message = Message::new(request.body.to_vec());
     message.content_type = content_type;
@@ -741,58 +742,6 @@ fn read_send(broker: &Broker, request: &Request) -> Result<Vec<Message>, Failure
         message.properties.insert(name.as_str().to_string(), parsed);
     }
     Ok(vec![message])
-}
-
-fn read_batch(body: &[u8]) -> Result<Vec<Message>, Failure> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Element {
-        body: Option<String>,
-        #[serde(default)]
-        broker_properties: Option<BrokerProperties>,
-        #[serde(default)]
-        user_properties: Option<serde_json::Map<String, serde_json::Value>>,
-        #[serde(default)]
-        is_body_base64: bool,
-    }
-    let bad = |m: String| Failure::new(StatusCode::BAD_REQUEST, m);
-    let elements: Vec<Element> = serde_json::from_slice(body)
-        .map_err(|e| bad(format!("batch body is not a JSON array of messages: {e}")))?;
-    let mut messages = Vec::with_capacity(elements.len());
-    for (i, element) in elements.into_iter().enumerate() {
-        let text = element.body.unwrap_or_default();
-        let bytes = if element.is_body_base64 {
-            base64::engine::general_purpose::STANDARD
-                .decode(text.trim())
-                .map_err(|_| bad(format!("batch element {i}: Body is not base64")))?
-        } else {
-            text.into_bytes()
-        };
-        let mut message = Message::new(bytes);
-        if let Some(props) = element.broker_properties {
-            props
-                .apply_to(&mut message)
-                .map_err(|e| bad(format!("batch element {i}: {e}")))?;
-        }
-        for (name, value) in element.user_properties.unwrap_or_default() {
-            let value = match value {
-                serde_json::Value::String(s) => PropertyValue::String(s),
-                serde_json::Value::Bool(b) => PropertyValue::Bool(b),
-                serde_json::Value::Number(n) => match n.as_i64() {
-                    Some(i) => PropertyValue::Int(i),
-                    None => PropertyValue::Double(n.as_f64().unwrap_or_default()),
-                },
-                _ => {
-                    return Err(bad(format!(
-                        "batch element {i}: user property {name} must be a string, number or bool"
-                    )));
-                }
-            };
-            message.properties.insert(name, value);
-        }
-        messages.push(message);
-    }
-    Ok(messages)
 }
 
 /// A received message as an HTTP response (201 peek-lock with Location, 200 receive-and-delete).

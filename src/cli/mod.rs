@@ -1,11 +1,15 @@
 //! Command-line commands beyond `serve`: each returns a process exit code and prints clear
 //! messages; `main.rs` only parses arguments and dispatches here.
 
+#[cfg(feature = "local")]
 pub mod bench;
+#[cfg(feature = "local")]
 pub mod broker;
+#[cfg(feature = "local")]
 pub mod dev;
 pub mod dlq;
 pub mod package;
+#[cfg(feature = "local")]
 pub mod run;
 
 /// Exit code for a configuration or start-up problem.

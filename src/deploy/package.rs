@@ -18,7 +18,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use zip::write::SimpleFileOptions;
 
-use crate::host::config::{AppError, HostSettings};
+use crate::app_config::{AppError, HostSettings};
 use crate::topology::Topology;
 
 /// The target the package is linked for: x86-64 Linux, glibc 2.28 (Debian 10, the oldest base
@@ -337,6 +337,8 @@ pub fn build_binary(options: &BuildOptions) -> Result<PathBuf, PackageError> {
         .args(["--profile", &options.profile])
         .args(["--target", &options.target])
         .args(["--bin", CARGO_BIN])
+        // What runs on Azure is `docflow serve`: no embedded broker, no local host.
+        .arg("--no-default-features")
         // Symbols stay for backtraces; the debug info of the release profile (about three
         // quarters of the binary) stays home.
         .arg("--config")

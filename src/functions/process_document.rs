@@ -346,10 +346,7 @@ impl ProcessDocument {
                     let answer = self
                         .call_provider(Operation::Embed, text[span.start..span.end].into())
                         .await?;
-                    usage = TokenUsage::new(
-                        usage.input_tokens + answer.usage.input_tokens,
-                        usage.output_tokens + answer.usage.output_tokens,
-                    );
+                    usage = usage.plus(answer.usage);
                     model = answer.model;
                     if let TaskOutput::Embed { vector, .. } = answer.output {
                         chunks.push(EmbeddedChunk {
@@ -412,10 +409,7 @@ impl ProcessDocument {
         let mut outcome = TaskOutcome::succeeded(task, result, location, reused);
         outcome.attempts = Some(delivery.counts.attempts(delivery.message));
         let failed = delivery.counts.failed_usage;
-        outcome.usage = TokenUsage::new(
-            outcome.usage.input_tokens + failed.input_tokens,
-            outcome.usage.output_tokens + failed.output_tokens,
-        );
+        outcome.usage = outcome.usage.plus(failed);
         outcome.duration_ms = elapsed.map(|d| d.as_millis() as u64);
         let line = format!(
             "task {} succeeded with {} ({} tokens{})",

@@ -125,10 +125,7 @@ impl RetryPolicy {
         usage: TokenUsage,
     ) -> RetryPlan {
         counts.retries += 1;
-        counts.failed_usage = TokenUsage::new(
-            counts.failed_usage.input_tokens + usage.input_tokens,
-            counts.failed_usage.output_tokens + usage.output_tokens,
-        );
+        counts.failed_usage = counts.failed_usage.plus(usage);
         let (count, cap, delay) = match rate_limit {
             Some(wait) => {
                 counts.rate_limited += 1;

@@ -15,13 +15,13 @@ use warp::{Filter, Reply};
 use super::Context;
 use super::config::{FunctionDef, HttpTrigger, Trigger};
 use super::invoke::{self, HttpCall};
+use crate::http_body::BodyError;
 use crate::protocol::{match_route, parse_query};
-use crate::server::BodyError;
 
 /// The HTTP trigger server as a warp filter.
 pub fn routes(ctx: Arc<Context>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let max_body = ctx.max_request_body_bytes();
-    crate::server::request_parts(max_body)
+    crate::http_body::request_parts(max_body)
         .then(
             move |method: Method,
                   path: warp::path::FullPath,
@@ -34,7 +34,7 @@ pub fn routes(ctx: Arc<Context>) -> impl Filter<Extract = (Response,), Error = I
                         Ok(body) => {
                             handle(&ctx, method, path.as_str(), &query, &headers, body).await
                         }
-                        Err(e @ BodyError::TooLarge { .. }) => crate::server::close_if_unread(
+                        Err(e @ BodyError::TooLarge { .. }) => crate::http_body::close_if_unread(
                             error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string()),
                         ),
                         Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),

@@ -7,7 +7,7 @@
 //! - [`listener`]: Service Bus triggers (queues, subscriptions, sessions, batches).
 //! - [`http`]: HTTP triggers.
 
-pub mod config;
+pub use crate::app_config as config;
 pub mod handler;
 pub mod http;
 pub mod invoke;

@@ -365,12 +365,9 @@ impl DocumentState {
 
     /// Tokens spent on the document so far.
     pub fn usage(&self) -> TokenUsage {
-        self.tasks.values().fold(TokenUsage::default(), |acc, t| {
-            TokenUsage::new(
-                acc.input_tokens + t.usage.input_tokens,
-                acc.output_tokens + t.usage.output_tokens,
-            )
-        })
+        self.tasks
+            .values()
+            .fold(TokenUsage::default(), |acc, t| acc.plus(t.usage))
     }
 }
 

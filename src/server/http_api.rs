@@ -66,7 +66,7 @@ where
     async move {
         let started = std::time::Instant::now();
         let limit = found.function.max_body_bytes();
-        let reply = match super::read_body_up_to(body, limit).await {
+        let reply = match crate::http_body::read_body_up_to(body, limit).await {
             Ok(bytes) => {
                 let call = HttpCall {
                     method: found.method,
@@ -86,7 +86,7 @@ where
                 };
                 found.function.handle(call).await
             }
-            Err(e @ crate::protocol::ProtocolError::TooLarge { .. }) => HttpReply::error(
+            Err(e @ crate::http_body::BodyError::TooLarge { .. }) => HttpReply::error(
                 413,
                 "PayloadTooLarge",
                 &format!("{e} (DOCFLOW_MAX_SUBMISSION_BYTES)"),

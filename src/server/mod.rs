@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Buf;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,7 @@ use warp::{Filter, Rejection, Reply};
 use crate::functions::{Invocation, Registry};
 
 mod http_api;
+use crate::http_body::{BodyError, read_body_up_to};
 use crate::outcome::{Outcome, error_body};
 use crate::protocol::{InvocationRequest, ProtocolError};
 
@@ -41,49 +42,6 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// A request body that could not be taken.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BodyError {
-    /// Longer than the server accepts (answer `413`).
-    #[error("the request body is larger than {limit} bytes")]
-    TooLarge {
-        /// The limit, in bytes.
-        limit: usize,
-    },
-    /// The body broke off or could not be read (answer `400`).
-    #[error("the request body could not be read: {0}")]
-    Broken(String),
-}
-
-/// Every part of a request, for servers that route by hand (the broker's REST API, the local
-/// host's HTTP triggers): method, path, raw query (empty when absent), headers, and the body
-/// read up to `max_body_bytes` (reading stops as soon as a body shows to be longer).
-pub fn request_parts(
-    max_body_bytes: usize,
-) -> impl Filter<
-    Extract = (
-        warp::http::Method,
-        warp::path::FullPath,
-        String,
-        warp::http::HeaderMap,
-        Result<bytes::Bytes, BodyError>,
-    ),
-    Error = Rejection,
-> + Clone {
-    let body = warp::body::stream().then(move |body| async move {
-        match read_body_up_to(body, max_body_bytes).await {
-            Ok(bytes) => Ok(bytes::Bytes::from(bytes)),
-            Err(ProtocolError::TooLarge { limit }) => Err(BodyError::TooLarge { limit }),
-            Err(e) => Err(BodyError::Broken(e.to_string())),
-        }
-    });
-    warp::method()
-        .and(warp::path::full())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::headers_cloned())
-        .and(body)
 }
 
 /// Binds the handler's listener on the IPv4 loopback, where the host connects.
@@ -205,6 +163,7 @@ where
         let limit = registry.max_request_bytes().unwrap_or(MAX_REQUEST_BYTES);
         let request = match read_body_up_to(body, limit)
             .await
+            .map_err(protocol_error)
             .and_then(|bytes| InvocationRequest::parse(&bytes))
         {
             Ok(request) => request,
@@ -240,29 +199,12 @@ where
     .await
 }
 
-/// Reads a body of at most `limit` bytes, refusing a longer one as soon as it shows.
-pub(crate) async fn read_body_up_to<S, B>(body: S, limit: usize) -> Result<Vec<u8>, ProtocolError>
-where
-    S: Stream<Item = Result<B, warp::Error>>,
-    B: Buf,
-{
-    let mut body = std::pin::pin!(body);
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|e| ProtocolError::NotJson {
-            detail: format!("reading the request body failed: {e}"),
-        })?;
-        if bytes.len() + chunk.remaining() > limit {
-            return Err(ProtocolError::TooLarge { limit });
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            bytes.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
-        }
+/// A body that could not be taken, as the protocol error the host is answered with.
+pub(crate) fn protocol_error(error: BodyError) -> ProtocolError {
+    match error {
+        BodyError::TooLarge { limit } => ProtocolError::TooLarge { limit },
+        BodyError::Broken(detail) => ProtocolError::NotJson { detail },
     }
-    Ok(bytes)
 }
 
 async fn rejection_reply(rejection: Rejection) -> Result<Response, Infallible> {
@@ -292,19 +234,9 @@ async fn rejection_reply(rejection: Rejection) -> Result<Response, Infallible> {
 }
 
 fn json_reply(status: StatusCode, value: &Value) -> Response {
-    close_if_unread(warp::reply::with_status(warp::reply::json(value), status).into_response())
-}
-
-/// A `413` is sent before the rest of the body was read: `Connection: close` tells the client
-/// not to reuse a connection with request bytes still in flight.
-pub fn close_if_unread(mut response: Response) -> Response {
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        response.headers_mut().insert(
-            warp::http::header::CONNECTION,
-            warp::http::HeaderValue::from_static("close"),
-        );
-    }
-    response
+    crate::http_body::close_if_unread(
+        warp::reply::with_status(warp::reply::json(value), status).into_response(),
+    )
 }
 
 /// Serves until `shutdown` is cancelled, then stops accepting and waits for in-flight

@@ -524,7 +524,7 @@ fn from_parts(headers: &HeaderMap, body: Vec<u8>) -> Result<ReceivedMessage, Cli
     message.content_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .filter(|ct| *ct != crate::broker::rest::DEFAULT_CONTENT_TYPE)
+        .filter(|ct| *ct != super::message::REST_DEFAULT_CONTENT_TYPE)
         .map(str::to_owned);
     for (name, value) in headers {
         if super::message::is_user_property_header(name.as_str())

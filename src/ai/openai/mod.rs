@@ -322,29 +322,8 @@ impl OpenAiProvider {
     }
 
     fn chat_answer(&self, value: Value) -> Result<ChatAnswer, ProviderError> {
-        let reply: ChatResponse = parse_reply(value)?;
-        let usage = reply.usage.map(Usage::into_usage).unwrap_or_default();
-        let choice = reply
-            .choices
-            .into_iter()
-            .next()
-            .ok_or_else(|| invalid_output("the answer has no choices", usage))?;
-        if choice.finish_reason.as_deref() == Some("content_filter") {
-            return Err(ProviderError::Rejected {
-                reason: "ContentFiltered",
-                detail: "the provider's content filter stopped the completion".into(),
-            });
-        }
-        Ok(ChatAnswer {
-            content: choice.message.content.unwrap_or_default(),
-            model: reply
-                .model
-                .unwrap_or_else(|| self.options.chat_model.clone()),
-            usage,
-            finish_reason: choice.finish_reason,
-        })
+        chat_answer(value, &self.options.chat_model)
     }
-
     /// A chat operation: the call, a repair call when the answer is unusable, the typed output.
     async fn run_chat(&self, operation: &Operation, text: &str) -> Result<AiOutput, ProviderError> {
         let (system, schema) = prompt(operation);
@@ -445,6 +424,60 @@ impl OpenAiProvider {
     }
 }
 
+/// The first choice of a chat completions answer, typed.
+fn chat_answer(value: Value, default_model: &str) -> Result<ChatAnswer, ProviderError> {
+    let reply: ChatResponse = parse_reply(value)?;
+    let usage = reply.usage.map(Usage::into_usage).unwrap_or_default();
+    let choice = reply
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| invalid_output("the answer has no choices", usage))?;
+    if choice.finish_reason.as_deref() == Some("content_filter") {
+        return Err(ProviderError::Rejected {
+            reason: "ContentFiltered",
+            detail: "the provider's content filter stopped the completion".into(),
+        });
+    }
+    Ok(ChatAnswer {
+        content: choice.message.content.unwrap_or_default(),
+        model: reply.model.unwrap_or_else(|| default_model.to_string()),
+        usage,
+        finish_reason: choice.finish_reason,
+    })
+}
+
+/// Reads a chat completions answer body as a call does (typed parse, first choice, content
+/// filter, the operation's output), without the call: for fuzzing and tests.
+pub fn parse_chat_answer(
+    operation: &Operation,
+    text: &str,
+    body: &[u8],
+) -> Result<TaskOutput, ProviderError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid_output(&format!("not JSON: {e}"), TokenUsage::default()))?;
+    let answer = chat_answer(value, "model")?;
+    interpret(operation, text, &answer.content)
+        .map_err(|problem| invalid_output(&problem, answer.usage))
+}
+
+/// Reads an embeddings answer body as a call does: the vector (pooled when per token).
+pub fn parse_embedding_answer(body: &[u8]) -> Result<Vec<f32>, ProviderError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid_output(&format!("not JSON: {e}"), TokenUsage::default()))?;
+    let reply: EmbeddingResponse = parse_reply(value)?;
+    let usage = reply.usage.map(Usage::into_usage).unwrap_or_default();
+    let raw = reply
+        .data
+        .into_iter()
+        .next()
+        .map(|d| d.embedding)
+        .ok_or_else(|| invalid_output("no embedding in the answer", usage))?;
+    pool(raw)
+        .map(|(vector, _)| vector)
+        .map_err(|e| invalid_output(&e, usage))
+}
+
 /// Why reading an answer stopped.
 enum Stop {
     /// Worth one repair call.
@@ -462,10 +495,7 @@ fn output_of(model: String, usage: TokenUsage, output: TaskOutput) -> AiOutput {
 }
 
 fn add(a: TokenUsage, b: TokenUsage) -> TokenUsage {
-    TokenUsage::new(
-        a.input_tokens + b.input_tokens,
-        a.output_tokens + b.output_tokens,
-    )
+    a.plus(b)
 }
 
 fn with_usage(error: ProviderError, spent: TokenUsage) -> ProviderError {

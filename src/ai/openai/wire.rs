@@ -49,7 +49,7 @@ impl Usage {
             output_tokens: self.completion_tokens,
             total_tokens: self
                 .total_tokens
-                .unwrap_or(self.prompt_tokens + self.completion_tokens),
+                .unwrap_or(self.prompt_tokens.saturating_add(self.completion_tokens)),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Reads a Functions app as the host does: `host.json`, every `*/function.json`, and the values of
-//! `local.settings.json`. Anything docflow's local host cannot honour is refused with the file
-//! and the field named.
+//! `local.settings.json`. Anything the Functions host (and docflow's local host) cannot honour
+//! is refused with the file and the field named. Used by the local host and by packaging.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
