@@ -129,9 +129,23 @@ async fn sigkill_loses_no_acknowledged_message_and_redelivers_no_completed_one()
         broker = start_broker(&config, &data, port);
     }
     sender.await.unwrap();
-    // Locks taken by receives whose answers died with the broker expire after LockDuration.
-    tokio::time::sleep(Duration::from_secs(6)).await;
     receiver.await.unwrap();
+    // Locks taken by receives whose answers died with the broker lapse after LockDuration
+    // (5 s): move the broker's clock past it rather than waiting.
+    let expiry = chrono::Utc::now().timestamp() as u64 + 600;
+    let token = docflow::servicebus::sas::sign(
+        &format!("http://127.0.0.1:{port}/"),
+        docflow::servicebus::connection::EMULATOR_KEY_NAME,
+        docflow::servicebus::connection::EMULATOR_KEY,
+        expiry,
+    );
+    let advanced = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/$local/clock?advance=PT6S"))
+        .header("Authorization", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(advanced.status().as_u16(), 200);
 
     let mut remaining = BTreeSet::new();
     while let Some(m) = client

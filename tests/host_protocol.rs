@@ -90,31 +90,32 @@ fn echo_app() -> TestApp {
     app
 }
 
+/// The copies of the shared host fixtures are byte for byte the originals: their checksums, taken
+/// from the shared fixtures, are committed in `SHA256SUMS`; where the shared fixtures are
+/// beside the checkout, they are compared too. A missing or changed copy fails.
 #[test]
 fn fixture_copies_match_the_shared_originals() {
-    let shared = fixtures_dir().join("../../../shared/fixtures/custom-handler");
     let copies = fixtures_dir().join("custom-handler");
-    let Ok(entries) = std::fs::read_dir(&shared) else {
-        // A clone without shared/ beside it: the copies are the reference.
-        eprintln!("shared fixtures not beside this checkout; comparing nothing");
-        return;
-    };
-    let mut compared = 0;
-    for entry in entries {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "json") {
-            let name = path.file_name().unwrap();
-            let copy =
-                std::fs::read(copies.join(name)).unwrap_or_else(|_| panic!("no copy of {name:?}"));
-            assert_eq!(
-                std::fs::read(&path).unwrap(),
-                copy,
-                "{name:?} differs from the shared fixture"
-            );
-            compared += 1;
+    let sums =
+        std::fs::read_to_string(copies.join("SHA256SUMS")).expect("SHA256SUMS of the copies");
+    let mut checked = 0;
+    for line in sums.lines().filter(|l| !l.trim().is_empty()) {
+        let (sum, name) = line.split_once("  ").expect("sha256sum format");
+        let copy = std::fs::read(copies.join(name)).unwrap_or_else(|_| panic!("no copy of {name}"));
+        assert_eq!(
+            docflow::poison::sha256_hex(&copy),
+            sum,
+            "{name} differs from the original"
+        );
+        let shared = fixtures_dir()
+            .join("../../../shared/fixtures/custom-handler")
+            .join(name);
+        if let Ok(original) = std::fs::read(&shared) {
+            assert_eq!(original, copy, "{name} differs from the shared fixture");
         }
+        checked += 1;
     }
-    assert_eq!(compared, 6);
+    assert_eq!(checked, 6, "every shared fixture has a checksum");
 }
 
 #[tokio::test]
