@@ -37,13 +37,24 @@ pub async fn load_text(
         }
         Err(e) => return Err(ContentError::Storage(e)),
     };
-    check_content(
-        reference,
-        &blob.data,
-        &blob.properties.content_type,
-        max_bytes,
-    )
-    .map_err(|(reason, description)| ContentError::Poison(reason, description))
+    // Hashing and decoding megabytes is CPU work: off the async workers.
+    let reference = reference.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        check_content(
+            &reference,
+            &blob.data,
+            &blob.properties.content_type,
+            max_bytes,
+        )
+    })
+    .await
+    .map_err(|e| {
+        ContentError::Poison(
+            "ContentUnreadable",
+            format!("checking the content failed: {e}"),
+        )
+    })?;
+    checked.map_err(|(reason, description)| ContentError::Poison(reason, description))
 }
 
 /// Checks referenced content against its reference and decodes it as text.

@@ -24,7 +24,7 @@ use crate::pipeline::store::{IdempotencyRecord, IndexEntry, StoreError};
 use crate::pipeline::submission::{
     HttpInput, Payload, Submission, extract_pdf_text, read_submission,
 };
-use crate::poison::sha256_hex;
+use crate::poison::to_hex;
 use crate::servicebus::Message;
 
 /// Longest `Idempotency-Key` accepted.
@@ -222,15 +222,17 @@ fn idempotency_key(input: &HttpInput) -> Result<Option<String>, HttpReply> {
 }
 
 /// What makes two requests "the same" under an idempotency key: content type, query, body.
+/// Hashed in parts: the body is not copied.
 fn request_fingerprint(input: &HttpInput) -> String {
-    let mut material = Vec::new();
-    material.extend_from_slice(input.header("content-type").unwrap_or("").as_bytes());
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(input.header("content-type").unwrap_or("").as_bytes());
     for (k, v) in &input.query {
-        material.extend_from_slice(format!("\n{k}={v}").as_bytes());
+        hasher.update(format!("\n{k}={v}").as_bytes());
     }
-    material.extend_from_slice(b"\n\n");
-    material.extend_from_slice(&input.body);
-    sha256_hex(&material)
+    hasher.update(b"\n\n");
+    hasher.update(&input.body);
+    to_hex(&hasher.finalize())
 }
 
 /// The text of the document; PDFs are extracted off the reactor.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
-use tokio::sync::{Mutex, oneshot};
+use tokio::sync::{Mutex, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -48,9 +48,11 @@ pub enum HandlerError {
     Connection(String),
 }
 
-struct Running {
+/// Which process generation serves, and whether a new one is starting.
+#[derive(Debug, Clone, Copy)]
+struct Lifecycle {
     generation: u64,
-    kill: Option<oneshot::Sender<()>>,
+    starting: bool,
 }
 
 /// A managed handler process.
@@ -63,7 +65,10 @@ struct Inner {
     spec: HandlerSpec,
     port: u16,
     http: reqwest::Client,
-    running: Mutex<Running>,
+    /// The current process's kill switch; held only by a restart, across start-up.
+    restarting: Mutex<Option<oneshot::Sender<()>>>,
+    /// Invocations read the generation here and, during a restart, wait for its end.
+    lifecycle: watch::Sender<Lifecycle>,
     shutdown: CancellationToken,
 }
 
@@ -83,9 +88,10 @@ impl Handler {
                 spec,
                 port,
                 http,
-                running: Mutex::new(Running {
+                restarting: Mutex::new(None),
+                lifecycle: watch::Sender::new(Lifecycle {
                     generation: 0,
-                    kill: None,
+                    starting: false,
                 }),
                 shutdown,
             }),
@@ -99,9 +105,14 @@ impl Handler {
         self.inner.port
     }
 
-    /// The current process generation (increases on every restart).
+    /// The current process generation (increases on every restart). During a restart this
+    /// waits, on a notification, until the new process is ready (or start-up gave up).
     pub async fn generation(&self) -> u64 {
-        self.inner.running.lock().await.generation
+        let mut lifecycle = self.inner.lifecycle.subscribe();
+        match lifecycle.wait_for(|l| !l.starting).await {
+            Ok(l) => l.generation,
+            Err(_) => self.inner.lifecycle.borrow().generation,
+        }
     }
 
     /// Restarts the handler if it is still generation `seen` (so that several failures of one
@@ -112,31 +123,41 @@ impl Handler {
     }
 
     /// Kills the current process (if generation `seen`) and starts the next, waiting for it.
+    /// Only restarters wait on the restart lock; invocations wait on the lifecycle notification.
     async fn launch(&self, seen: u64) -> Result<(), HandlerError> {
-        let mut running = self.inner.running.lock().await;
-        if running.generation != seen || self.inner.shutdown.is_cancelled() {
+        let mut kill = self.inner.restarting.lock().await;
+        if self.inner.lifecycle.borrow().generation != seen || self.inner.shutdown.is_cancelled() {
             return Ok(());
         }
-        if let Some(kill) = running.kill.take() {
-            let _ = kill.send(());
+        self.inner.lifecycle.send_modify(|l| l.starting = true);
+        if let Some(switch) = kill.take() {
+            let _ = switch.send(());
         }
         let mut failures = 0;
+        let mut generation = seen;
         loop {
-            let generation = running.generation + 1;
+            generation += 1;
             match self.spawn(generation).await {
-                Ok(kill) => {
-                    running.generation = generation;
-                    running.kill = Some(kill);
+                Ok(switch) => {
+                    *kill = Some(switch);
+                    self.inner.lifecycle.send_replace(Lifecycle {
+                        generation,
+                        starting: false,
+                    });
                     return Ok(());
                 }
                 Err(e) if failures + 1 < MAX_START_FAILURES => {
                     failures += 1;
                     error!(error = %e, attempt = failures, "custom handler failed to start; trying again");
-                    running.generation = generation;
                 }
                 Err(e) => {
                     error!(error = %e, "custom handler failed to start {MAX_START_FAILURES} times; giving up");
                     self.inner.shutdown.cancel();
+                    // Nobody waits for a start that will not come.
+                    self.inner.lifecycle.send_replace(Lifecycle {
+                        generation,
+                        starting: false,
+                    });
                     return Err(e);
                 }
             }
@@ -327,9 +348,10 @@ pub const HOST_VERSION: &str = "4.1037.0.0";
 async fn terminate(child: &mut Child) {
     #[cfg(unix)]
     if let Some(pid) = child.id() {
-        let _ = std::process::Command::new("kill")
+        let _ = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
-            .status();
+            .status()
+            .await;
         if tokio::time::timeout(Duration::from_secs(10), child.wait())
             .await
             .is_ok()
