@@ -239,33 +239,49 @@ fn read_json(root: &Path, file: &str) -> Result<Value, AppError> {
     })
 }
 
-fn local_settings(root: &Path) -> Result<BTreeMap<String, String>, AppError> {
+/// `local.settings.json` as Core Tools reads it; only `Values` matters here.
+#[derive(serde::Deserialize)]
+struct LocalSettingsFile {
+    #[serde(rename = "Values", default)]
+    values: serde_json::Map<String, Value>,
+}
+
+/// The `Values` of `local.settings.json` at `root` (none when the file is absent), each
+/// overridden by an environment variable of the same name. The one parse of that file.
+pub fn local_settings(root: &Path) -> Result<BTreeMap<String, String>, AppError> {
     let file = "local.settings.json";
-    if !root.join(file).is_file() {
-        return Ok(BTreeMap::new());
-    }
-    let json = read_json(root, file)?;
+    let text = match std::fs::read_to_string(root.join(file)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(app_error(file, "$", format!("cannot read: {e}"))),
+    };
+    let mut json = serde_json::Deserializer::from_str(&text);
+    let parsed: LocalSettingsFile = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = if inner.is_syntax() || inner.is_eof() || path == "." {
+            format!("$ (line {}, column {})", inner.line(), inner.column())
+        } else {
+            format!("$.{path}")
+        };
+        app_error(file, &field, inner.to_string())
+    })?;
     let mut out = BTreeMap::new();
-    if let Some(values) = json.get("Values") {
-        let values = values
-            .as_object()
-            .ok_or_else(|| app_error(file, "$.Values", "must be an object"))?;
-        for (k, v) in values {
-            let text = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                _ => {
-                    return Err(app_error(
-                        file,
-                        &format!("$.Values.{k}"),
-                        "must be a string",
-                    ));
-                }
-            };
-            let text = std::env::var(k).unwrap_or(text);
-            out.insert(k.clone(), text);
-        }
+    for (k, v) in parsed.values {
+        let text = match v {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => {
+                return Err(app_error(
+                    file,
+                    &format!("$.Values.{k}"),
+                    "must be a string",
+                ));
+            }
+        };
+        let text = std::env::var(&k).unwrap_or(text);
+        out.insert(k, text);
     }
     Ok(out)
 }
@@ -596,6 +612,29 @@ fn function_def(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn local_settings_problems_name_their_json_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let write =
+            |text: &str| std::fs::write(dir.path().join("local.settings.json"), text).unwrap();
+        write(r#"{"Values": 5}"#);
+        assert_eq!(local_settings(dir.path()).unwrap_err().field, "$.Values");
+        write(r#"{"Values": {"A": [1]}}"#);
+        assert_eq!(local_settings(dir.path()).unwrap_err().field, "$.Values.A");
+        write(r#"{"Values": "#);
+        assert!(
+            local_settings(dir.path())
+                .unwrap_err()
+                .field
+                .starts_with("$ (line 1")
+        );
+        write(r#"{"IsEncrypted": false, "Values": {"A": "x", "N": 3, "B": true}}"#);
+        let values = local_settings(dir.path()).unwrap();
+        assert_eq!(values["N"], "3");
+        assert_eq!(values["B"], "true");
+    }
+
     use super::*;
 
     #[test]

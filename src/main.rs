@@ -493,19 +493,11 @@ async fn dlq(connection: Option<String>, setting: &str, action: DlqAction) -> Ex
 }
 
 /// `Values` of ./local.settings.json, for commands run from the app root.
-fn local_settings() -> std::collections::HashMap<String, String> {
-    let Ok(text) = std::fs::read_to_string("local.settings.json") else {
-        return Default::default();
-    };
-    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    value["Values"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
+fn local_settings() -> std::collections::BTreeMap<String, String> {
+    docflow::app_config::local_settings(std::path::Path::new(".")).unwrap_or_else(|e| {
+        eprintln!("docflow: ignoring local.settings.json: {e}");
+        Default::default()
+    })
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM.

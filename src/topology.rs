@@ -25,10 +25,12 @@ pub enum TopologyError {
         source: std::io::Error,
     },
     /// The file is not the emulator's format.
-    #[error("topology {path} is invalid at line {line}, column {column}: {message}")]
+    #[error("topology {path} is invalid at {field} (line {line}, column {column}): {message}")]
     Parse {
         /// The file.
         path: String,
+        /// JSON path of the problem (`$` for a syntax error).
+        field: String,
         /// Line of the problem.
         line: usize,
         /// Column of the problem.
@@ -39,6 +41,68 @@ pub enum TopologyError {
     /// The file declares no namespace.
     #[error("topology declares no namespace under UserConfig.Namespaces")]
     NoNamespace,
+}
+
+/// Why a topology file is not the emulator's format: where, and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormatError {
+    /// JSON path of the problem (`$` for a syntax error).
+    pub field: String,
+    /// Line of the problem (0 when parsed from a JSON value).
+    pub line: usize,
+    /// Column of the problem.
+    pub column: usize,
+    /// The parser's message.
+    pub message: String,
+    /// The text is not JSON at all (as opposed to JSON of the wrong shape).
+    pub syntax: bool,
+}
+
+fn format_error(e: serde_path_to_error::Error<serde_json::Error>) -> FormatError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let syntax = inner.is_syntax() || inner.is_eof();
+    FormatError {
+        field: if syntax || path == "." {
+            "$".into()
+        } else {
+            format!("$.{path}")
+        },
+        line: inner.line(),
+        column: inner.column(),
+        message: inner.to_string(),
+        syntax,
+    }
+}
+
+impl ConfigFile {
+    /// The one typed parse of `servicebus.config.json`: errors name the JSON path.
+    pub fn parse(text: &str) -> Result<Self, FormatError> {
+        let mut json = serde_json::Deserializer::from_str(text);
+        let file = serde_path_to_error::deserialize(&mut json).map_err(format_error)?;
+        json.end().map_err(|e| FormatError {
+            field: "$".into(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+            syntax: true,
+        })?;
+        Ok(file)
+    }
+
+    /// The same parse from an already-read JSON value.
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, FormatError> {
+        serde_path_to_error::deserialize(value).map_err(format_error)
+    }
+}
+
+/// `null` where a list is expected reads as an empty list (the emulator's files have both).
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// The whole file.
@@ -67,10 +131,10 @@ pub struct Namespace {
     /// Namespace name.
     pub name: String,
     /// Queues.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub queues: Vec<Queue>,
     /// Topics.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub topics: Vec<Topic>,
 }
 
@@ -95,7 +159,7 @@ pub struct Topic {
     #[serde(default)]
     pub properties: EntityProperties,
     /// Subscriptions.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub subscriptions: Vec<Subscription>,
 }
 
@@ -109,7 +173,7 @@ pub struct Subscription {
     #[serde(default)]
     pub properties: EntityProperties,
     /// Rules; none means the `$Default` true filter.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub rules: Vec<Rule>,
 }
 
@@ -192,11 +256,12 @@ impl Topology {
 
     /// Parses file contents; `origin` names them in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, TopologyError> {
-        let file: ConfigFile = serde_json::from_str(text).map_err(|e| TopologyError::Parse {
+        let file = ConfigFile::parse(text).map_err(|e| TopologyError::Parse {
             path: origin.to_string(),
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
+            field: e.field,
+            line: e.line,
+            column: e.column,
+            message: e.message,
         })?;
         let namespace = file
             .user_config
@@ -323,6 +388,9 @@ mod tests {
             "x.json",
         )
         .unwrap_err();
-        assert!(matches!(err, TopologyError::Parse { line: 1, .. }), "{err}");
+        assert!(
+            matches!(&err, TopologyError::Parse { line: 1, field, .. } if field == "$.UserConfig.Namespaces[0].Name"),
+            "{err}"
+        );
     }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::filter::{Action, Filter};
-use crate::topology::parse_iso8601_duration;
+use crate::topology::{
+    ConfigFile, EntityProperties, FormatError, Rule, Subscription, parse_iso8601_duration,
+};
 
 /// Service Bus's default lock duration.
 pub const DEFAULT_LOCK_DURATION: Duration = Duration::from_secs(60);
@@ -17,8 +19,7 @@ pub const MAX_LOCK_DURATION: Duration = Duration::from_secs(300);
 pub const MIN_LOCK_DURATION: Duration = Duration::from_secs(5);
 /// Default duplicate-detection window (ARM's default).
 pub const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
-/// Default `MaxDeliveryCount`.
-pub const DEFAULT_MAX_DELIVERY_COUNT: u32 = 10;
+pub use crate::topology::DEFAULT_MAX_DELIVERY_COUNT;
 
 /// A topology file the broker refuses.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -134,98 +135,75 @@ pub enum Target<'a> {
 impl Entities {
     /// Builds and validates entities from the file's JSON.
     pub fn from_json(root: &Value) -> Result<Self, ConfigError> {
-        let user = object(root, "$")?
-            .get("UserConfig")
-            .ok_or_else(|| err("$.UserConfig", "is required"))?;
-        let namespaces = array(
-            object(user, "$.UserConfig")?
-                .get("Namespaces")
-                .ok_or_else(|| err("$.UserConfig.Namespaces", "is required"))?,
-            "$.UserConfig.Namespaces",
-        )?;
-        let [namespace] = namespaces.as_slice() else {
+        let file = ConfigFile::from_value(root).map_err(format_error)?;
+        Self::from_config(&file)
+    }
+
+    /// Parses file contents (the one typed parse of [`ConfigFile`]) and validates them.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let file = ConfigFile::parse(text).map_err(format_error)?;
+        Self::from_config(&file)
+    }
+
+    /// Validates a parsed file: names, durations and limits, rules, forwarding targets.
+    pub fn from_config(file: &ConfigFile) -> Result<Self, ConfigError> {
+        let [namespace] = file.user_config.namespaces.as_slice() else {
             return Err(err(
                 "$.UserConfig.Namespaces",
                 "must hold exactly one namespace",
             ));
         };
         let base = "$.UserConfig.Namespaces[0]";
-        let ns = object(namespace, base)?;
         let mut entities = Entities {
-            namespace: string(ns.get("Name"), &format!("{base}.Name"))?,
+            namespace: non_empty(&namespace.name, &format!("{base}.Name"))?,
             ..Self::default()
         };
         let mut forwards: Vec<(String, String)> = Vec::new();
-        if let Some(queues) = ns.get("Queues") {
-            for (i, queue) in array(queues, &format!("{base}.Queues"))?.iter().enumerate() {
-                let path = format!("{base}.Queues[{i}]");
-                let q = object(queue, &path)?;
-                let name = entity_name(q.get("Name"), &format!("{path}.Name"))?;
-                let settings = settings(
-                    q.get("Properties"),
-                    &format!("{path}.Properties"),
-                    &mut forwards,
-                )?;
-                if entities.queues.contains_key(&name.to_lowercase())
-                    || entities.topics.contains_key(&name.to_lowercase())
-                {
-                    return Err(err(
-                        &format!("{path}.Name"),
-                        &format!("{name:?} is declared twice"),
-                    ));
-                }
-                entities
-                    .queues
-                    .insert(name.to_lowercase(), QueueDef { name, settings });
-            }
+        for (i, queue) in namespace.queues.iter().enumerate() {
+            let path = format!("{base}.Queues[{i}]");
+            let name = entity_name(&queue.name, &format!("{path}.Name"))?;
+            let settings = settings(
+                &queue.properties,
+                &format!("{path}.Properties"),
+                &mut forwards,
+            )?;
+            entities.check_new(&name, &path)?;
+            entities
+                .queues
+                .insert(name.to_lowercase(), QueueDef { name, settings });
         }
-        if let Some(topics) = ns.get("Topics") {
-            for (i, topic) in array(topics, &format!("{base}.Topics"))?.iter().enumerate() {
-                let path = format!("{base}.Topics[{i}]");
-                let t = object(topic, &path)?;
-                let name = entity_name(t.get("Name"), &format!("{path}.Name"))?;
-                let settings = settings(
-                    t.get("Properties"),
-                    &format!("{path}.Properties"),
-                    &mut forwards,
-                )?;
-                let mut subscriptions: Vec<SubscriptionDef> = Vec::new();
-                if let Some(subs) = t.get("Subscriptions") {
-                    for (j, sub) in array(subs, &format!("{path}.Subscriptions"))?
-                        .iter()
-                        .enumerate()
-                    {
-                        let sub_path = format!("{path}.Subscriptions[{j}]");
-                        subscriptions.push(subscription(sub, &sub_path, &mut forwards)?);
-                        let sub_name = &subscriptions[j].name;
-                        if subscriptions[..j]
-                            .iter()
-                            .any(|s| s.name.eq_ignore_ascii_case(sub_name))
-                        {
-                            return Err(err(
-                                &format!("{sub_path}.Name"),
-                                &format!("{sub_name:?} is declared twice"),
-                            ));
-                        }
-                    }
-                }
-                if entities.queues.contains_key(&name.to_lowercase())
-                    || entities.topics.contains_key(&name.to_lowercase())
+        for (i, topic) in namespace.topics.iter().enumerate() {
+            let path = format!("{base}.Topics[{i}]");
+            let name = entity_name(&topic.name, &format!("{path}.Name"))?;
+            let settings = settings(
+                &topic.properties,
+                &format!("{path}.Properties"),
+                &mut forwards,
+            )?;
+            let mut subscriptions: Vec<SubscriptionDef> = Vec::new();
+            for (j, sub) in topic.subscriptions.iter().enumerate() {
+                let sub_path = format!("{path}.Subscriptions[{j}]");
+                let def = subscription(sub, &sub_path, &mut forwards)?;
+                if subscriptions
+                    .iter()
+                    .any(|s| s.name.eq_ignore_ascii_case(&def.name))
                 {
                     return Err(err(
-                        &format!("{path}.Name"),
-                        &format!("{name:?} is declared twice"),
+                        &format!("{sub_path}.Name"),
+                        &format!("{:?} is declared twice", def.name),
                     ));
                 }
-                entities.topics.insert(
-                    name.to_lowercase(),
-                    TopicDef {
-                        name,
-                        settings,
-                        subscriptions,
-                    },
-                );
+                subscriptions.push(def);
             }
+            entities.check_new(&name, &path)?;
+            entities.topics.insert(
+                name.to_lowercase(),
+                TopicDef {
+                    name,
+                    settings,
+                    subscriptions,
+                },
+            );
         }
         for (path, target) in forwards {
             let exists = entities.queues.contains_key(&target.to_lowercase())
@@ -240,13 +218,16 @@ impl Entities {
         Ok(entities)
     }
 
-    /// Parses file contents.
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| ConfigError {
-            path: format!("$ (line {}, column {})", e.line(), e.column()),
-            problem: e.to_string(),
-        })?;
-        Self::from_json(&value)
+    /// Queues and topics share one name space.
+    fn check_new(&self, name: &str, path: &str) -> Result<(), ConfigError> {
+        let key = name.to_lowercase();
+        if self.queues.contains_key(&key) || self.topics.contains_key(&key) {
+            return Err(err(
+                &format!("{path}.Name"),
+                &format!("{name:?} is declared twice"),
+            ));
+        }
+        Ok(())
     }
 
     /// Resolves an entity path: `queue`, `topic`, or `topic/subscriptions/sub` (any case).
@@ -327,23 +308,31 @@ impl Target<'_> {
     }
 }
 
+/// A parse failure, with the JSON path (or the line and column of a syntax error).
+fn format_error(e: FormatError) -> ConfigError {
+    ConfigError {
+        path: if e.syntax {
+            format!("$ (line {}, column {})", e.line, e.column)
+        } else {
+            e.field
+        },
+        problem: e.message,
+    }
+}
+
 fn subscription(
-    value: &Value,
+    sub: &Subscription,
     path: &str,
     forwards: &mut Vec<(String, String)>,
 ) -> Result<SubscriptionDef, ConfigError> {
-    let s = object(value, path)?;
-    let name = entity_name(s.get("Name"), &format!("{path}.Name"))?;
-    let settings = settings(s.get("Properties"), &format!("{path}.Properties"), forwards)?;
-    let mut rules = Vec::new();
-    match s.get("Rules") {
-        None | Some(Value::Null) => {}
-        Some(list) => {
-            for (k, rule) in array(list, &format!("{path}.Rules"))?.iter().enumerate() {
-                rules.push(rule_def(rule, &format!("{path}.Rules[{k}]"))?);
-            }
-        }
-    }
+    let name = entity_name(&sub.name, &format!("{path}.Name"))?;
+    let settings = settings(&sub.properties, &format!("{path}.Properties"), forwards)?;
+    let mut rules = sub
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(k, rule)| rule_def(rule, &format!("{path}.Rules[{k}]")))
+        .collect::<Result<Vec<_>, _>>()?;
     if rules.is_empty() {
         rules.push(RuleDef {
             name: "$Default".into(),
@@ -358,33 +347,32 @@ fn subscription(
     })
 }
 
-fn rule_def(value: &Value, path: &str) -> Result<RuleDef, ConfigError> {
-    let r = object(value, path)?;
-    let name = string(r.get("Name"), &format!("{path}.Name"))?;
+fn rule_def(rule: &Rule, path: &str) -> Result<RuleDef, ConfigError> {
+    let name = non_empty(&rule.name, &format!("{path}.Name"))?;
     let props_path = format!("{path}.Properties");
-    let props = object(
-        r.get("Properties")
-            .ok_or_else(|| err(&props_path, "is required"))?,
-        &props_path,
-    )?;
-    let filter_type = string(props.get("FilterType"), &format!("{props_path}.FilterType"))?;
-    let filter = match filter_type.to_ascii_lowercase().as_str() {
+    let props = &rule.properties;
+    let filter = match props.filter_type.to_ascii_lowercase().as_str() {
         "correlation" => {
             let p = format!("{props_path}.CorrelationFilter");
             let cf = props
-                .get("CorrelationFilter")
-                .ok_or_else(|| err(&p, "is required for FilterType Correlation"))?;
-            Filter::correlation(object(cf, &p)?)
+                .correlation_filter
+                .as_ref()
+                .ok_or_else(|| err(&p, "is required for FilterType Correlation"))?
+                .as_object()
+                .ok_or_else(|| err(&p, "must be an object"))?;
+            Filter::correlation(cf)
                 .map_err(|(field, problem)| err(&format!("{p}.{field}"), &problem))?
         }
         "sql" => {
             let p = format!("{props_path}.SqlFilter.SqlExpression");
-            let expr = props
-                .get("SqlFilter")
+            let text = props
+                .sql_filter
+                .as_ref()
                 .and_then(|f| f.get("SqlExpression"))
-                .ok_or_else(|| err(&p, "is required for FilterType Sql"))?;
-            let text = string(Some(expr), &p)?;
-            Filter::sql(&text).map_err(|e| err(&p, &e))?
+                .ok_or_else(|| err(&p, "is required for FilterType Sql"))?
+                .as_str()
+                .ok_or_else(|| err(&p, "must be a string"))?;
+            Filter::sql(non_empty(text, &p)?.as_str()).map_err(|e| err(&p, &e))?
         }
         "true" | "truefilter" => Filter::True,
         "false" | "falsefilter" => Filter::False,
@@ -395,18 +383,21 @@ fn rule_def(value: &Value, path: &str) -> Result<RuleDef, ConfigError> {
             ));
         }
     };
-    let action = match props.get("Action") {
+    let action = match &props.action {
         None | Some(Value::Null) => None,
         Some(action) => {
             let p = format!("{props_path}.Action.SqlExpression");
             let text = match action {
-                Value::String(s) => s.clone(),
-                other => string(other.get("SqlExpression"), &p)?,
+                Value::String(s) => s.as_str(),
+                other => other
+                    .get("SqlExpression")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| err(&p, "must be a string"))?,
             };
             if text.trim().is_empty() {
                 None
             } else {
-                Some(Action::parse(&text).map_err(|e| err(&p, &e))?)
+                Some(Action::parse(text).map_err(|e| err(&p, &e))?)
             }
         }
     };
@@ -418,36 +409,23 @@ fn rule_def(value: &Value, path: &str) -> Result<RuleDef, ConfigError> {
 }
 
 fn settings(
-    value: Option<&Value>,
+    props: &EntityProperties,
     path: &str,
     forwards: &mut Vec<(String, String)>,
 ) -> Result<EntitySettings, ConfigError> {
     let mut s = EntitySettings::default();
-    let Some(value) = value else { return Ok(s) };
-    let props = object(value, path)?;
-    let duration = |key: &str| -> Result<Option<Duration>, ConfigError> {
-        match props.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(text)) => parse_iso8601_duration(text).map(Some).ok_or_else(|| {
+    let duration = |key: &str, value: &Option<String>| -> Result<Option<Duration>, ConfigError> {
+        match value {
+            None => Ok(None),
+            Some(text) => parse_iso8601_duration(text).map(Some).ok_or_else(|| {
                 err(
                     &format!("{path}.{key}"),
                     &format!("{text:?} is not an ISO 8601 duration such as PT1M"),
                 )
             }),
-            Some(_) => Err(err(
-                &format!("{path}.{key}"),
-                "must be an ISO 8601 duration string",
-            )),
         }
     };
-    let boolean = |key: &str| -> Result<Option<bool>, ConfigError> {
-        match props.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(err(&format!("{path}.{key}"), "must be true or false")),
-        }
-    };
-    if let Some(lock) = duration("LockDuration")? {
+    if let Some(lock) = duration("LockDuration", &props.lock_duration)? {
         if !(MIN_LOCK_DURATION..=MAX_LOCK_DURATION).contains(&lock) {
             return Err(err(
                 &format!("{path}.LockDuration"),
@@ -456,32 +434,32 @@ fn settings(
         }
         s.lock_duration = lock;
     }
-    match props.get("MaxDeliveryCount") {
-        None | Some(Value::Null) => {}
-        Some(v) => {
-            s.max_delivery_count = v
-                .as_u64()
-                .filter(|n| (1..=u64::from(u32::MAX)).contains(n))
-                .map(|n| n as u32)
-                .ok_or_else(|| {
-                    err(
-                        &format!("{path}.MaxDeliveryCount"),
-                        "must be a whole number of at least 1",
-                    )
-                })?;
+    if let Some(count) = props.max_delivery_count {
+        if count == 0 {
+            return Err(err(
+                &format!("{path}.MaxDeliveryCount"),
+                "must be a whole number of at least 1",
+            ));
         }
+        s.max_delivery_count = count;
     }
-    s.default_ttl = duration("DefaultMessageTimeToLive")?
-        .filter(|d| *d < Duration::from_secs(10_675_199 * 86_400));
+    s.default_ttl = duration(
+        "DefaultMessageTimeToLive",
+        &props.default_message_time_to_live,
+    )?
+    .filter(|d| *d < Duration::from_secs(10_675_199 * 86_400));
     if s.default_ttl.is_some_and(|d| d.is_zero()) {
         return Err(err(
             &format!("{path}.DefaultMessageTimeToLive"),
             "must be positive",
         ));
     }
-    s.dead_letter_on_expiration = boolean("DeadLetteringOnMessageExpiration")?.unwrap_or(false);
-    s.requires_duplicate_detection = boolean("RequiresDuplicateDetection")?.unwrap_or(false);
-    if let Some(window) = duration("DuplicateDetectionHistoryTimeWindow")? {
+    s.dead_letter_on_expiration = props.dead_lettering_on_message_expiration.unwrap_or(false);
+    s.requires_duplicate_detection = props.requires_duplicate_detection.unwrap_or(false);
+    if let Some(window) = duration(
+        "DuplicateDetectionHistoryTimeWindow",
+        &props.duplicate_detection_history_time_window,
+    )? {
         if !(Duration::from_secs(20)..=Duration::from_secs(7 * 86_400)).contains(&window) {
             return Err(err(
                 &format!("{path}.DuplicateDetectionHistoryTimeWindow"),
@@ -490,22 +468,18 @@ fn settings(
         }
         s.duplicate_window = window;
     }
-    s.requires_session = boolean("RequiresSession")?.unwrap_or(false);
-    for (key, slot) in [
-        ("ForwardTo", &mut s.forward_to),
+    s.requires_session = props.requires_session.unwrap_or(false);
+    for (key, value, slot) in [
+        ("ForwardTo", &props.forward_to, &mut s.forward_to),
         (
             "ForwardDeadLetteredMessagesTo",
+            &props.forward_dead_lettered_messages_to,
             &mut s.forward_dead_lettered_to,
         ),
     ] {
-        match props.get(key) {
-            None | Some(Value::Null) => {}
-            Some(Value::String(t)) if t.trim().is_empty() => {}
-            Some(Value::String(t)) => {
-                forwards.push((format!("{path}.{key}"), t.clone()));
-                *slot = Some(t.clone());
-            }
-            Some(_) => return Err(err(&format!("{path}.{key}"), "must be an entity name")),
+        if let Some(target) = value.as_ref().filter(|t| !t.trim().is_empty()) {
+            forwards.push((format!("{path}.{key}"), target.clone()));
+            *slot = Some(target.clone());
         }
     }
     if s.requires_session && s.forward_to.is_some() {
@@ -517,8 +491,8 @@ fn settings(
     Ok(s)
 }
 
-fn entity_name(value: Option<&Value>, path: &str) -> Result<String, ConfigError> {
-    let name = string(value, path)?;
+fn entity_name(name: &str, path: &str) -> Result<String, ConfigError> {
+    let name = non_empty(name, path)?;
     let valid = !name.starts_with('$')
         && name.len() <= 260
         && name
@@ -534,28 +508,12 @@ fn entity_name(value: Option<&Value>, path: &str) -> Result<String, ConfigError>
     }
 }
 
-fn string(value: Option<&Value>, path: &str) -> Result<String, ConfigError> {
-    match value {
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) => Err(err(path, "must not be empty")),
-        Some(_) => Err(err(path, "must be a string")),
-        None => Err(err(path, "is required")),
+fn non_empty(text: &str, path: &str) -> Result<String, ConfigError> {
+    if text.trim().is_empty() {
+        Err(err(path, "must not be empty"))
+    } else {
+        Ok(text.to_string())
     }
-}
-
-fn object<'a>(
-    value: &'a Value,
-    path: &str,
-) -> Result<&'a serde_json::Map<String, Value>, ConfigError> {
-    value
-        .as_object()
-        .ok_or_else(|| err(path, "must be an object"))
-}
-
-fn array<'a>(value: &'a Value, path: &str) -> Result<&'a Vec<Value>, ConfigError> {
-    value
-        .as_array()
-        .ok_or_else(|| err(path, "must be an array"))
 }
 
 fn err(path: &str, problem: &str) -> ConfigError {
