@@ -48,6 +48,7 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
             timeout,
             structured_output,
             max_tokens,
+            budget,
         } => Arc::new(OpenAiProvider::new(OpenAiOptions {
             endpoint: Endpoint::OpenAi {
                 base_url: base_url.clone(),
@@ -58,6 +59,7 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
             timeout: *timeout,
             structured_output: *structured_output,
             max_tokens: *max_tokens,
+            budget: *budget,
         })?),
         AiSettings::AzureOpenAi {
             endpoint,
@@ -70,6 +72,7 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
             timeout,
             structured_output,
             max_tokens,
+            budget,
         } => {
             let auth = match api_key {
                 Some(key) => Auth::AzureApiKey(key.clone()),
@@ -89,6 +92,7 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
                 timeout: *timeout,
                 structured_output: *structured_output,
                 max_tokens: *max_tokens,
+                budget: *budget,
             })?)
         }
     })

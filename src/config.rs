@@ -65,6 +65,8 @@ pub enum AiSettings {
         structured_output: Dialect,
         /// `max_tokens` per kind.
         max_tokens: MaxTokens,
+        /// The deployment's rate budget.
+        budget: crate::ai::budget::BudgetOptions,
     },
     /// Azure OpenAI.
     AzureOpenAi {
@@ -89,6 +91,8 @@ pub enum AiSettings {
         structured_output: Dialect,
         /// `max_tokens` per kind.
         max_tokens: MaxTokens,
+        /// The deployment's rate budget.
+        budget: crate::ai::budget::BudgetOptions,
     },
 }
 
@@ -213,6 +217,25 @@ impl Settings {
             )?
             .clamp(1, 100_000) as u32,
         };
+        let budget_defaults = crate::ai::budget::BudgetOptions::default();
+        let optional = |name: &'static str| -> Result<Option<u64>, ConfigError> {
+            get(name).map(|_| number(&get, name, 0)).transpose()
+        };
+        let budget = crate::ai::budget::BudgetOptions {
+            tpm: optional("DOCFLOW_AI_TPM")?,
+            rpm: optional("DOCFLOW_AI_RPM")?,
+            max_concurrency: number(
+                &get,
+                "DOCFLOW_AI_MAX_CONCURRENCY",
+                budget_defaults.max_concurrency as u64,
+            )?
+            .clamp(1, 1024) as usize,
+            max_wait: Duration::from_secs(number(
+                &get,
+                "DOCFLOW_AI_MAX_BUDGET_WAIT_SECS",
+                budget_defaults.max_wait.as_secs(),
+            )?),
+        };
         let ai = match get("DOCFLOW_AI_PROVIDER").as_deref().unwrap_or("offline") {
             "offline" => AiSettings::Offline,
             "openai" => AiSettings::OpenAi {
@@ -225,6 +248,7 @@ impl Settings {
                 timeout,
                 structured_output,
                 max_tokens,
+                budget,
             },
             "azure-openai" => {
                 let when = "when DOCFLOW_AI_PROVIDER=azure-openai";
@@ -266,6 +290,7 @@ impl Settings {
                     timeout,
                     structured_output,
                     max_tokens,
+                    budget,
                 }
             }
             other => {

@@ -608,3 +608,79 @@ async fn unauthorized_and_not_found_are_configuration_not_poison() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_budget_learns_the_limit_from_headers_and_holds_calls_instead_of_sending_them() {
+    let server = MockServer::start().await;
+    // 600 tokens per minute (10 a second), and this answer spent them all.
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(chat_reply(r#"{"label": "positive", "score": 0.5}"#))
+                .insert_header("x-ratelimit-limit-tokens", "600")
+                .insert_header("x-ratelimit-remaining-tokens", "0")
+                .insert_header("x-ratelimit-reset-tokens", "6s"),
+        )
+        .mount(&server)
+        .await;
+    let p = OpenAiProvider::new(OpenAiOptions {
+        endpoint: Endpoint::OpenAi {
+            base_url: format!("{}/v1", server.uri()),
+        },
+        budget: docflow::ai::budget::BudgetOptions {
+            max_wait: Duration::from_millis(300),
+            ..Default::default()
+        },
+        ..OpenAiOptions::default()
+    })
+    .unwrap();
+    p.run(&request(Operation::Sentiment, "good")).await.unwrap();
+    // The next call needs several seconds of budget: it is handed back as a rate limit to
+    // reschedule, without a request the server would refuse.
+    let err = p
+        .run(&request(Operation::Sentiment, "good again"))
+        .await
+        .unwrap_err();
+    match err {
+        ProviderError::RetryAfter { delay, detail } => {
+            assert!(delay > Duration::from_secs(1), "{delay:?}");
+            assert!(detail.contains("budget"), "{detail}");
+        }
+        other => panic!("expected a budget wait, got {other}"),
+    }
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_configured_budget_holds_a_short_wait_in_place() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(chat_reply(r#"{"label": "positive", "score": 0.5}"#)),
+        )
+        .mount(&server)
+        .await;
+    // 6,000 requests per minute: each call after the first waits about 10 ms for its request.
+    let quick = OpenAiProvider::new(OpenAiOptions {
+        endpoint: Endpoint::OpenAi {
+            base_url: format!("{}/v1", server.uri()),
+        },
+        budget: docflow::ai::budget::BudgetOptions {
+            rpm: Some(6_000),
+            ..Default::default()
+        },
+        ..OpenAiOptions::default()
+    })
+    .unwrap();
+    for _ in 0..3 {
+        quick
+            .run(&request(Operation::Sentiment, "good"))
+            .await
+            .unwrap();
+    }
+    // Held in place, not refused: every call went out.
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+}

@@ -7,6 +7,7 @@
 //! Providers classify their failures ([`ProviderError`]) so that one place can decide what
 //! happens to the message: retry later, let Service Bus redeliver, or treat it as poison.
 
+pub mod budget;
 pub mod offline;
 pub mod openai;
 

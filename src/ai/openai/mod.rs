@@ -18,6 +18,7 @@ pub mod dialect;
 mod failures;
 mod wire;
 
+use crate::ai::budget::{Budget, BudgetOptions, RateHeaders, Reservation, estimate_tokens};
 pub use failures::{MAX_RETRY_AFTER, retry_after};
 use failures::{
     classify_status, describe_transport_error, embeddings_unsupported, error_message,
@@ -104,6 +105,8 @@ pub struct OpenAiOptions {
     pub structured_output: Dialect,
     /// `max_tokens` per kind.
     pub max_tokens: MaxTokens,
+    /// The deployment's rate budget.
+    pub budget: BudgetOptions,
 }
 
 /// `max_tokens` of each kind's answer. Azure OpenAI charges a request's `max_tokens` against
@@ -159,6 +162,7 @@ impl Default for OpenAiOptions {
             timeout: Duration::from_secs(120),
             structured_output: Dialect::JsonSchema,
             max_tokens: MaxTokens::default(),
+            budget: BudgetOptions::default(),
         }
     }
 }
@@ -170,6 +174,8 @@ pub struct OpenAiProvider {
     http: Client,
     /// The dialect in use: the configured one until a server rejects it.
     dialect: AtomicU8,
+    /// TPM, RPM and the concurrency window of the deployment.
+    budget: std::sync::Mutex<Budget>,
 }
 
 /// A chat answer: its text, model, usage and why it stopped.
@@ -184,8 +190,15 @@ impl OpenAiProvider {
     /// A provider with its own HTTP client.
     pub fn new(options: OpenAiOptions) -> Result<Self, reqwest::Error> {
         let http = Client::builder().timeout(options.timeout).build()?;
+        let b = options.budget;
         Ok(Self {
             dialect: AtomicU8::new(options.structured_output.index()),
+            budget: std::sync::Mutex::new(Budget::new(
+                b.tpm,
+                b.rpm,
+                b.max_concurrency,
+                std::time::Instant::now(),
+            )),
             options,
             http,
         })
@@ -245,25 +258,62 @@ impl OpenAiProvider {
             .map_err(|(status, headers, text)| classify_status(status, &headers, &text))
     }
 
-    /// Posts; a non-2xx answer comes back as its parts, for callers that look at it first.
+    /// Waits for the budget to admit a call of `tokens`; a wait longer than the budget's
+    /// `max_wait` is handed back as a rate limit, so that the message is rescheduled instead.
+    async fn admit(&self, tokens: u64) -> Result<Reservation, ProviderError> {
+        let started = std::time::Instant::now();
+        loop {
+            let now = std::time::Instant::now();
+            let wait = match self.budget().reserve(tokens, now) {
+                Ok(reservation) => return Ok(reservation),
+                Err(wait) => wait,
+            };
+            if now.duration_since(started) + wait > self.options.budget.max_wait {
+                return Err(ProviderError::RetryAfter {
+                    delay: wait,
+                    detail: format!(
+                        "the deployment's rate budget has no room for {tokens} tokens for {wait:?}"
+                    ),
+                });
+            }
+            tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
+        }
+    }
+
+    fn budget(&self) -> std::sync::MutexGuard<'_, Budget> {
+        self.budget
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Posts within the budget; a non-2xx answer comes back as its parts, for callers that
+    /// look at it first. The reservation is settled with the reported usage and the
+    /// provider's rate headers (a `429` shrinks the budget until its reset).
     async fn post_raw(
         &self,
         url: String,
         body: Value,
     ) -> Result<Result<Value, (StatusCode, HeaderMap, String)>, ProviderError> {
-        let request = self.authorize(self.http.post(&url).json(&body)).await?;
-        let timeout = self.options.timeout;
-        let response = request.send().await.map_err(|e| ProviderError::Transient {
-            detail: describe_transport_error(&e, &url, timeout),
-        })?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| ProviderError::Transient {
-                detail: describe_transport_error(&e, &url, timeout),
-            })?;
+        let reservation = self.admit(estimate_tokens(&body)).await?;
+        let answer = self.send(&url, &body).await;
+        let now = std::time::Instant::now();
+        match &answer {
+            Ok((status, headers, _)) if *status == StatusCode::TOO_MANY_REQUESTS => {
+                let rates = RateHeaders::parse(headers);
+                self.budget()
+                    .refused(reservation, &rates, retry_after(headers), now);
+            }
+            Ok((status, headers, text)) if status.is_success() => {
+                let used = serde_json::from_str::<Value>(text)
+                    .ok()
+                    .and_then(|v| v["usage"]["total_tokens"].as_u64())
+                    .unwrap_or(reservation.tokens);
+                self.budget()
+                    .settle(reservation, used, &RateHeaders::parse(headers), now);
+            }
+            _ => self.budget().failed(reservation, now),
+        }
+        let (status, headers, text) = answer?;
         if !status.is_success() {
             return Ok(Err((status, headers, text)));
         }
@@ -272,6 +322,27 @@ impl OpenAiProvider {
             .map_err(|e| ProviderError::Transient {
                 detail: format!("provider answered {status} with a body that is not JSON: {e}"),
             })
+    }
+
+    async fn send(
+        &self,
+        url: &str,
+        body: &Value,
+    ) -> Result<(StatusCode, HeaderMap, String), ProviderError> {
+        let request = self.authorize(self.http.post(url).json(body)).await?;
+        let timeout = self.options.timeout;
+        let response = request.send().await.map_err(|e| ProviderError::Transient {
+            detail: describe_transport_error(&e, url, timeout),
+        })?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| ProviderError::Transient {
+                detail: describe_transport_error(&e, url, timeout),
+            })?;
+        Ok((status, headers, text))
     }
 
     /// One chat call; a JSON kind's schema goes out in the current dialect, falling back once

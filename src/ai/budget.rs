@@ -1,0 +1,492 @@
+//! A model deployment's rate budget: tokens per minute (TPM) and requests per minute (RPM) as
+//! token buckets, with limits configured or learned from the provider's `x-ratelimit-*`
+//! headers, and a concurrency window that shrinks on `429` and grows back while calls succeed
+//! (additive increase, multiplicative decrease).
+//!
+//! A call reserves its estimate (prompt estimate + `max_tokens`, as Azure OpenAI charges at
+//! admission) before it is made and reconciles with the reported usage after. Time is passed
+//! in, so that every rule is tested without sleeping. Budgets are per process: split a
+//! deployment's TPM across scaled-out instances (see the README).
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+
+/// A bucket refilled continuously at `capacity` per minute.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    capacity: f64,
+    available: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket of `per_minute`.
+    pub fn new(per_minute: u64, now: Instant) -> Self {
+        Self {
+            capacity: per_minute as f64,
+            available: per_minute as f64,
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.available = (self.available + elapsed * self.capacity / 60.0).min(self.capacity);
+        self.at = now;
+    }
+
+    /// Takes `n` now, or says how long until `n` are available (a request larger than the
+    /// whole bucket waits for a full bucket).
+    pub fn take(&mut self, n: u64, now: Instant) -> Result<(), Duration> {
+        self.refill(now);
+        let n = (n as f64).min(self.capacity);
+        if self.available >= n {
+            self.available -= n;
+            return Ok(());
+        }
+        let missing = n - self.available;
+        Err(Duration::from_secs_f64(missing * 60.0 / self.capacity))
+    }
+
+    /// Returns `n` unused (a reservation larger than the use), or charges `n` more (negative
+    /// balance: later takes wait it out).
+    pub fn adjust(&mut self, returned: i64, now: Instant) {
+        self.refill(now);
+        self.available = (self.available + returned as f64).min(self.capacity);
+    }
+
+    /// Empties the bucket until `until` (the provider said the window is spent).
+    pub fn drain_until(&mut self, until: Instant, now: Instant) {
+        self.refill(now);
+        let wait = until.saturating_duration_since(now).as_secs_f64();
+        self.available = self.available.min(-wait * self.capacity / 60.0);
+    }
+
+    /// Sets the capacity (a learned limit), keeping what is available within it.
+    pub fn set_capacity(&mut self, per_minute: u64, now: Instant) {
+        self.refill(now);
+        self.capacity = per_minute as f64;
+        self.available = self.available.min(self.capacity);
+    }
+
+    /// Available now.
+    pub fn available(&mut self, now: Instant) -> f64 {
+        self.refill(now);
+        self.available
+    }
+}
+
+/// What a provider's answer says about its limits.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RateHeaders {
+    /// `x-ratelimit-limit-tokens`.
+    pub limit_tokens: Option<u64>,
+    /// `x-ratelimit-limit-requests`.
+    pub limit_requests: Option<u64>,
+    /// `x-ratelimit-remaining-tokens`.
+    pub remaining_tokens: Option<u64>,
+    /// `x-ratelimit-remaining-requests`.
+    pub remaining_requests: Option<u64>,
+    /// `x-ratelimit-reset-tokens`.
+    pub reset_tokens: Option<Duration>,
+    /// `x-ratelimit-reset-requests`.
+    pub reset_requests: Option<Duration>,
+}
+
+/// Longest reset or wait a header can announce that is believed.
+const MAX_RESET: Duration = Duration::from_secs(300);
+
+impl RateHeaders {
+    /// Reads OpenAI's and Azure OpenAI's headers; malformed values are ignored.
+    pub fn parse(headers: &HeaderMap) -> Self {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        let count = |name: &str| text(name).and_then(|v| v.parse::<u64>().ok());
+        Self {
+            limit_tokens: count("x-ratelimit-limit-tokens"),
+            limit_requests: count("x-ratelimit-limit-requests"),
+            remaining_tokens: count("x-ratelimit-remaining-tokens"),
+            remaining_requests: count("x-ratelimit-remaining-requests"),
+            reset_tokens: text("x-ratelimit-reset-tokens").and_then(parse_reset),
+            reset_requests: text("x-ratelimit-reset-requests").and_then(parse_reset),
+        }
+    }
+}
+
+/// A reset time as OpenAI writes it (`1s`, `6m0s`, `20ms`, `1h2m3.5s`) or plain seconds;
+/// negative, non-finite and absurd values are `None`, long ones are cut to five minutes.
+pub fn parse_reset(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0)
+            .then(|| Duration::from_secs_f64(seconds.min(MAX_RESET.as_secs_f64())));
+    }
+    let mut total = 0f64;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let unit = match (c, chars.peek()) {
+            ('m', Some('s')) => {
+                chars.next();
+                0.001
+            }
+            ('h', _) => 3600.0,
+            ('m', _) => 60.0,
+            ('s', _) => 1.0,
+            _ => return None,
+        };
+        let value: f64 = number.parse().ok()?;
+        total += value * unit;
+        number.clear();
+        any = true;
+    }
+    (any && number.is_empty() && total.is_finite())
+        .then(|| Duration::from_secs_f64(total.min(MAX_RESET.as_secs_f64())))
+}
+
+/// How a provider's budget is set up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BudgetOptions {
+    /// Tokens per minute of the deployment (`None`: learned from the provider's headers).
+    pub tpm: Option<u64>,
+    /// Requests per minute (`None`: learned).
+    pub rpm: Option<u64>,
+    /// Most calls at once (the concurrency window grows back to this).
+    pub max_concurrency: usize,
+    /// Longest an invocation holds for its reservation before it reschedules its message.
+    pub max_wait: Duration,
+}
+
+impl Default for BudgetOptions {
+    fn default() -> Self {
+        Self {
+            tpm: None,
+            rpm: None,
+            max_concurrency: 16,
+            max_wait: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A call's token estimate from its JSON body: about four characters per token of every
+/// message (or embedding input), plus the `max_tokens` asked for (Azure OpenAI charges a
+/// request at admission by both).
+pub fn estimate_tokens(body: &serde_json::Value) -> u64 {
+    fn chars(v: &serde_json::Value) -> u64 {
+        match v {
+            serde_json::Value::String(s) => s.chars().count() as u64,
+            serde_json::Value::Array(items) => items.iter().map(chars).sum(),
+            serde_json::Value::Object(map) => map.get("content").map_or(0, chars),
+            _ => 0,
+        }
+    }
+    let prompt = chars(&body["messages"]) + chars(&body["input"]);
+    prompt.div_ceil(4) + body["max_tokens"].as_u64().unwrap_or(0)
+}
+
+/// A reservation made before a call, settled after it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reservation {
+    /// Tokens reserved.
+    pub tokens: u64,
+}
+
+/// The budget of one model deployment.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    tokens: Option<TokenBucket>,
+    requests: Option<TokenBucket>,
+    /// Limits given in configuration are not overridden by what headers say.
+    configured: (bool, bool),
+    /// The concurrency window (AIMD), within 1..=max_concurrency.
+    window: f64,
+    max_concurrency: usize,
+    in_flight: usize,
+    /// Successes since the last change of the window.
+    successes: u32,
+}
+
+impl Budget {
+    /// A budget with the configured limits (`None`: learned from headers, unlimited until then)
+    /// and at most `max_concurrency` calls at once (the host's `maxConcurrentCalls`).
+    pub fn new(tpm: Option<u64>, rpm: Option<u64>, max_concurrency: usize, now: Instant) -> Self {
+        let max_concurrency = max_concurrency.max(1);
+        Self {
+            tokens: tpm.filter(|n| *n > 0).map(|n| TokenBucket::new(n, now)),
+            requests: rpm.filter(|n| *n > 0).map(|n| TokenBucket::new(n, now)),
+            configured: (tpm.is_some(), rpm.is_some()),
+            window: max_concurrency as f64,
+            max_concurrency,
+            in_flight: 0,
+            successes: 0,
+        }
+    }
+
+    /// The current concurrency window.
+    pub fn window(&self) -> usize {
+        (self.window.floor() as usize).clamp(1, self.max_concurrency)
+    }
+
+    /// Reserves `tokens` and one request, or says how long to wait before trying again.
+    pub fn reserve(&mut self, tokens: u64, now: Instant) -> Result<Reservation, Duration> {
+        if self.in_flight >= self.window() {
+            // A slot frees when a call ends: look again shortly.
+            return Err(Duration::from_millis(50));
+        }
+        let mut wait = Duration::ZERO;
+        if let Some(bucket) = &mut self.requests
+            && let Err(w) = bucket.clone().take(1, now)
+        {
+            wait = wait.max(w);
+        }
+        if let Some(bucket) = &mut self.tokens
+            && let Err(w) = bucket.clone().take(tokens, now)
+        {
+            wait = wait.max(w);
+        }
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        if let Some(bucket) = &mut self.requests {
+            let _ = bucket.take(1, now);
+        }
+        if let Some(bucket) = &mut self.tokens {
+            let _ = bucket.take(tokens, now);
+        }
+        self.in_flight += 1;
+        Ok(Reservation { tokens })
+    }
+
+    /// Settles a call that was answered: `used` tokens (the reported usage, or the reservation
+    /// when none was reported) replace the reservation, and the headers teach the limits.
+    pub fn settle(
+        &mut self,
+        reservation: Reservation,
+        used: u64,
+        headers: &RateHeaders,
+        now: Instant,
+    ) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(bucket) = &mut self.tokens {
+            bucket.adjust(reservation.tokens as i64 - used as i64, now);
+        }
+        self.learn(headers, now);
+        if let (Some(bucket), Some(remaining)) = (&mut self.tokens, headers.remaining_tokens)
+            && (remaining as f64) < bucket.available(now)
+        {
+            // The provider knows better (other clients share the deployment).
+            let excess = bucket.available(now) - remaining as f64;
+            bucket.adjust(-(excess as i64), now);
+        }
+        self.successes += 1;
+        if self.successes as f64 >= self.window {
+            self.successes = 0;
+            self.window = (self.window + 1.0).min(self.max_concurrency as f64);
+        }
+    }
+
+    /// Settles a call refused with `429`: nothing was used, the window halves, and the buckets
+    /// stay empty until the provider's reset (or `retry_after`).
+    pub fn refused(
+        &mut self,
+        reservation: Reservation,
+        headers: &RateHeaders,
+        retry_after: Option<Duration>,
+        now: Instant,
+    ) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.learn(headers, now);
+        self.successes = 0;
+        self.window = (self.window / 2.0).max(1.0);
+        let reset = retry_after
+            .or(headers.reset_tokens)
+            .unwrap_or(Duration::from_secs(1))
+            .min(MAX_RESET);
+        if let Some(bucket) = &mut self.tokens {
+            bucket.adjust(reservation.tokens as i64, now);
+            bucket.drain_until(now + reset, now);
+        }
+        if let Some(bucket) = &mut self.requests {
+            bucket.drain_until(
+                now + headers.reset_requests.unwrap_or(reset).min(MAX_RESET),
+                now,
+            );
+        }
+    }
+
+    /// Settles a call that failed without an answer about the budget.
+    pub fn failed(&mut self, reservation: Reservation, now: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(bucket) = &mut self.tokens {
+            bucket.adjust(reservation.tokens as i64, now);
+        }
+    }
+
+    fn learn(&mut self, headers: &RateHeaders, now: Instant) {
+        if !self.configured.0
+            && let Some(limit) = headers.limit_tokens.filter(|n| *n > 0)
+        {
+            match &mut self.tokens {
+                Some(bucket) => bucket.set_capacity(limit, now),
+                None => {
+                    let mut bucket = TokenBucket::new(limit, now);
+                    if let Some(remaining) = headers.remaining_tokens {
+                        bucket.adjust(remaining as i64 - limit as i64, now);
+                    }
+                    self.tokens = Some(bucket);
+                }
+            }
+        }
+        if !self.configured.1
+            && let Some(limit) = headers.limit_requests.filter(|n| *n > 0)
+        {
+            match &mut self.requests {
+                Some(bucket) => bucket.set_capacity(limit, now),
+                None => self.requests = Some(TokenBucket::new(limit, now)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn buckets_take_refill_and_say_how_long_to_wait() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(600, t0); // 10 per second
+        assert_eq!(bucket.take(600, t0), Ok(()));
+        assert_eq!(bucket.take(10, t0), Err(Duration::from_secs(1)));
+        assert_eq!(bucket.take(10, t0 + Duration::from_secs(1)), Ok(()));
+        // Never more than the capacity, however long it rests.
+        assert_eq!(bucket.available(t0 + Duration::from_secs(3600)), 600.0);
+        // A request larger than the bucket waits for a full bucket, not forever.
+        let mut small = TokenBucket::new(60, t0);
+        assert_eq!(small.take(30, t0), Ok(()));
+        assert_eq!(small.take(1_000, t0), Err(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn reservations_reconcile_with_reported_usage() {
+        let t0 = Instant::now();
+        let mut budget = Budget::new(Some(1_000), None, 4, t0);
+        let r = budget.reserve(800, t0).unwrap();
+        assert!(budget.reserve(300, t0).is_err(), "only 200 left");
+        // The call used 300 of its 800: 500 come back.
+        budget.settle(r, 300, &RateHeaders::default(), t0);
+        assert!(budget.reserve(700, t0).is_ok());
+        // A call that used more than it reserved is charged the difference.
+        let mut budget = Budget::new(Some(1_000), None, 4, t0);
+        let r = budget.reserve(100, t0).unwrap();
+        budget.settle(r, 1_000, &RateHeaders::default(), t0);
+        assert!(budget.reserve(1, t0).is_err(), "in debt");
+        assert!(budget.reserve(50, t0 + Duration::from_secs(6)).is_ok());
+    }
+
+    #[test]
+    fn limits_are_learned_from_headers_and_config_wins() {
+        let t0 = Instant::now();
+        let mut budget = Budget::new(None, None, 4, t0);
+        assert!(
+            budget.reserve(1_000_000, t0).is_ok(),
+            "unlimited until told"
+        );
+        let told = RateHeaders::parse(&headers(&[
+            ("x-ratelimit-limit-tokens", "6000"),
+            ("x-ratelimit-remaining-tokens", "100"),
+            ("x-ratelimit-limit-requests", "60"),
+        ]));
+        budget.settle(Reservation { tokens: 1_000_000 }, 10, &told, t0);
+        assert!(budget.reserve(500, t0).is_err(), "only 100 remain");
+        assert!(budget.reserve(500, t0 + Duration::from_secs(4)).is_ok());
+        let mut configured = Budget::new(Some(50), None, 4, t0);
+        configured.settle(Reservation { tokens: 0 }, 0, &told, t0);
+        assert!(configured.reserve(40, t0).is_ok());
+        assert!(
+            configured.reserve(40, t0).is_err(),
+            "the configured 50 stays"
+        );
+    }
+
+    #[test]
+    fn a_429_halves_the_window_and_successes_grow_it_back() {
+        let t0 = Instant::now();
+        let mut budget = Budget::new(Some(100_000), None, 8, t0);
+        assert_eq!(budget.window(), 8);
+        let r = budget.reserve(10, t0).unwrap();
+        budget.refused(r, &RateHeaders::default(), Some(Duration::from_secs(2)), t0);
+        assert_eq!(budget.window(), 4);
+        // Nothing is admitted until the announced reset.
+        assert!(budget.reserve(10, t0 + Duration::from_secs(1)).is_err());
+        let later = t0 + Duration::from_secs(3);
+        for _ in 0..4 {
+            let r = budget.reserve(10, later).unwrap();
+            budget.settle(r, 10, &RateHeaders::default(), later);
+        }
+        assert_eq!(
+            budget.window(),
+            5,
+            "additive increase after a window of successes"
+        );
+        let mut unlimited = Budget::new(None, None, 8, t0);
+        for _ in 0..5 {
+            let r = unlimited.reserve(10, t0).unwrap();
+            unlimited.refused(r, &RateHeaders::default(), None, t0);
+        }
+        assert_eq!(unlimited.window(), 1, "never below one");
+    }
+
+    #[test]
+    fn the_concurrency_window_bounds_calls_in_flight() {
+        let t0 = Instant::now();
+        let mut budget = Budget::new(None, None, 2, t0);
+        let a = budget.reserve(1, t0).unwrap();
+        let _b = budget.reserve(1, t0).unwrap();
+        assert!(budget.reserve(1, t0).is_err());
+        budget.failed(a, t0);
+        assert!(budget.reserve(1, t0).is_ok());
+    }
+
+    #[test]
+    fn reset_headers_in_every_form() {
+        assert_eq!(parse_reset("1s"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_reset("6m0s"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_reset("20ms"), Some(Duration::from_millis(20)));
+        assert_eq!(parse_reset("1m2.5s"), Some(Duration::from_millis(62_500)));
+        assert_eq!(parse_reset("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_reset("3h"), Some(MAX_RESET), "cut to five minutes");
+        for bad in ["", "-1", "inf", "NaN", "1x", "s", "1.2.3s", "ms"] {
+            assert_eq!(parse_reset(bad), None, "{bad}");
+        }
+        let parsed = RateHeaders::parse(&headers(&[
+            ("x-ratelimit-remaining-tokens", "  42 "),
+            ("x-ratelimit-remaining-requests", "-3"),
+            ("x-ratelimit-reset-requests", "20ms"),
+        ]));
+        assert_eq!(parsed.remaining_tokens, Some(42));
+        assert_eq!(parsed.remaining_requests, None);
+        assert_eq!(parsed.reset_requests, Some(Duration::from_millis(20)));
+    }
+}
