@@ -473,25 +473,7 @@ impl OpenAiProvider {
                 });
             }
         };
-        let reply: EmbeddingResponse = parse_reply(value)?;
-        let usage = reply.usage.map(Usage::into_usage).unwrap_or_default();
-        let raw = reply
-            .data
-            .into_iter()
-            .next()
-            .map(|d| d.embedding)
-            .ok_or_else(|| invalid_output("no embedding in the answer", usage))?;
-        let (vector, pooling) = pool(raw).map_err(|e| invalid_output(&e, usage))?;
-        Ok(AiOutput {
-            model: reply.model.unwrap_or_else(|| model.clone()),
-            usage,
-            output: TaskOutput::Embed {
-                dimensions: vector.len(),
-                vector,
-                chunks: Vec::new(),
-                pooling,
-            },
-        })
+        embedding_answer(value, model)
     }
 }
 
@@ -532,10 +514,8 @@ pub fn parse_chat_answer(
         .map_err(|problem| invalid_output(&problem, answer.usage))
 }
 
-/// Reads an embeddings answer body as a call does: the vector (pooled when per token).
-pub fn parse_embedding_answer(body: &[u8]) -> Result<Vec<f32>, ProviderError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid_output(&format!("not JSON: {e}"), TokenUsage::default()))?;
+/// The vector of an embeddings answer (pooled when per token), typed.
+fn embedding_answer(value: Value, default_model: &str) -> Result<AiOutput, ProviderError> {
     let reply: EmbeddingResponse = parse_reply(value)?;
     let usage = reply.usage.map(Usage::into_usage).unwrap_or_default();
     let raw = reply
@@ -544,9 +524,24 @@ pub fn parse_embedding_answer(body: &[u8]) -> Result<Vec<f32>, ProviderError> {
         .next()
         .map(|d| d.embedding)
         .ok_or_else(|| invalid_output("no embedding in the answer", usage))?;
-    pool(raw)
-        .map(|(vector, _)| vector)
-        .map_err(|e| invalid_output(&e, usage))
+    let (vector, pooling) = pool(raw).map_err(|e| invalid_output(&e, usage))?;
+    Ok(AiOutput {
+        model: reply.model.unwrap_or_else(|| default_model.to_string()),
+        usage,
+        output: TaskOutput::Embed {
+            dimensions: vector.len(),
+            vector,
+            chunks: Vec::new(),
+            pooling,
+        },
+    })
+}
+
+/// Reads an embeddings answer body as a call does, without the call: for fuzzing and tests.
+pub fn parse_embedding_answer(body: &[u8]) -> Result<AiOutput, ProviderError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid_output(&format!("not JSON: {e}"), TokenUsage::default()))?;
+    embedding_answer(value, "model")
 }
 
 /// Why reading an answer stopped.
