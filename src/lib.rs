@@ -19,6 +19,7 @@
 //! - [`cli`]: the broker and dead-letter commands.
 //! - [`last_errors`]: the real reason of each failing message, for dead-letter triage.
 //! - [`identity`]: Microsoft Entra credentials for identity-based connections.
+//! - [`fake_llm`]: an OpenAI-compatible endpoint with a deployment's rate limits, to measure against.
 //! - [`deploy`]: the topology as `az servicebus` commands and the deployable zip (`docflow package`).
 //! - [`config`]: reads the environment into plain options.
 //! - [`app`]: wires settings into implementations.
@@ -33,6 +34,8 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod deploy;
+#[cfg(feature = "local")]
+pub mod fake_llm;
 pub mod functions;
 #[cfg(feature = "local")]
 pub mod host;

@@ -138,6 +138,31 @@ enum Command {
         target: String,
     },
     #[cfg(feature = "local")]
+    /// An OpenAI-compatible endpoint that behaves like a rate-limited deployment (for benchmarks and tests).
+    FakeLlm {
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 7073)]
+        port: u16,
+        /// Tokens per minute (of the scaled clock).
+        #[arg(long, default_value_t = 60_000)]
+        tpm: u64,
+        /// Requests per minute (of the scaled clock).
+        #[arg(long, default_value_t = 600)]
+        rpm: u64,
+        /// Latency of an answer without output, in milliseconds (before scaling).
+        #[arg(long, default_value_t = 2_000)]
+        base_latency_ms: u64,
+        /// Latency per output token, in milliseconds (before scaling).
+        #[arg(long, default_value_t = 40)]
+        per_token_latency_ms: u64,
+        /// Divides latencies and the rate window (10: a minute lasts 6 s).
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+        /// Probability of a 503 for an admitted request.
+        #[arg(long, default_value_t = 0.0)]
+        error_rate: f64,
+    },
+    #[cfg(feature = "local")]
     /// Benchmarks that print figures (build with --release).
     Bench {
         #[command(subcommand)]
@@ -263,6 +288,27 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve { port } => runtime.block_on(serve(port)),
+        #[cfg(feature = "local")]
+        Command::FakeLlm {
+            port,
+            tpm,
+            rpm,
+            base_latency_ms,
+            per_token_latency_ms,
+            time_scale,
+            error_rate,
+        } => runtime.block_on(async {
+            telemetry::init(LogFormat::Text);
+            let options = docflow::fake_llm::FakeLlmOptions {
+                tpm,
+                rpm,
+                base_latency: std::time::Duration::from_millis(base_latency_ms),
+                per_token_latency: std::time::Duration::from_millis(per_token_latency_ms),
+                time_scale,
+                error_rate,
+            };
+            ExitCode::from(cli::fake_llm::run(port, options, on_signal()).await)
+        }),
         #[cfg(feature = "local")]
         Command::Broker {
             config,

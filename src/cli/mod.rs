@@ -8,6 +8,8 @@ pub mod broker;
 #[cfg(feature = "local")]
 pub mod dev;
 pub mod dlq;
+#[cfg(feature = "local")]
+pub mod fake_llm;
 pub mod package;
 #[cfg(feature = "local")]
 pub mod run;
