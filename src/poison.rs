@@ -92,6 +92,24 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     to_hex(&Sha256::digest(bytes))
 }
 
+/// Runs CPU work on a blocking thread when `size` says it is large (hashing megabytes on an
+/// async worker stalls every other invocation on it); small inputs run in place.
+pub async fn off_the_reactor<T, F>(size: usize, work: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static + Clone,
+{
+    if size < 64 * 1024 {
+        return work();
+    }
+    let fallback = work.clone();
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        // Only a panic gets here (the work cannot be cancelled): do it in place.
+        Err(_) => fallback(),
+    }
+}
+
 /// Lower-case hexadecimal of a digest.
 pub fn to_hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()

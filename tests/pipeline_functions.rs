@@ -66,7 +66,9 @@ fn fixture() -> Fixture {
 
 async fn submitted(ctx: &PipelineContext, id: &str) -> DocumentSubmitted {
     let text = b"Contoso sent an invoice to Fabrikam.";
-    let content = ctx.store.payload_ref(id, text);
+    let content = ctx
+        .store
+        .payload_ref(id, text.len(), docflow::poison::sha256_hex(text));
     ctx.store
         .store_payload(&content, bytes::Bytes::from_static(text))
         .await

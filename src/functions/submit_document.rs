@@ -52,7 +52,11 @@ impl SubmitDocument {
         let (document_id, correlation_id, replay) = match key {
             None => (new_document_id(), correlation_id, false),
             Some(key) => {
-                let fingerprint = request_fingerprint(&input);
+                let owned = input.clone();
+                let fingerprint = crate::poison::off_the_reactor(input.body.len(), move || {
+                    request_fingerprint(&owned)
+                })
+                .await;
                 let mine = IdempotencyRecord {
                     document_id: new_document_id(),
                     correlation_id,
@@ -101,8 +105,13 @@ impl SubmitDocument {
         text: String,
     ) -> Result<DocumentState, StoreError> {
         let store = &self.ctx.store;
-        let content = store.payload_ref(document_id, text.as_bytes());
-        store.store_payload(&content, Bytes::from(text)).await?;
+        let text = Bytes::from(text);
+        let hashed = text.clone();
+        let sha256 =
+            crate::poison::off_the_reactor(text.len(), move || crate::poison::sha256_hex(&hashed))
+                .await;
+        let content = store.payload_ref(document_id, text.len(), sha256);
+        store.store_payload(&content, text).await?;
         let now = Utc::now();
         let state = store
             .create_state(&DocumentState {

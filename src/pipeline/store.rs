@@ -125,14 +125,15 @@ impl DocumentStore {
         format!("documents/{}.json", encode_segment(document_id))
     }
 
-    /// The claim-check reference a document's text is stored under.
-    pub fn payload_ref(&self, document_id: &str, text: &[u8]) -> ContentRef {
+    /// The claim-check reference a document's text (`size` bytes, SHA-256 `sha256`) is stored
+    /// under.
+    pub fn payload_ref(&self, document_id: &str, size: usize, sha256: String) -> ContentRef {
         ContentRef {
             container: self.containers.payloads.clone(),
             blob: format!("{}/content.txt", encode_segment(document_id)),
             content_type: Some("text/plain; charset=utf-8".into()),
-            size_bytes: Some(text.len() as u64),
-            sha256: Some(sha256_hex(text)),
+            size_bytes: Some(size as u64),
+            sha256: Some(sha256),
         }
     }
 
