@@ -235,6 +235,17 @@ impl Settings {
                 "DOCFLOW_AI_MAX_BUDGET_WAIT_SECS",
                 budget_defaults.max_wait.as_secs(),
             )?),
+            adaptive: match get("DOCFLOW_AI_BUDGET").as_deref() {
+                None | Some("adaptive") => true,
+                Some("naive") => false,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "DOCFLOW_AI_BUDGET",
+                        value: other.to_string(),
+                        expected: "adaptive or naive",
+                    });
+                }
+            },
         };
         let ai = match get("DOCFLOW_AI_PROVIDER").as_deref().unwrap_or("offline") {
             "offline" => AiSettings::Offline,

@@ -194,6 +194,21 @@ enum TopologyWhat {
 #[cfg(feature = "local")]
 #[derive(Subcommand)]
 enum BenchWhat {
+    /// A burst of documents through the app against fake-llm: adaptive budget versus naive policy.
+    Budget {
+        /// Documents in the burst.
+        #[arg(long, default_value_t = 500)]
+        documents: usize,
+        /// The endpoint's tokens per (scaled) minute.
+        #[arg(long, default_value_t = 20_000)]
+        tpm: u64,
+        /// Time scale of the endpoint (10: a minute lasts 6 s).
+        #[arg(long, default_value_t = 10.0)]
+        time_scale: f64,
+        /// The app root.
+        #[arg(long, default_value = ".")]
+        app_root: PathBuf,
+    },
     /// Handler overhead per invocation of `docflow serve` (µs), as the Functions host calls it.
     Handler {
         /// Invocations timed per scenario.
@@ -418,6 +433,27 @@ fn main() -> ExitCode {
                 out,
             },
         )),
+        #[cfg(feature = "local")]
+        Command::Bench {
+            what:
+                BenchWhat::Budget {
+                    documents,
+                    tpm,
+                    time_scale,
+                    app_root,
+                },
+        } => runtime.block_on(async {
+            telemetry::init_with_default(LogFormat::Text, "warn");
+            ExitCode::from(
+                cli::bench_budget::run(cli::bench_budget::BudgetBench {
+                    documents,
+                    tpm,
+                    time_scale,
+                    app_root,
+                })
+                .await,
+            )
+        }),
         #[cfg(feature = "local")]
         Command::Bench {
             what: BenchWhat::Handler { invocations },

@@ -165,6 +165,9 @@ pub struct BudgetOptions {
     pub max_concurrency: usize,
     /// Longest an invocation holds for its reservation before it reschedules its message.
     pub max_wait: Duration,
+    /// `false`: the naive policy benchmarks compare against: a fixed number of calls at once
+    /// (`max_concurrency`), no token budget, and a `429` is an ordinary transient failure.
+    pub adaptive: bool,
 }
 
 impl Default for BudgetOptions {
@@ -174,6 +177,7 @@ impl Default for BudgetOptions {
             rpm: None,
             max_concurrency: 16,
             max_wait: Duration::from_secs(20),
+            adaptive: true,
         }
     }
 }
@@ -214,6 +218,8 @@ pub struct Budget {
     in_flight: usize,
     /// Successes since the last change of the window.
     successes: u32,
+    /// The naive policy: the window never changes.
+    fixed: bool,
 }
 
 impl Budget {
@@ -229,7 +235,16 @@ impl Budget {
             max_concurrency,
             in_flight: 0,
             successes: 0,
+            fixed: false,
         }
+    }
+
+    /// The naive policy: `max_concurrency` calls at once, nothing else; answers teach nothing.
+    pub fn fixed(max_concurrency: usize, now: Instant) -> Self {
+        let mut budget = Self::new(None, None, max_concurrency, now);
+        budget.configured = (true, true);
+        budget.fixed = true;
+        budget
     }
 
     /// The current concurrency window.
@@ -289,7 +304,7 @@ impl Budget {
             bucket.adjust(-(excess as i64), now);
         }
         self.successes += 1;
-        if self.successes as f64 >= self.window {
+        if !self.fixed && self.successes as f64 >= self.window {
             self.successes = 0;
             self.window = (self.window + 1.0).min(self.max_concurrency as f64);
         }
@@ -305,6 +320,9 @@ impl Budget {
         now: Instant,
     ) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        if self.fixed {
+            return;
+        }
         self.learn(headers, now);
         self.successes = 0;
         self.window = (self.window / 2.0).max(1.0);

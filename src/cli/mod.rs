@@ -4,6 +4,8 @@
 #[cfg(feature = "local")]
 pub mod bench;
 #[cfg(feature = "local")]
+pub mod bench_budget;
+#[cfg(feature = "local")]
 pub mod broker;
 #[cfg(feature = "local")]
 pub mod dev;

@@ -191,14 +191,15 @@ impl OpenAiProvider {
     pub fn new(options: OpenAiOptions) -> Result<Self, reqwest::Error> {
         let http = Client::builder().timeout(options.timeout).build()?;
         let b = options.budget;
+        let now = std::time::Instant::now();
+        let budget = if b.adaptive {
+            Budget::new(b.tpm, b.rpm, b.max_concurrency, now)
+        } else {
+            Budget::fixed(b.max_concurrency, now)
+        };
         Ok(Self {
             dialect: AtomicU8::new(options.structured_output.index()),
-            budget: std::sync::Mutex::new(Budget::new(
-                b.tpm,
-                b.rpm,
-                b.max_concurrency,
-                std::time::Instant::now(),
-            )),
+            budget: std::sync::Mutex::new(budget),
             options,
             http,
         })
@@ -255,7 +256,18 @@ impl OpenAiProvider {
     async fn post(&self, url: String, body: Value) -> Result<Value, ProviderError> {
         self.post_raw(url, body)
             .await?
-            .map_err(|(status, headers, text)| classify_status(status, &headers, &text))
+            .map_err(|(status, headers, text)| self.classify(status, &headers, &text))
+    }
+
+    /// What a failed answer means; under the naive policy a `429` is an ordinary transient
+    /// failure (retried at once, as that policy does).
+    fn classify(&self, status: StatusCode, headers: &HeaderMap, text: &str) -> ProviderError {
+        match classify_status(status, headers, text) {
+            ProviderError::RetryAfter { detail, .. } if !self.options.budget.adaptive => {
+                ProviderError::Transient { detail }
+            }
+            other => other,
+        }
     }
 
     /// Waits for the budget to admit a call of `tokens`; a wait longer than the budget's
@@ -385,7 +397,7 @@ impl OpenAiProvider {
                             self.dialect.store(next.index(), Ordering::Relaxed);
                             dialect = next;
                         }
-                        None => return Err(classify_status(status, &headers, &text)),
+                        None => return Err(self.classify(status, &headers, &text)),
                     }
                 }
             }
@@ -456,7 +468,7 @@ impl OpenAiProvider {
         let value = match self.post_raw(self.url(model, "embeddings"), body).await? {
             Ok(value) => value,
             Err((status, headers, text)) => {
-                return Err(match classify_status(status, &headers, &text) {
+                return Err(match self.classify(status, &headers, &text) {
                     ProviderError::Unusable { .. } | ProviderError::Transient { .. }
                         if embeddings_unsupported(status.as_u16(), &text) =>
                     {
