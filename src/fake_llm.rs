@@ -265,25 +265,13 @@ async fn serve(state: &Mutex<State>, operation: &str, body: &Value) -> Response 
         )
         .into_response();
         let ms = wait.as_millis().max(1) as u64;
-        for (name, value) in [
+        let mut headers = rate_headers(&options, tokens_left, requests_left);
+        headers.extend([
             ("retry-after", ms.div_ceil(1000).to_string()),
             ("retry-after-ms", ms.to_string()),
-            (
-                "x-ratelimit-limit-tokens",
-                per_real_minute(options.tpm, &options),
-            ),
-            (
-                "x-ratelimit-limit-requests",
-                per_real_minute(options.rpm, &options),
-            ),
-            ("x-ratelimit-remaining-tokens", tokens_left.to_string()),
-            ("x-ratelimit-remaining-requests", requests_left.to_string()),
             ("x-ratelimit-reset-tokens", format!("{ms}ms")),
-        ] {
-            if let Ok(v) = warp::http::HeaderValue::from_str(&value) {
-                response.headers_mut().insert(name, v);
-            }
-        }
+        ]);
+        insert_headers(&mut response, headers);
         return response;
     }
     let (content, completion_tokens) = answer(system, &text, max_tokens, jitter);
@@ -313,23 +301,39 @@ async fn serve(state: &Mutex<State>, operation: &str, body: &Value) -> Response 
         json!({"model": "fake-chat", "choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}], "usage": usage})
     };
     let mut response = warp::reply::json(&reply).into_response();
-    for (name, value) in [
+    insert_headers(
+        &mut response,
+        rate_headers(&options, tokens_left, requests_left),
+    );
+    response
+}
+
+/// The `x-ratelimit-*` limits and what remains of them, as Azure OpenAI sends them.
+fn rate_headers(
+    options: &FakeLlmOptions,
+    tokens_left: u64,
+    requests_left: u64,
+) -> Vec<(&'static str, String)> {
+    vec![
         (
             "x-ratelimit-limit-tokens",
-            per_real_minute(options.tpm, &options),
+            per_real_minute(options.tpm, options),
         ),
         (
             "x-ratelimit-limit-requests",
-            per_real_minute(options.rpm, &options),
+            per_real_minute(options.rpm, options),
         ),
         ("x-ratelimit-remaining-tokens", tokens_left.to_string()),
         ("x-ratelimit-remaining-requests", requests_left.to_string()),
-    ] {
+    ]
+}
+
+fn insert_headers(response: &mut Response, headers: Vec<(&'static str, String)>) {
+    for (name, value) in headers {
         if let Ok(v) = warp::http::HeaderValue::from_str(&value) {
             response.headers_mut().insert(name, v);
         }
     }
-    response
 }
 
 /// A per-minute limit as a client measures it: the scaled window is shorter than a minute, so
