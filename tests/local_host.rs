@@ -727,6 +727,42 @@ async fn forwarding_mode_sends_the_original_request_to_the_handler() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_requests_honour_function_timeout() {
+    let handler =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scripted-handler/handler.py");
+    let app = write_app(
+        &[(
+            "Slow",
+            vec![
+                json!({"name": "req", "type": "httpTrigger", "direction": "in", "methods": ["get"], "route": "{what}"}),
+                json!({"name": "res", "type": "http", "direction": "out"}),
+            ],
+        )],
+        json!({"functionTimeout": "00:00:02", "customHandler": {
+            "description": {"defaultExecutablePath": "python3", "arguments": [handler.display().to_string()]},
+            "enableForwardingHttpRequest": true
+        }}),
+    );
+    let (host, _stop) = start(&app).await;
+    let base = format!("http://127.0.0.1:{}/api", host.http_port());
+    // The handler sleeps 30 s on /api/slow: the host answers 500 at functionTimeout.
+    let answer = reqwest::get(format!("{base}/slow")).await.unwrap();
+    assert_eq!(answer.status(), 500);
+    let body: Value = answer.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded functionTimeout"),
+        "{body}"
+    );
+    // The handler was restarted, and the next request is served.
+    let next = reqwest::get(format!("{base}/ping")).await.unwrap();
+    assert_eq!(next.status(), 200);
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_concurrent_calls_bounds_parallel_invocations() {
     let app = write_app(
         &[("Slow", vec![sb_trigger("batch", json!({}))])],
