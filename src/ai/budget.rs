@@ -12,62 +12,77 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 
-/// A bucket refilled continuously at `capacity` per minute.
+/// A bucket refilled continuously at its per-minute rate, holding at most ten seconds of it:
+/// Azure OpenAI evaluates a per-minute limit over short windows (1 or 10 seconds), so a burst
+/// of a whole minute's tokens is refused even when the minute has room.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
-    capacity: f64,
+    per_minute: f64,
+    burst: f64,
     available: f64,
     at: Instant,
 }
 
+/// The share of a per-minute limit one burst may use (ten seconds of it).
+const BURST_FRACTION: f64 = 1.0 / 6.0;
+
 impl TokenBucket {
     /// A full bucket of `per_minute`.
     pub fn new(per_minute: u64, now: Instant) -> Self {
+        let burst = (per_minute as f64 * BURST_FRACTION).max(1.0);
         Self {
-            capacity: per_minute as f64,
-            available: per_minute as f64,
+            per_minute: per_minute as f64,
+            burst,
+            available: burst,
             at: now,
         }
     }
 
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.available = (self.available + elapsed * self.capacity / 60.0).min(self.capacity);
+        self.available = (self.available + elapsed * self.per_minute / 60.0).min(self.burst);
         self.at = now;
     }
 
-    /// Takes `n` now, or says how long until `n` are available (a request larger than the
-    /// whole bucket waits for a full bucket).
+    /// Takes `n` now, or says how long until `n` are available (a request larger than a
+    /// burst waits for a full burst).
     pub fn take(&mut self, n: u64, now: Instant) -> Result<(), Duration> {
         self.refill(now);
-        let n = (n as f64).min(self.capacity);
+        let n = (n as f64).min(self.burst);
         if self.available >= n {
             self.available -= n;
             return Ok(());
         }
         let missing = n - self.available;
-        Err(Duration::from_secs_f64(missing * 60.0 / self.capacity))
+        Err(Duration::from_secs_f64(missing * 60.0 / self.per_minute))
     }
 
     /// Returns `n` unused (a reservation larger than the use), or charges `n` more (negative
     /// balance: later takes wait it out).
     pub fn adjust(&mut self, returned: i64, now: Instant) {
         self.refill(now);
-        self.available = (self.available + returned as f64).min(self.capacity);
+        self.available = (self.available + returned as f64).min(self.burst);
     }
 
     /// Empties the bucket until `until` (the provider said the window is spent).
     pub fn drain_until(&mut self, until: Instant, now: Instant) {
         self.refill(now);
         let wait = until.saturating_duration_since(now).as_secs_f64();
-        self.available = self.available.min(-wait * self.capacity / 60.0);
+        self.available = self.available.min(-wait * self.per_minute / 60.0);
     }
 
-    /// Sets the capacity (a learned limit), keeping what is available within it.
+    /// Sets the rate (a learned limit), keeping what is available within a burst.
     pub fn set_capacity(&mut self, per_minute: u64, now: Instant) {
         self.refill(now);
-        self.capacity = per_minute as f64;
-        self.available = self.available.min(self.capacity);
+        self.per_minute = per_minute as f64;
+        self.burst = (self.per_minute * BURST_FRACTION).max(1.0);
+        self.available = self.available.min(self.burst);
+    }
+
+    /// At most `remaining` available (the provider counts other clients too).
+    pub fn cap(&mut self, remaining: u64, now: Instant) {
+        self.refill(now);
+        self.available = self.available.min(remaining as f64);
     }
 
     /// Available now.
@@ -292,16 +307,16 @@ impl Budget {
         now: Instant,
     ) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        // Azure OpenAI counts a request's admission estimate against the window whatever it
+        // used: only a use beyond the reservation is charged; what was not used is not returned
+        // (the window gives it back by itself).
         if let Some(bucket) = &mut self.tokens {
-            bucket.adjust(reservation.tokens as i64 - used as i64, now);
+            bucket.adjust((reservation.tokens as i64 - used as i64).min(0), now);
         }
         self.learn(headers, now);
-        if let (Some(bucket), Some(remaining)) = (&mut self.tokens, headers.remaining_tokens)
-            && (remaining as f64) < bucket.available(now)
-        {
+        if let (Some(bucket), Some(remaining)) = (&mut self.tokens, headers.remaining_tokens) {
             // The provider knows better (other clients share the deployment).
-            let excess = bucket.available(now) - remaining as f64;
-            bucket.adjust(-(excess as i64), now);
+            bucket.cap(remaining, now);
         }
         self.successes += 1;
         if !self.fixed && self.successes as f64 >= self.window {
@@ -359,7 +374,7 @@ impl Budget {
                 None => {
                     let mut bucket = TokenBucket::new(limit, now);
                     if let Some(remaining) = headers.remaining_tokens {
-                        bucket.adjust(remaining as i64 - limit as i64, now);
+                        bucket.cap(remaining, now);
                     }
                     self.tokens = Some(bucket);
                 }
@@ -394,33 +409,35 @@ mod tests {
     #[test]
     fn buckets_take_refill_and_say_how_long_to_wait() {
         let t0 = Instant::now();
-        let mut bucket = TokenBucket::new(600, t0); // 10 per second
-        assert_eq!(bucket.take(600, t0), Ok(()));
+        let mut bucket = TokenBucket::new(600, t0); // 10 per second, bursts of 100
+        assert_eq!(bucket.take(100, t0), Ok(()));
         assert_eq!(bucket.take(10, t0), Err(Duration::from_secs(1)));
         assert_eq!(bucket.take(10, t0 + Duration::from_secs(1)), Ok(()));
-        // Never more than the capacity, however long it rests.
-        assert_eq!(bucket.available(t0 + Duration::from_secs(3600)), 600.0);
-        // A request larger than the bucket waits for a full bucket, not forever.
+        // Never more than ten seconds' worth, however long it rests.
+        assert_eq!(bucket.available(t0 + Duration::from_secs(3600)), 100.0);
+        // A request larger than a burst waits for a full burst, not forever.
         let mut small = TokenBucket::new(60, t0);
-        assert_eq!(small.take(30, t0), Ok(()));
-        assert_eq!(small.take(1_000, t0), Err(Duration::from_secs(30)));
+        assert_eq!(small.take(5, t0), Ok(()));
+        assert_eq!(small.take(1_000, t0), Err(Duration::from_secs(5)));
     }
 
     #[test]
     fn reservations_reconcile_with_reported_usage() {
         let t0 = Instant::now();
         let mut budget = Budget::new(Some(1_000), None, 4, t0);
-        let r = budget.reserve(800, t0).unwrap();
-        assert!(budget.reserve(300, t0).is_err(), "only 200 left");
-        // The call used 300 of its 800: 500 come back.
-        budget.settle(r, 300, &RateHeaders::default(), t0);
-        assert!(budget.reserve(700, t0).is_ok());
+        let r = budget.reserve(100, t0).unwrap();
+        assert!(budget.reserve(100, t0).is_err(), "a burst is 166");
+        // The call used 30 of its 100: the provider counted 100, so nothing comes back.
+        budget.settle(r, 30, &RateHeaders::default(), t0);
+        assert!(budget.reserve(100, t0).is_err());
+        assert!(budget.reserve(100, t0 + Duration::from_secs(2)).is_ok());
         // A call that used more than it reserved is charged the difference.
         let mut budget = Budget::new(Some(1_000), None, 4, t0);
         let r = budget.reserve(100, t0).unwrap();
         budget.settle(r, 1_000, &RateHeaders::default(), t0);
         assert!(budget.reserve(1, t0).is_err(), "in debt");
-        assert!(budget.reserve(50, t0 + Duration::from_secs(6)).is_ok());
+        assert!(budget.reserve(50, t0 + Duration::from_secs(6)).is_err());
+        assert!(budget.reserve(50, t0 + Duration::from_secs(60)).is_ok());
     }
 
     #[test]
