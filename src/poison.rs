@@ -97,16 +97,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub async fn off_the_reactor<T, F>(size: usize, work: F) -> T
 where
     T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static + Clone,
+    F: FnOnce() -> T + Send + 'static,
 {
     if size < 64 * 1024 {
         return work();
     }
-    let fallback = work.clone();
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result,
-        // Only a panic gets here (the work cannot be cancelled): do it in place.
-        Err(_) => fallback(),
+        // Blocking tasks are never cancelled: only a panic of `work` gets here; pass it on.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 

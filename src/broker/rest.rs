@@ -43,8 +43,6 @@ pub const BATCH_CONTENT_TYPE: &str = "application/vnd.microsoft.servicebus.json"
 pub const DEFAULT_CONTENT_TYPE: &str = crate::servicebus::message::REST_DEFAULT_CONTENT_TYPE;
 /// Receive long-poll when `timeout` is absent.
 pub const DEFAULT_RECEIVE_TIMEOUT: Duration = Duration::from_secs(60);
-/// The longest receive long-poll; longer `timeout` values are cut to it.
-pub const MAX_RECEIVE_TIMEOUT: Duration = Duration::from_secs(3_600);
 /// The furthest one `POST /$local/clock?advance=` moves time.
 pub const MAX_CLOCK_ADVANCE: Duration = Duration::from_secs(100 * 366 * 86_400);
 
@@ -118,7 +116,8 @@ impl Request {
         self.header("host").unwrap_or("127.0.0.1").to_string()
     }
 
-    /// `timeout=N`: whole seconds, cut to [`MAX_RECEIVE_TIMEOUT`]; anything else is a 400.
+    /// `timeout=N`: whole seconds (the broker cuts long ones to its `max_receive_timeout`);
+    /// anything else is a 400.
     fn timeout(&self) -> Result<Duration, Failure> {
         let Some(text) = self.query.get("timeout") else {
             return Ok(DEFAULT_RECEIVE_TIMEOUT);
@@ -132,7 +131,7 @@ impl Request {
                 format!("timeout must be a whole number of seconds, not {text:?}"),
             ));
         };
-        Ok(Duration::from_secs(seconds).min(MAX_RECEIVE_TIMEOUT))
+        Ok(Duration::from_secs(seconds))
     }
 }
 
