@@ -192,8 +192,24 @@ impl HostSettings {
 impl AppConfig {
     /// Loads the app at `root`.
     pub fn load(root: &Path) -> Result<Self, AppError> {
+        Self::load_with(root, &[])
+    }
+
+    /// Loads the app at `root`; host.json is overridden by `AzureFunctionsJobHost__…` settings
+    /// from `local.settings.json`, then the environment, then `env` (later ones win).
+    pub fn load_with(root: &Path, env: &[(String, String)]) -> Result<Self, AppError> {
         let settings = local_settings(root)?;
-        let host = host_settings(&read_json(root, "host.json")?)?;
+        let mut host_json = read_json(root, "host.json")?;
+        let process_env: Vec<(String, String)> = std::env::vars().collect();
+        crate::host_json_overrides::apply(
+            &mut host_json,
+            settings
+                .iter()
+                .chain(process_env.iter().map(|(k, v)| (k, v)))
+                .chain(env.iter().map(|(k, v)| (k, v)))
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let host = host_settings(&host_json)?;
         let mut functions = Vec::new();
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
             .map_err(|e| app_error(".", "$", format!("cannot read the app root: {e}")))?

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::ai::openai::MaxTokens;
 use crate::ai::openai::dialect::Dialect;
+use crate::ai::tokens::TokenCounter;
 use crate::blob::connection::BlobConnection;
 use crate::functions::context::PipelineOptions;
 use crate::functions::process_document::ProcessOptions;
@@ -244,6 +245,18 @@ impl Settings {
                         value: other.to_string(),
                         expected: "adaptive or naive",
                     });
+                }
+            },
+            tokenizer: match get("DOCFLOW_AI_TOKENIZER") {
+                None => None,
+                Some(v) => {
+                    Some(
+                        TokenCounter::new(Some(&v), "").map_err(|_| ConfigError::Invalid {
+                            name: "DOCFLOW_AI_TOKENIZER",
+                            value: v,
+                            expected: "o200k_base, cl100k_base or estimate",
+                        })?,
+                    )
                 }
             },
         };

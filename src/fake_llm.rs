@@ -25,6 +25,8 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use crate::ai::tokens::TokenCounter;
+
 /// How the endpoint behaves.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FakeLlmOptions {
@@ -75,8 +77,10 @@ pub struct RequestStat {
 pub struct Stats {
     /// Requests answered `200`.
     pub served: u64,
-    /// Tokens charged by them (prompt + completion, as reported in `usage`).
+    /// Tokens used by them (prompt + completion, as reported in `usage`).
     pub tokens: u64,
+    /// Tokens charged against the limit at admission (prompt + `max_tokens`), 429s excluded.
+    pub charged: u64,
     /// Requests refused with `429`.
     pub rate_limited: u64,
     /// Requests answered `503`.
@@ -240,9 +244,8 @@ async fn serve(state: &Mutex<State>, operation: &str, body: &Value) -> Response 
             .to_string()
     };
     let system = body["messages"][0]["content"].as_str().unwrap_or_default();
-    let prompt_tokens = crate::ai::budget::estimate_tokens(body)
-        .saturating_sub(body["max_tokens"].as_u64().unwrap_or(0))
-        .max(1);
+    let counter = TokenCounter::for_model(body["model"].as_str().unwrap_or_default());
+    let prompt_tokens = counter.prompt_tokens(body).max(1);
     let max_tokens = if embeddings {
         0
     } else {
@@ -251,6 +254,9 @@ async fn serve(state: &Mutex<State>, operation: &str, body: &Value) -> Response 
     let (admitted, options, fail, jitter) = {
         let mut s = lock(state);
         let admitted = s.admit(prompt_tokens + max_tokens, started);
+        if admitted.is_ok() {
+            s.stats.charged += prompt_tokens + max_tokens;
+        }
         let fail = s.random() < s.options.error_rate;
         let jitter = s.random();
         (admitted, s.options, fail, jitter)

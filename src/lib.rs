@@ -5,6 +5,7 @@
 //! - [`server`]: the warp server the host calls (`GET /`, `POST /{FunctionName}`), shutdown.
 //! - [`http_body`]: bounded request bodies and the `413`, for every server.
 //! - [`app_config`]: a Functions app's files (`host.json`, `function.json`, local settings).
+//! - [`host_json_overrides`]: `AzureFunctionsJobHost__…` settings that override host.json.
 //! - [`functions`]: one module per Function and the registry the server dispatches to.
 //! - [`outcome`]: the one place where a function's outcome becomes the host's response.
 //! - [`pipeline`]: the document pipeline's events, state, submissions, chunking, storage.
@@ -39,6 +40,7 @@ pub mod fake_llm;
 pub mod functions;
 #[cfg(feature = "local")]
 pub mod host;
+pub mod host_json_overrides;
 pub mod http_body;
 pub mod identity;
 pub mod last_errors;

@@ -205,6 +205,34 @@ enum BenchWhat {
         /// Time scale of the endpoint (10: a minute lasts 6 s).
         #[arg(long, default_value_t = 10.0)]
         time_scale: f64,
+        /// The policies to run, in order.
+        #[arg(long, value_delimiter = ',', default_value = "adaptive,naive")]
+        policies: Vec<cli::bench_budget::Policy>,
+        /// The app root.
+        #[arg(long, default_value = ".")]
+        app_root: PathBuf,
+    },
+    /// `POST /api/documents` latency and throughput while the workers are saturated.
+    Api {
+        /// Documents in the burst.
+        #[arg(long, default_value_t = 1_000)]
+        documents: usize,
+        /// Concurrent submitters.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// The app root.
+        #[arg(long, default_value = ".")]
+        app_root: PathBuf,
+    },
+    /// Documents per minute through the whole local app on the offline provider, and where
+    /// the time goes.
+    Pipeline {
+        /// Documents per run.
+        #[arg(long, default_value_t = 300)]
+        documents: usize,
+        /// Concurrent invocations per function of each run (`maxConcurrentCalls`).
+        #[arg(long, value_delimiter = ',', default_value = "1,4")]
+        workers: Vec<usize>,
         /// The app root.
         #[arg(long, default_value = ".")]
         app_root: PathBuf,
@@ -440,6 +468,7 @@ fn main() -> ExitCode {
                     documents,
                     tpm,
                     time_scale,
+                    policies,
                     app_root,
                 },
         } => runtime.block_on(async {
@@ -449,6 +478,45 @@ fn main() -> ExitCode {
                     documents,
                     tpm,
                     time_scale,
+                    policies,
+                    app_root,
+                })
+                .await,
+            )
+        }),
+        #[cfg(feature = "local")]
+        Command::Bench {
+            what:
+                BenchWhat::Api {
+                    documents,
+                    clients,
+                    app_root,
+                },
+        } => runtime.block_on(async {
+            telemetry::init_with_default(LogFormat::Text, "warn");
+            ExitCode::from(
+                cli::bench_app::api(cli::bench_app::ApiBench {
+                    documents,
+                    clients,
+                    app_root,
+                })
+                .await,
+            )
+        }),
+        #[cfg(feature = "local")]
+        Command::Bench {
+            what:
+                BenchWhat::Pipeline {
+                    documents,
+                    workers,
+                    app_root,
+                },
+        } => runtime.block_on(async {
+            telemetry::init_with_default(LogFormat::Text, "warn");
+            ExitCode::from(
+                cli::bench_app::pipeline(cli::bench_app::PipelineBench {
+                    documents,
+                    workers,
                     app_root,
                 })
                 .await,
@@ -458,7 +526,9 @@ fn main() -> ExitCode {
         Command::Bench {
             what: BenchWhat::Handler { invocations },
         } => runtime.block_on(async {
-            ExitCode::from(cli::bench::handler(cli::bench::HandlerBench { invocations }).await)
+            ExitCode::from(
+                cli::bench_handler::run(cli::bench_handler::HandlerBench { invocations }).await,
+            )
         }),
         #[cfg(feature = "local")]
         Command::Bench {

@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 
-/// A bucket refilled continuously at its per-minute rate, holding at most ten seconds of it:
-/// Azure OpenAI evaluates a per-minute limit over short windows (1 or 10 seconds), so a burst
-/// of a whole minute's tokens is refused even when the minute has room.
+/// A bucket refilled continuously at its per-minute rate, holding at most one second of it:
+/// a deployment counts what it admitted over a sliding window (Azure OpenAI also over shorter
+/// windows of 1 or 10 seconds), so tokens banked during a lull and spent at once are refused
+/// while the window still holds the calls before the lull. Under a backlog the bucket is
+/// always nearly empty, so a small burst costs no throughput.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
     per_minute: f64,
@@ -23,8 +25,8 @@ pub struct TokenBucket {
     at: Instant,
 }
 
-/// The share of a per-minute limit one burst may use (ten seconds of it).
-const BURST_FRACTION: f64 = 1.0 / 6.0;
+/// The share of a per-minute limit one burst may use (one second of it).
+const BURST_FRACTION: f64 = 1.0 / 60.0;
 
 impl TokenBucket {
     /// A full bucket of `per_minute`.
@@ -44,16 +46,17 @@ impl TokenBucket {
         self.at = now;
     }
 
-    /// Takes `n` now, or says how long until `n` are available (a request larger than a
-    /// burst waits for a full burst).
+    /// Takes `n` now, or says how long until `n` are available. A request larger than a
+    /// burst waits for a full burst and leaves the bucket in debt, which later takes wait out.
     pub fn take(&mut self, n: u64, now: Instant) -> Result<(), Duration> {
         self.refill(now);
-        let n = (n as f64).min(self.burst);
-        if self.available >= n {
+        let n = n as f64;
+        let needed = n.min(self.burst);
+        if self.available >= needed {
             self.available -= n;
             return Ok(());
         }
-        let missing = n - self.available;
+        let missing = needed - self.available;
         Err(Duration::from_secs_f64(missing * 60.0 / self.per_minute))
     }
 
@@ -183,6 +186,8 @@ pub struct BudgetOptions {
     /// `false`: the naive policy benchmarks compare against: a fixed number of calls at once
     /// (`max_concurrency`), no token budget, and a `429` is an ordinary transient failure.
     pub adaptive: bool,
+    /// How a request's tokens are counted (`None`: by its model's name).
+    pub tokenizer: Option<crate::ai::tokens::TokenCounter>,
 }
 
 impl Default for BudgetOptions {
@@ -193,24 +198,19 @@ impl Default for BudgetOptions {
             max_concurrency: 16,
             max_wait: Duration::from_secs(20),
             adaptive: true,
+            tokenizer: None,
         }
     }
 }
 
-/// A call's token estimate from its JSON body: about four characters per token of every
-/// message (or embedding input), plus the `max_tokens` asked for (Azure OpenAI charges a
-/// request at admission by both).
-pub fn estimate_tokens(body: &serde_json::Value) -> u64 {
-    fn chars(v: &serde_json::Value) -> u64 {
-        match v {
-            serde_json::Value::String(s) => s.chars().count() as u64,
-            serde_json::Value::Array(items) => items.iter().map(chars).sum(),
-            serde_json::Value::Object(map) => map.get("content").map_or(0, chars),
-            _ => 0,
-        }
-    }
-    let prompt = chars(&body["messages"]) + chars(&body["input"]);
-    prompt.div_ceil(4) + body["max_tokens"].as_u64().unwrap_or(0)
+/// The share of a limit the budget aims at. A deployment counts over a sliding window: a
+/// client sending at exactly the limit fills every window to the brim, and the slightest
+/// jitter in arrival makes a call overflow it. Five percent of headroom absorbs that (and the
+/// difference between this tokenizer's count and the service's).
+const HEADROOM: f64 = 0.95;
+
+fn aim(limit: u64) -> u64 {
+    ((limit as f64 * HEADROOM).floor() as u64).max(1)
 }
 
 /// A reservation made before a call, settled after it.
@@ -235,6 +235,9 @@ pub struct Budget {
     successes: u32,
     /// The naive policy: the window never changes.
     fixed: bool,
+    /// Slow start: with no limit configured, one call at a time until a first answer says
+    /// what the limits are (a burst sent before the limit is known is mostly refused).
+    probing: bool,
 }
 
 impl Budget {
@@ -243,14 +246,19 @@ impl Budget {
     pub fn new(tpm: Option<u64>, rpm: Option<u64>, max_concurrency: usize, now: Instant) -> Self {
         let max_concurrency = max_concurrency.max(1);
         Self {
-            tokens: tpm.filter(|n| *n > 0).map(|n| TokenBucket::new(n, now)),
-            requests: rpm.filter(|n| *n > 0).map(|n| TokenBucket::new(n, now)),
+            tokens: tpm
+                .filter(|n| *n > 0)
+                .map(|n| TokenBucket::new(aim(n), now)),
+            requests: rpm
+                .filter(|n| *n > 0)
+                .map(|n| TokenBucket::new(aim(n), now)),
             configured: (tpm.is_some(), rpm.is_some()),
             window: max_concurrency as f64,
             max_concurrency,
             in_flight: 0,
             successes: 0,
             fixed: false,
+            probing: tpm.is_none() && rpm.is_none(),
         }
     }
 
@@ -259,11 +267,15 @@ impl Budget {
         let mut budget = Self::new(None, None, max_concurrency, now);
         budget.configured = (true, true);
         budget.fixed = true;
+        budget.probing = false;
         budget
     }
 
     /// The current concurrency window.
     pub fn window(&self) -> usize {
+        if self.probing {
+            return 1;
+        }
         (self.window.floor() as usize).clamp(1, self.max_concurrency)
     }
 
@@ -307,6 +319,7 @@ impl Budget {
         now: Instant,
     ) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        self.probing = false;
         // Azure OpenAI counts a request's admission estimate against the window whatever it
         // used: only a use beyond the reservation is charged; what was not used is not returned
         // (the window gives it back by itself).
@@ -339,6 +352,7 @@ impl Budget {
             return;
         }
         self.learn(headers, now);
+        self.probing = false;
         self.successes = 0;
         self.window = (self.window / 2.0).max(1.0);
         let reset = retry_after
@@ -370,12 +384,12 @@ impl Budget {
             && let Some(limit) = headers.limit_tokens.filter(|n| *n > 0)
         {
             match &mut self.tokens {
-                Some(bucket) => bucket.set_capacity(limit, now),
+                Some(bucket) => bucket.set_capacity(aim(limit), now),
                 None => {
-                    let mut bucket = TokenBucket::new(limit, now);
-                    if let Some(remaining) = headers.remaining_tokens {
-                        bucket.cap(remaining, now);
-                    }
+                    // Empty: what the deployment admitted before this answer stays in its
+                    // window for a while, so nothing is banked yet.
+                    let mut bucket = TokenBucket::new(aim(limit), now);
+                    bucket.cap(0, now);
                     self.tokens = Some(bucket);
                 }
             }
@@ -384,10 +398,70 @@ impl Budget {
             && let Some(limit) = headers.limit_requests.filter(|n| *n > 0)
         {
             match &mut self.requests {
-                Some(bucket) => bucket.set_capacity(limit, now),
-                None => self.requests = Some(TokenBucket::new(limit, now)),
+                Some(bucket) => bucket.set_capacity(aim(limit), now),
+                None => self.requests = Some(TokenBucket::new(aim(limit), now)),
             }
         }
+    }
+}
+
+/// Where a deployment's budget lives. Today each process keeps its own ([`LocalBudget`]); a
+/// store shared by scaled-out instances (a Redis or a blob lease) can implement this later.
+pub trait BudgetStore: Send + Sync + std::fmt::Debug {
+    /// Reserves `tokens` and one request, or says how long to wait before trying again.
+    fn reserve(&self, tokens: u64, now: Instant) -> Result<Reservation, Duration>;
+    /// Settles an answered call (see [`Budget::settle`]).
+    fn settle(&self, reservation: Reservation, used: u64, headers: &RateHeaders, now: Instant);
+    /// Settles a call refused with `429` (see [`Budget::refused`]).
+    fn refused(
+        &self,
+        reservation: Reservation,
+        headers: &RateHeaders,
+        retry_after: Option<Duration>,
+        now: Instant,
+    );
+    /// Settles a call that failed without an answer about the budget.
+    fn failed(&self, reservation: Reservation, now: Instant);
+}
+
+/// The budget of this process.
+#[derive(Debug)]
+pub struct LocalBudget(std::sync::Mutex<Budget>);
+
+impl LocalBudget {
+    /// A store holding `budget`.
+    pub fn new(budget: Budget) -> Self {
+        Self(std::sync::Mutex::new(budget))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Budget> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl BudgetStore for LocalBudget {
+    fn reserve(&self, tokens: u64, now: Instant) -> Result<Reservation, Duration> {
+        self.lock().reserve(tokens, now)
+    }
+
+    fn settle(&self, reservation: Reservation, used: u64, headers: &RateHeaders, now: Instant) {
+        self.lock().settle(reservation, used, headers, now);
+    }
+
+    fn refused(
+        &self,
+        reservation: Reservation,
+        headers: &RateHeaders,
+        retry_after: Option<Duration>,
+        now: Instant,
+    ) {
+        self.lock().refused(reservation, headers, retry_after, now);
+    }
+
+    fn failed(&self, reservation: Reservation, now: Instant) {
+        self.lock().failed(reservation, now);
     }
 }
 
@@ -409,35 +483,42 @@ mod tests {
     #[test]
     fn buckets_take_refill_and_say_how_long_to_wait() {
         let t0 = Instant::now();
-        let mut bucket = TokenBucket::new(600, t0); // 10 per second, bursts of 100
+        let mut bucket = TokenBucket::new(6_000, t0); // 100 per second, bursts of 100
         assert_eq!(bucket.take(100, t0), Ok(()));
-        assert_eq!(bucket.take(10, t0), Err(Duration::from_secs(1)));
-        assert_eq!(bucket.take(10, t0 + Duration::from_secs(1)), Ok(()));
-        // Never more than ten seconds' worth, however long it rests.
+        assert_eq!(bucket.take(10, t0), Err(Duration::from_millis(100)));
+        assert_eq!(bucket.take(10, t0 + Duration::from_millis(100)), Ok(()));
+        // Never more than a second's worth, however long it rests.
         assert_eq!(bucket.available(t0 + Duration::from_secs(3600)), 100.0);
-        // A request larger than a burst waits for a full burst, not forever.
-        let mut small = TokenBucket::new(60, t0);
-        assert_eq!(small.take(5, t0), Ok(()));
-        assert_eq!(small.take(1_000, t0), Err(Duration::from_secs(5)));
+        // A request larger than a burst waits for a full burst, not forever, and leaves the
+        // bucket in debt for the rest.
+        let mut small = TokenBucket::new(60, t0); // 1 per second, bursts of 1
+        assert_eq!(small.take(1, t0), Ok(()));
+        assert_eq!(small.take(10, t0), Err(Duration::from_secs(1)));
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(small.take(10, t1), Ok(()));
+        assert_eq!(small.available(t1), -9.0);
+        assert_eq!(small.take(1, t1), Err(Duration::from_secs(10)));
     }
 
     #[test]
     fn reservations_reconcile_with_reported_usage() {
         let t0 = Instant::now();
-        let mut budget = Budget::new(Some(1_000), None, 4, t0);
-        let r = budget.reserve(100, t0).unwrap();
-        assert!(budget.reserve(100, t0).is_err(), "a burst is 166");
-        // The call used 30 of its 100: the provider counted 100, so nothing comes back.
+        let s = |secs: f64| t0 + Duration::from_secs_f64(secs);
+        // 6,000 a minute is aimed at 5,700: 95 per second, bursts of 95.
+        let mut budget = Budget::new(Some(6_000), None, 4, t0);
+        let r = budget.reserve(90, t0).unwrap();
+        assert!(budget.reserve(90, t0).is_err(), "a burst is 95");
+        // The call used 30 of its 90: the provider counted 90, so nothing comes back.
         budget.settle(r, 30, &RateHeaders::default(), t0);
-        assert!(budget.reserve(100, t0).is_err());
-        assert!(budget.reserve(100, t0 + Duration::from_secs(2)).is_ok());
+        assert!(budget.reserve(90, s(0.5)).is_err());
+        assert!(budget.reserve(90, s(1.0)).is_ok());
         // A call that used more than it reserved is charged the difference.
-        let mut budget = Budget::new(Some(1_000), None, 4, t0);
-        let r = budget.reserve(100, t0).unwrap();
-        budget.settle(r, 1_000, &RateHeaders::default(), t0);
+        let mut budget = Budget::new(Some(6_000), None, 4, t0);
+        let r = budget.reserve(90, t0).unwrap();
+        budget.settle(r, 1_040, &RateHeaders::default(), t0);
         assert!(budget.reserve(1, t0).is_err(), "in debt");
-        assert!(budget.reserve(50, t0 + Duration::from_secs(6)).is_err());
-        assert!(budget.reserve(50, t0 + Duration::from_secs(60)).is_ok());
+        assert!(budget.reserve(50, s(9.0)).is_err());
+        assert!(budget.reserve(50, s(12.0)).is_ok());
     }
 
     #[test]
@@ -454,7 +535,7 @@ mod tests {
             ("x-ratelimit-limit-requests", "60"),
         ]));
         budget.settle(Reservation { tokens: 1_000_000 }, 10, &told, t0);
-        assert!(budget.reserve(500, t0).is_err(), "only 100 remain");
+        assert!(budget.reserve(500, t0).is_err(), "nothing banked yet");
         assert!(budget.reserve(500, t0 + Duration::from_secs(4)).is_ok());
         let mut configured = Budget::new(Some(50), None, 4, t0);
         configured.settle(Reservation { tokens: 0 }, 0, &told, t0);
@@ -496,12 +577,55 @@ mod tests {
     #[test]
     fn the_concurrency_window_bounds_calls_in_flight() {
         let t0 = Instant::now();
-        let mut budget = Budget::new(None, None, 2, t0);
+        let mut budget = Budget::new(Some(1_000), Some(1_000), 2, t0);
         let a = budget.reserve(1, t0).unwrap();
         let _b = budget.reserve(1, t0).unwrap();
         assert!(budget.reserve(1, t0).is_err());
         budget.failed(a, t0);
         assert!(budget.reserve(1, t0).is_ok());
+    }
+
+    #[test]
+    fn with_no_configured_limit_one_call_probes_before_the_rest_follow() {
+        let t0 = Instant::now();
+        let mut budget = Budget::new(None, None, 8, t0);
+        let probe = budget.reserve(10, t0).unwrap();
+        assert!(budget.reserve(10, t0).is_err(), "one call until an answer");
+        let told = RateHeaders::parse(&headers(&[
+            ("x-ratelimit-limit-tokens", "60000"),
+            ("x-ratelimit-remaining-tokens", "59000"),
+        ]));
+        budget.settle(probe, 10, &told, t0);
+        assert_eq!(budget.window(), 8);
+        // The learned bucket starts empty (what the deployment admitted before is still in
+        // its window) and fills at 95 % of the limit: 950 a second.
+        assert!(budget.reserve(40, t0).is_err());
+        let later = t0 + Duration::from_millis(100);
+        assert!(budget.reserve(90, later).is_ok());
+        assert!(budget.reserve(10, later).is_err());
+        // A failure without an answer teaches nothing: still one at a time.
+        let mut budget = Budget::new(None, None, 8, t0);
+        let probe = budget.reserve(10, t0).unwrap();
+        budget.failed(probe, t0);
+        assert_eq!(budget.window(), 1);
+        // A configured limit needs no probe.
+        assert_eq!(Budget::new(Some(1_000), None, 8, t0).window(), 8);
+    }
+
+    #[test]
+    fn the_local_store_shares_one_budget_between_callers() {
+        let t0 = Instant::now();
+        let store: std::sync::Arc<dyn BudgetStore> =
+            std::sync::Arc::new(LocalBudget::new(Budget::new(Some(600), Some(600), 4, t0)));
+        let other = store.clone();
+        let r = store.reserve(100, t0).unwrap();
+        assert!(
+            other.reserve(1, t0).is_err(),
+            "in debt for a call larger than a burst"
+        );
+        store.refused(r, &RateHeaders::default(), Some(Duration::from_secs(1)), t0);
+        assert!(other.reserve(1, t0 + Duration::from_millis(500)).is_err());
+        assert!(other.reserve(1, t0 + Duration::from_secs(2)).is_ok());
     }
 
     #[test]

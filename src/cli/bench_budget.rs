@@ -8,11 +8,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::bench_stack::{Stack, at, document, quantile};
 use crate::fake_llm::{FakeLlm, FakeLlmOptions};
-use crate::host::{DevOptions, LocalHost};
 
 /// Options of the budget benchmark.
 #[derive(Debug, Clone)]
@@ -23,17 +22,40 @@ pub struct BudgetBench {
     pub tpm: u64,
     /// Time scale of the endpoint (10: a minute lasts 6 s).
     pub time_scale: f64,
+    /// The policies to run, in order.
+    pub policies: Vec<Policy>,
     /// The app root (host.json, function folders).
     pub app_root: PathBuf,
 }
 
+/// A budget policy to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Policy {
+    /// docflow's budget control (the default).
+    Adaptive,
+    /// Fixed concurrency, a `429` retried at once (`DOCFLOW_AI_BUDGET=naive`).
+    Naive,
+}
+
 const KINDS: &str = "summarize,classify,sentiment";
+
+impl Policy {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Adaptive => "adaptive",
+            Self::Naive => "naive",
+        }
+    }
+}
 
 /// What one run measured.
 #[derive(Debug, Clone)]
 struct Figures {
     busy: Duration,
-    delivered_tpm_fraction: f64,
+    /// Tokens the endpoint charged against its limit (prompt + `max_tokens` at admission).
+    charged_tpm_fraction: f64,
+    /// Tokens the answers reported using (prompt + completion).
+    used_tpm_fraction: f64,
     calls: u64,
     refused: u64,
     completed: usize,
@@ -41,16 +63,22 @@ struct Figures {
     lost: usize,
     extra_calls: i64,
     latencies: Vec<Duration>,
+    /// Seconds from the start of the run at which calls were refused.
+    refused_at: Vec<f64>,
 }
 
 /// Runs both policies and prints their figures; returns the exit code.
 pub async fn run(bench: BudgetBench) -> u8 {
+    let names: Vec<&str> = bench.policies.iter().map(|p| p.name()).collect();
     println!(
-        "docflow bench budget --documents {} --tpm {} --time-scale {}",
-        bench.documents, bench.tpm, bench.time_scale
+        "docflow bench budget --documents {} --tpm {} --time-scale {} --policies {}",
+        bench.documents,
+        bench.tpm,
+        bench.time_scale,
+        names.join(",")
     );
     let mut results = Vec::new();
-    for policy in ["adaptive", "naive"] {
+    for policy in names {
         match measure(&bench, policy).await {
             Ok(figures) => {
                 print(policy, &figures);
@@ -62,10 +90,13 @@ pub async fn run(bench: BudgetBench) -> u8 {
             }
         }
     }
-    if let [adaptive, naive] = results.as_slice() {
+    if let [adaptive, naive] = results.as_slice()
+        && bench.policies == [Policy::Adaptive, Policy::Naive]
+    {
         println!(
-            "adaptive ÷ naive: delivered rate {:.2}×, busy period {:.2}×",
-            adaptive.delivered_tpm_fraction / naive.delivered_tpm_fraction.max(1e-9),
+            "adaptive ÷ naive: delivered rate {:.2}×, completed {:.2}×, busy period {:.2}×",
+            adaptive.charged_tpm_fraction / naive.charged_tpm_fraction.max(1e-9),
+            adaptive.completed as f64 / naive.completed.max(1) as f64,
             adaptive.busy.as_secs_f64() / naive.busy.as_secs_f64().max(1e-9)
         );
     }
@@ -73,20 +104,15 @@ pub async fn run(bench: BudgetBench) -> u8 {
 }
 
 fn print(policy: &str, f: &Figures) {
-    let mut sorted = f.latencies.clone();
-    sorted.sort();
-    let pct = |p: f64| -> f64 {
-        if sorted.is_empty() {
-            return 0.0;
-        }
-        let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-        sorted[i].as_secs_f64()
-    };
+    let mut sorted: Vec<f64> = f.latencies.iter().map(Duration::as_secs_f64).collect();
+    sorted.sort_by(f64::total_cmp);
+    let pct = |q: f64| quantile(&sorted, q);
     println!(
-        "{policy:>8}: busy {:.1} s, delivered {:.1}% of the TPM limit, 429s {} of {} calls ({:.2}%), \
+        "{policy:>8}: busy {:.1} s, delivered {:.1}% of the TPM limit (charged at admission; {:.1}% as reported usage), 429s {} of {} calls ({:.2}%), \
          latency p50 {:.1} s p95 {:.1} s p99 {:.1} s, completed {}, failed or partial {}, unfinished {}, calls beyond one per succeeded task {}",
         f.busy.as_secs_f64(),
-        100.0 * f.delivered_tpm_fraction,
+        100.0 * f.charged_tpm_fraction,
+        100.0 * f.used_tpm_fraction,
         f.refused,
         f.calls,
         100.0 * f.refused as f64 / f.calls.max(1) as f64,
@@ -98,14 +124,9 @@ fn print(policy: &str, f: &Figures) {
         f.lost,
         f.extra_calls
     );
-}
-
-/// A document of `n` sentences (sizes vary from a line to a few pages).
-fn document(i: usize) -> String {
-    let sentences = 1 + (i * 7919) % 40;
-    (0..sentences)
-        .map(|s| format!("Sentence {s} of document {i}: the shipment was late and the invoice total was wrong. "))
-        .collect()
+    if let (Some(first), Some(last)) = (f.refused_at.first(), f.refused_at.last()) {
+        println!("{policy:>8}: 429s between {first:.1} s and {last:.1} s of the run");
+    }
 }
 
 async fn measure(bench: &BudgetBench, policy: &str) -> Result<Figures, String> {
@@ -127,11 +148,6 @@ async fn measure(bench: &BudgetBench, policy: &str) -> Result<Figures, String> {
     let naive_concurrency = ((bench.tpm as f64 * bench.time_scale / 60.0) * 2.0 / 400.0)
         .round()
         .clamp(1.0, 64.0) as usize;
-    let data_dir = std::env::temp_dir().join(format!(
-        "docflow-bench-budget-{}-{policy}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&data_dir);
     let mut env: Vec<(String, String)> = vec![
         ("RUST_LOG".into(), "warn".into()),
         ("DOCFLOW_AI_PROVIDER".into(), "openai".into()),
@@ -139,7 +155,8 @@ async fn measure(bench: &BudgetBench, policy: &str) -> Result<Figures, String> {
             "DOCFLOW_OPENAI_BASE_URL".into(),
             format!("http://127.0.0.1:{}/v1", llm.port()),
         ),
-        ("DOCFLOW_CHAT_MODEL".into(), "fake-chat".into()),
+        // An OpenAI model's name: both sides count tokens with its tokenizer (o200k_base).
+        ("DOCFLOW_CHAT_MODEL".into(), "gpt-4o-mini".into()),
         ("DOCFLOW_MAX_TRANSIENT_RETRIES".into(), "8".into()),
     ];
     if policy == "naive" {
@@ -150,76 +167,23 @@ async fn measure(bench: &BudgetBench, policy: &str) -> Result<Figures, String> {
         ));
         env.push(("DOCFLOW_RETRY_BASE_MS".into(), "0".into()));
     }
-    let host = LocalHost::start(
-        DevOptions {
-            app_root: bench.app_root.clone(),
-            data_dir: data_dir.clone(),
-            http_port: 0,
-            broker_port: 0,
-            handler_log: Some(data_dir.join("handler.log")),
-            env,
-        },
-        stop.clone(),
-    )
-    .await
-    .map_err(|e| format!("cannot start the local stack: {e}"))?;
-    let base = format!("http://127.0.0.1:{}/api/documents", host.http_port());
-    let http = reqwest::Client::new();
+    let stack = Stack::start(bench.app_root.clone(), "budget", env, stop).await?;
     let started = Instant::now();
     let mut ids = Vec::new();
     for i in 0..bench.documents {
-        let answer = http
-            .post(format!("{base}?analyses={KINDS}"))
-            .header("content-type", "text/plain")
-            .body(document(i))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if answer.status().as_u16() != 202 {
-            return Err(format!("submission {i} answered {}", answer.status()));
-        }
-        let body: Value = answer.json().await.map_err(|e| e.to_string())?;
-        ids.push(body["id"].as_str().unwrap_or_default().to_string());
+        ids.push(stack.submit(document(i), KINDS).await?.id);
     }
-    let deadline = Instant::now() + Duration::from_secs(1_800);
-    let mut finals: Vec<Option<Value>> = vec![None; ids.len()];
-    while finals.iter().any(Option::is_none) && Instant::now() < deadline {
-        for (id, slot) in ids.iter().zip(finals.iter_mut()) {
-            if slot.is_some() {
-                continue;
-            }
-            let doc: Value = http
-                .get(format!("{base}/{id}"))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .json()
-                .await
-                .map_err(|e| e.to_string())?;
-            if matches!(
-                doc["status"].as_str(),
-                Some("completed" | "partial" | "failed")
-            ) {
-                *slot = Some(doc);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let finals = stack.wait_all(&ids, Duration::from_secs(1_800)).await?;
     let busy = started.elapsed();
     let stats = llm.stats();
-    host.shutdown().await;
-    stop.cancel();
-    let _ = std::fs::remove_dir_all(&data_dir);
+    stack.shutdown().await;
     let latencies = finals
         .iter()
         .flatten()
         .filter_map(|doc| {
-            let at = |k: &str| {
-                doc[k]
-                    .as_str()
-                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            };
-            (at("completedAt")? - at("submittedAt")?).to_std().ok()
+            (at(doc, "completedAt")? - at(doc, "submittedAt")?)
+                .to_std()
+                .ok()
         })
         .collect();
     let completed = finals
@@ -240,7 +204,8 @@ async fn measure(bench: &BudgetBench, policy: &str) -> Result<Figures, String> {
     let limit_per_second = bench.tpm as f64 * bench.time_scale / 60.0;
     Ok(Figures {
         busy,
-        delivered_tpm_fraction: stats.tokens as f64 / (limit_per_second * busy.as_secs_f64()),
+        charged_tpm_fraction: stats.charged as f64 / (limit_per_second * busy.as_secs_f64()),
+        used_tpm_fraction: stats.tokens as f64 / (limit_per_second * busy.as_secs_f64()),
         calls: stats.served + stats.rate_limited + stats.errors,
         refused: stats.rate_limited,
         completed,
@@ -248,5 +213,11 @@ async fn measure(bench: &BudgetBench, policy: &str) -> Result<Figures, String> {
         lost: ids.len() - finished,
         extra_calls: stats.served as i64 - succeeded_tasks as i64,
         latencies,
+        refused_at: stats
+            .requests
+            .iter()
+            .filter(|r| r.status == 429)
+            .map(|r| r.at_ms as f64 / 1000.0)
+            .collect(),
     })
 }

@@ -4,7 +4,13 @@
 #[cfg(feature = "local")]
 pub mod bench;
 #[cfg(feature = "local")]
+pub mod bench_app;
+#[cfg(feature = "local")]
 pub mod bench_budget;
+#[cfg(feature = "local")]
+pub mod bench_handler;
+#[cfg(feature = "local")]
+pub mod bench_stack;
 #[cfg(feature = "local")]
 pub mod broker;
 #[cfg(feature = "local")]

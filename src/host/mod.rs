@@ -158,7 +158,7 @@ impl LocalHost {
     /// Loads the app, starts the broker, the blob store, the handler, the listeners and the
     /// HTTP server.
     pub async fn start(options: DevOptions, shutdown: CancellationToken) -> Result<Self, DevError> {
-        let app = AppConfig::load(&options.app_root)?;
+        let app = AppConfig::load_with(&options.app_root, &options.env)?;
         let topology = std::fs::read_to_string(options.app_root.join("servicebus.config.json"))
             .map_err(|e| DevError::Broker(e.to_string()))?;
         let entities = Entities::parse(&topology).map_err(|e| DevError::Broker(e.to_string()))?;

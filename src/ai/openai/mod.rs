@@ -18,7 +18,10 @@ pub mod dialect;
 mod failures;
 mod wire;
 
-use crate::ai::budget::{Budget, BudgetOptions, RateHeaders, Reservation, estimate_tokens};
+use crate::ai::budget::{
+    Budget, BudgetOptions, BudgetStore, LocalBudget, RateHeaders, Reservation,
+};
+use crate::ai::tokens::TokenCounter;
 pub use failures::{MAX_RETRY_AFTER, retry_after};
 use failures::{
     classify_status, describe_transport_error, embeddings_unsupported, error_message,
@@ -174,8 +177,11 @@ pub struct OpenAiProvider {
     http: Client,
     /// The dialect in use: the configured one until a server rejects it.
     dialect: AtomicU8,
-    /// TPM, RPM and the concurrency window of the deployment.
-    budget: std::sync::Mutex<Budget>,
+    /// TPM, RPM and the concurrency window of the chat deployment.
+    chat_budget: Box<dyn BudgetStore>,
+    /// The embedding deployment's (Azure limits each deployment on its own); `None`: the
+    /// embedding model is the chat model.
+    embedding_budget: Option<Box<dyn BudgetStore>>,
 }
 
 /// A chat answer: its text, model, usage and why it stopped.
@@ -192,14 +198,29 @@ impl OpenAiProvider {
         let http = Client::builder().timeout(options.timeout).build()?;
         let b = options.budget;
         let now = std::time::Instant::now();
-        let budget = if b.adaptive {
-            Budget::new(b.tpm, b.rpm, b.max_concurrency, now)
-        } else {
-            Budget::fixed(b.max_concurrency, now)
+        let budget = |tpm, rpm| -> Box<dyn BudgetStore> {
+            Box::new(LocalBudget::new(if b.adaptive {
+                Budget::new(tpm, rpm, b.max_concurrency, now)
+            } else {
+                Budget::fixed(b.max_concurrency, now)
+            }))
         };
+        // Loading a tokenizer takes a moment: off the first call's path.
+        let counter = b
+            .tokenizer
+            .unwrap_or_else(|| TokenCounter::for_model(&options.chat_model));
+        if counter != TokenCounter::Estimate {
+            let _ = std::thread::Builder::new()
+                .name("tokenizer-load".into())
+                .spawn(move || counter.warm_up());
+        }
+        // Configured limits are the chat deployment's; an embedding deployment's are learned.
+        let embedding_budget =
+            (options.embedding_model != options.chat_model).then(|| budget(None, None));
         Ok(Self {
             dialect: AtomicU8::new(options.structured_output.index()),
-            budget: std::sync::Mutex::new(budget),
+            chat_budget: budget(b.tpm, b.rpm),
+            embedding_budget,
             options,
             http,
         })
@@ -272,11 +293,15 @@ impl OpenAiProvider {
 
     /// Waits for the budget to admit a call of `tokens`; a wait longer than the budget's
     /// `max_wait` is handed back as a rate limit, so that the message is rescheduled instead.
-    async fn admit(&self, tokens: u64) -> Result<Reservation, ProviderError> {
+    async fn admit(
+        &self,
+        budget: &dyn BudgetStore,
+        tokens: u64,
+    ) -> Result<Reservation, ProviderError> {
         let started = std::time::Instant::now();
         loop {
             let now = std::time::Instant::now();
-            let wait = match self.budget().reserve(tokens, now) {
+            let wait = match budget.reserve(tokens, now) {
                 Ok(reservation) => return Ok(reservation),
                 Err(wait) => wait,
             };
@@ -292,12 +317,6 @@ impl OpenAiProvider {
         }
     }
 
-    fn budget(&self) -> std::sync::MutexGuard<'_, Budget> {
-        self.budget
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// Posts within the budget; a non-2xx answer comes back as its parts, for callers that
     /// look at it first. The reservation is settled with the reported usage and the
     /// provider's rate headers (a `429` shrinks the budget until its reset).
@@ -306,24 +325,32 @@ impl OpenAiProvider {
         url: String,
         body: Value,
     ) -> Result<Result<Value, (StatusCode, HeaderMap, String)>, ProviderError> {
-        let reservation = self.admit(estimate_tokens(&body)).await?;
+        let model = body["model"].as_str().unwrap_or_default();
+        let budget = match &self.embedding_budget {
+            Some(embedding) if model == self.options.embedding_model => embedding.as_ref(),
+            _ => self.chat_budget.as_ref(),
+        };
+        let counter = self
+            .options
+            .budget
+            .tokenizer
+            .unwrap_or_else(|| TokenCounter::for_model(model));
+        let reservation = self.admit(budget, counter.request_tokens(&body)).await?;
         let answer = self.send(&url, &body).await;
         let now = std::time::Instant::now();
         match &answer {
             Ok((status, headers, _)) if *status == StatusCode::TOO_MANY_REQUESTS => {
                 let rates = RateHeaders::parse(headers);
-                self.budget()
-                    .refused(reservation, &rates, retry_after(headers), now);
+                budget.refused(reservation, &rates, retry_after(headers), now);
             }
             Ok((status, headers, text)) if status.is_success() => {
                 let used = serde_json::from_str::<Value>(text)
                     .ok()
                     .and_then(|v| v["usage"]["total_tokens"].as_u64())
                     .unwrap_or(reservation.tokens);
-                self.budget()
-                    .settle(reservation, used, &RateHeaders::parse(headers), now);
+                budget.settle(reservation, used, &RateHeaders::parse(headers), now);
             }
-            _ => self.budget().failed(reservation, now),
+            _ => budget.failed(reservation, now),
         }
         let (status, headers, text) = answer?;
         if !status.is_success() {
