@@ -225,11 +225,8 @@ async fn drive(
                     .send()
                     .await
                     .map_err(|e| e.to_string())?;
-                let status = answer.status();
+                // A failure is an answer too (the poison scenario's is a 4xx).
                 answer.bytes().await.map_err(|e| e.to_string())?;
-                if !status.is_success() && status.as_u16() != 500 {
-                    return Err(format!("the handler answered {status}"));
-                }
                 timings.push(t.elapsed().as_secs_f64() * 1e6);
             }
             Ok::<_, String>(timings)

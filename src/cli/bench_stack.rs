@@ -124,6 +124,13 @@ impl Stack {
             .map_err(|e| e.to_string())
     }
 
+    /// Where the local host's invocations spent their time so far, per function.
+    pub fn timings(
+        &self,
+    ) -> std::collections::BTreeMap<String, crate::host::timings::FunctionTimings> {
+        self.host.timings()
+    }
+
     /// Stops the app and removes its data.
     pub async fn shutdown(self) {
         self.host.shutdown().await;

@@ -6,7 +6,7 @@
 //! `maxConcurrentCalls`, `maxConcurrentSessions` and `maxConcurrentCallsPerSession`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -156,6 +156,8 @@ async fn batches(ctx: Arc<Context>, def: FunctionDef, trigger: ServiceBusTrigger
                 continue;
             }
         };
+        let received_at = chrono::Utc::now();
+        let called = Instant::now();
         let invocation_id = uuid::Uuid::new_v4().to_string();
         let span = info_span!("invocation", function = %def.name, invocation_id = %invocation_id, messages = batch.len());
         let result = async {
@@ -166,9 +168,13 @@ async fn batches(ctx: Arc<Context>, def: FunctionDef, trigger: ServiceBusTrigger
         .instrument(span.clone())
         .await;
         // No lock renewal for batches (as on Azure): a slow batch can lose its locks.
+        let handler = called.elapsed() / batch.len().max(1) as u32;
         let _enter = span.enter();
         for message in &batch {
+            let settling = Instant::now();
             settle(&ctx, &trigger, message, &result, None).await;
+            ctx.timings
+                .record(&def.name, message, received_at, handler, settling.elapsed());
         }
     }
 }
@@ -198,13 +204,24 @@ async fn invoke_single(
             ))),
             _ => None,
         };
+        let received_at = chrono::Utc::now();
         let (request, data) =
             invoke::service_bus_request(&def.name, trigger, &message, &ctx.namespace);
+        let called = Instant::now();
         let result = ctx.invoke(def, &invocation_id, &request, &data).await;
+        let handler = called.elapsed();
         if let Some(r) = renewal {
             r.abort();
         }
+        let settling = Instant::now();
         settle(ctx, trigger, &message, &result, session).await;
+        ctx.timings.record(
+            &def.name,
+            &message,
+            received_at,
+            handler,
+            settling.elapsed(),
+        );
     }
     .instrument(span)
     .await;

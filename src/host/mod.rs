@@ -12,6 +12,7 @@ pub mod handler;
 pub mod http;
 pub mod invoke;
 pub mod listener;
+pub mod timings;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -92,6 +93,8 @@ pub struct Context {
     pub namespace: String,
     /// Shutdown signal.
     pub shutdown: CancellationToken,
+    /// Where invocations spend their time, per function.
+    pub timings: timings::Timings,
 }
 
 /// The Functions host's HTTP request body limit when `FUNCTIONS_REQUEST_BODY_SIZE_LIMIT` is
@@ -254,6 +257,7 @@ impl LocalHost {
             handler,
             namespace,
             shutdown: shutdown.clone(),
+            timings: timings::Timings::default(),
         });
         for f in &ctx.app.functions {
             if let Trigger::ServiceBus(t) = &f.trigger {
@@ -281,6 +285,11 @@ impl LocalHost {
     /// The shared context (broker, blob store, app).
     pub fn context(&self) -> &Arc<Context> {
         &self.ctx
+    }
+
+    /// Where Service Bus triggered invocations spent their time so far, per function.
+    pub fn timings(&self) -> std::collections::BTreeMap<String, timings::FunctionTimings> {
+        self.ctx.timings.snapshot()
     }
 
     /// The HTTP trigger port.
