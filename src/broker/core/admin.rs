@@ -27,10 +27,7 @@ impl<'a> Core<'a> {
         let entity = self.receivable(path)?;
         self.sweep(entity)?;
         let count = |sql: &str| -> Result<u64> {
-            Ok(self
-                .db
-                .query_row(sql, params![entity.key()], |r| r.get::<_, i64>(0))?
-                as u64)
+            Ok(self.one(sql, params![entity.key()], |r| r.get::<_, i64>(0))? as u64)
         };
         Ok(Counts {
             active: count(&format!(
@@ -52,7 +49,7 @@ impl<'a> Core<'a> {
     /// Deletes every message of an entity's main queue or dead-letter queue; returns how many.
     pub fn purge(&mut self, path: &str, dlq: bool) -> Result<u64> {
         let entity = self.receivable(path)?;
-        let n = self.db.execute(
+        let n = self.exec(
             "DELETE FROM messages WHERE entity = ?1 AND dlq = ?2",
             params![entity.key(), dlq as i64],
         )?;
@@ -62,7 +59,7 @@ impl<'a> Core<'a> {
     /// Cancels a scheduled message.
     pub fn cancel_scheduled(&mut self, path: &str, seq: i64) -> Result<()> {
         let entity = self.receivable(path)?;
-        let n = self.db.execute(
+        let n = self.exec(
             &format!("DELETE FROM messages WHERE entity = ?1 AND dlq = 0 AND seq = ?2 AND state = {SCHEDULED}"),
             params![entity.key(), seq],
         )?;

@@ -10,7 +10,7 @@ impl<'a> Core<'a> {
         let key = entity.key();
         let settings = entity.settings();
         // Session locks that lapsed: their messages' locks lapse with them (same deadline).
-        self.db.execute(
+        self.exec(
             "UPDATE sessions SET lock_token = NULL, locked_until = NULL WHERE entity = ?1 AND locked_until <= ?2",
             params![key, self.now],
         )?;
@@ -28,7 +28,7 @@ impl<'a> Core<'a> {
         for row in due {
             let seq = self.next_seq(&key)?;
             let expires_at = self.expiry(settings, &row.message(), self.now);
-            self.db.execute(
+            self.exec(
                 "UPDATE messages SET state = ?1, seq = ?2, enqueued_at = ?3, expires_at = ?4, scheduled_at = NULL WHERE id = ?5",
                 params![ACTIVE, seq, self.now, expires_at, row.id],
             )?;
@@ -41,7 +41,7 @@ impl<'a> Core<'a> {
     /// dead-letters or expires the message as the rules say.
     pub(super) fn release(&mut self, entity: Target<'a>, row: Row, counted: bool) -> Result<()> {
         let failed = row.failed + i64::from(counted);
-        self.db.execute(
+        self.exec(
             "UPDATE messages SET failed = ?1, lock_token = NULL, locked_until = NULL WHERE id = ?2",
             params![failed, row.id],
         )?;
@@ -78,8 +78,7 @@ impl<'a> Core<'a> {
                 "The message expired and was dead lettered.",
             )
         } else {
-            self.db
-                .execute("DELETE FROM messages WHERE id = ?1", params![row.id])?;
+            self.exec("DELETE FROM messages WHERE id = ?1", params![row.id])?;
             Ok(())
         }
     }
@@ -98,8 +97,7 @@ impl<'a> Core<'a> {
             && row.hops < MAX_TRANSFER_HOPS
         {
             let destination = self.target(target)?;
-            self.db
-                .execute("DELETE FROM messages WHERE id = ?1", params![row.id])?;
+            self.exec("DELETE FROM messages WHERE id = ?1", params![row.id])?;
             let origin = if row.enqueued_seq == 0 {
                 row.seq
             } else {
@@ -116,7 +114,7 @@ impl<'a> Core<'a> {
         }
         let mut meta = message;
         meta.body = Vec::new();
-        self.db.execute(
+        self.exec(
             "UPDATE messages SET dlq = 1, state = ?1, lock_token = NULL, locked_until = NULL, expires_at = NULL, meta = ?2 WHERE id = ?3",
             params![ACTIVE, serde_json::to_string(&meta).expect("message metadata serializes"), row.id],
         )?;

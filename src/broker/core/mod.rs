@@ -268,6 +268,21 @@ impl<'a> Core<'a> {
         }
     }
 
+    /// Runs a statement, prepared once per connection and cached (parsing it again for every
+    /// operation was a fifth of the writer's time).
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.db.prepare_cached(sql)?.execute(params)
+    }
+
+    /// Reads one row with a cached statement.
+    fn one<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.db.prepare_cached(sql)?.query_row(params, f)
+    }
+
     fn target(&self, path: &str) -> Result<Target<'a>> {
         self.entities
             .resolve(path)

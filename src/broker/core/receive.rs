@@ -57,8 +57,7 @@ impl<'a> Core<'a> {
         let delivery_count = row.failed + 1;
         match mode {
             ReceiveMode::ReceiveAndDelete => {
-                self.db
-                    .execute("DELETE FROM messages WHERE id = ?1", params![row.id])?;
+                self.exec("DELETE FROM messages WHERE id = ?1", params![row.id])?;
                 Ok(row.received(delivery_count, false))
             }
             ReceiveMode::PeekLock => {
@@ -66,7 +65,7 @@ impl<'a> Core<'a> {
                 let token = uuid::Uuid::new_v4().to_string();
                 let until =
                     lock_until.unwrap_or(self.now + settings.lock_duration.as_millis() as i64);
-                self.db.execute(
+                self.exec(
                     "UPDATE messages SET lock_token = ?1, locked_until = ?2 WHERE id = ?3",
                     params![token, until, row.id],
                 )?;
@@ -81,7 +80,7 @@ impl<'a> Core<'a> {
     }
 
     pub(super) fn next_check(&self, key: &str) -> Result<Option<Millis>> {
-        let next: Option<Millis> = self.db.query_row(
+        let next: Option<Millis> = self.one(
             &format!("SELECT MIN(t) FROM (
                 SELECT MIN(locked_until) AS t FROM messages WHERE entity = ?1 AND locked_until IS NOT NULL
                 UNION ALL SELECT MIN(scheduled_at) FROM messages WHERE entity = ?1 AND state = {SCHEDULED}
@@ -142,8 +141,7 @@ impl<'a> Core<'a> {
         let (entity, row) = self.locked_row(path, dlq, lock_token, id)?;
         match settlement {
             Settlement::Complete => {
-                self.db
-                    .execute("DELETE FROM messages WHERE id = ?1", params![row.id])?;
+                self.exec("DELETE FROM messages WHERE id = ?1", params![row.id])?;
             }
             Settlement::Abandon => self.release(entity, row, true)?,
             Settlement::Defer => {
@@ -152,7 +150,7 @@ impl<'a> Core<'a> {
                         "messages in a dead-letter queue cannot be deferred".into(),
                     ));
                 }
-                self.db.execute(
+                self.exec(
                     &format!("UPDATE messages SET state = {DEFERRED}, lock_token = NULL, locked_until = NULL WHERE id = ?1"),
                     params![row.id],
                 )?;
@@ -182,7 +180,7 @@ impl<'a> Core<'a> {
     ) -> Result<Millis> {
         let (entity, row) = self.locked_row(path, dlq, lock_token, id)?;
         let until = self.now + entity.settings().lock_duration.as_millis() as i64;
-        self.db.execute(
+        self.exec(
             "UPDATE messages SET locked_until = ?1 WHERE id = ?2",
             params![until, row.id],
         )?;

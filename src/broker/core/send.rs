@@ -41,8 +41,7 @@ impl<'a> Core<'a> {
     ) -> Result<bool> {
         let window_start = self.now - settings.duplicate_window.as_millis() as i64;
         let seen: Option<Millis> = self
-            .db
-            .query_row(
+            .one(
                 "SELECT accepted_at FROM dedup WHERE entity = ?1 AND message_id = ?2",
                 params![key, id],
                 |r| r.get(0),
@@ -51,13 +50,13 @@ impl<'a> Core<'a> {
         if seen.is_some_and(|at| at > window_start) {
             return Ok(true);
         }
-        self.db.execute(
+        self.exec(
             "INSERT INTO dedup (entity, message_id, accepted_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (entity, message_id) DO UPDATE SET accepted_at = excluded.accepted_at",
             params![key, id, self.now],
         )?;
         if rand_u8() == 0 {
-            self.db.execute(
+            self.exec(
                 "DELETE FROM dedup WHERE entity = ?1 AND accepted_at <= ?2",
                 params![key, window_start],
             )?;
@@ -122,7 +121,7 @@ impl<'a> Core<'a> {
     }
 
     pub(super) fn next_seq(&mut self, key: &str) -> Result<i64> {
-        let seq: i64 = self.db.query_row(
+        let seq: i64 = self.one(
             "INSERT INTO counters (entity, next_seq) VALUES (?1, 2)
              ON CONFLICT (entity) DO UPDATE SET next_seq = next_seq + 1 RETURNING next_seq - 1",
             params![key],
@@ -236,7 +235,7 @@ impl<'a> Core<'a> {
     ) -> Result<()> {
         let mut meta = message.clone();
         meta.body = Vec::new();
-        self.db.execute(
+        self.exec(
             "INSERT INTO messages (entity, dlq, seq, state, session_id, message_id, enqueued_at, expires_at, scheduled_at,
                                    failed, enqueued_seq, hops, dl_source, body, meta)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",

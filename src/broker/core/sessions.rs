@@ -23,9 +23,7 @@ impl<'a> Core<'a> {
         let session_id = match session_id {
             Some(s) => s.to_string(),
             None => {
-                let next: Option<String> = self
-                    .db
-                    .query_row(
+                let next: Option<String> = self.one(
                         &format!("SELECT m.session_id FROM messages m
                          WHERE m.entity = ?1 AND m.dlq = 0 AND m.state = {ACTIVE} AND m.lock_token IS NULL AND m.session_id IS NOT NULL
                            AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.entity = m.entity AND s.session_id = m.session_id AND s.locked_until > ?2)
@@ -41,8 +39,7 @@ impl<'a> Core<'a> {
             }
         };
         let held: Option<Millis> = self
-            .db
-            .query_row(
+            .one(
                 "SELECT locked_until FROM sessions WHERE entity = ?1 AND session_id = ?2",
                 params![key, session_id],
                 |r| r.get(0),
@@ -57,7 +54,7 @@ impl<'a> Core<'a> {
             locked_until: self.now + entity.settings().lock_duration.as_millis() as i64,
             session_id,
         };
-        self.db.execute(
+        self.exec(
             "INSERT INTO sessions (entity, session_id, lock_token, locked_until) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (entity, session_id) DO UPDATE SET lock_token = excluded.lock_token, locked_until = excluded.locked_until",
             params![key, lock.session_id, lock.lock_token, lock.locked_until],
@@ -72,9 +69,7 @@ impl<'a> Core<'a> {
         token: &str,
     ) -> Result<SessionLock> {
         self.sweep(entity)?;
-        let until: Option<Millis> = self
-            .db
-            .query_row(
+        let until: Option<Millis> = self.one(
                 "SELECT locked_until FROM sessions WHERE entity = ?1 AND session_id = ?2 AND lock_token = ?3",
                 params![entity.key(), session_id, token],
                 |r| r.get(0),
@@ -110,11 +105,11 @@ impl<'a> Core<'a> {
         self.check_session(entity, session_id, token)?;
         let until = self.now + entity.settings().lock_duration.as_millis() as i64;
         let key = entity.key();
-        self.db.execute(
+        self.exec(
             "UPDATE sessions SET locked_until = ?1 WHERE entity = ?2 AND session_id = ?3",
             params![until, key, session_id],
         )?;
-        self.db.execute(
+        self.exec(
             "UPDATE messages SET locked_until = ?1 WHERE entity = ?2 AND dlq = 0 AND session_id = ?3 AND lock_token IS NOT NULL",
             params![until, key, session_id],
         )?;
@@ -133,7 +128,7 @@ impl<'a> Core<'a> {
         for row in locked {
             self.release(entity, row, false)?;
         }
-        self.db.execute(
+        self.exec(
             "UPDATE sessions SET lock_token = NULL, locked_until = NULL WHERE entity = ?1 AND session_id = ?2",
             params![key, session_id],
         )?;
@@ -151,8 +146,7 @@ impl<'a> Core<'a> {
         let entity = self.session_entity(path)?;
         self.check_session(entity, session_id, token)?;
         let state: Option<Vec<u8>> = self
-            .db
-            .query_row(
+            .one(
                 "SELECT state FROM sessions WHERE entity = ?1 AND session_id = ?2",
                 params![entity.key(), session_id],
                 |r| r.get(0),
@@ -172,7 +166,7 @@ impl<'a> Core<'a> {
     ) -> Result<()> {
         let entity = self.session_entity(path)?;
         self.check_session(entity, session_id, token)?;
-        self.db.execute(
+        self.exec(
             "UPDATE sessions SET state = ?1 WHERE entity = ?2 AND session_id = ?3",
             params![state.filter(|s| !s.is_empty()), entity.key(), session_id],
         )?;
