@@ -60,8 +60,15 @@ async fn measure(bench: &BrokerBench) -> Result<(), String> {
     let client = ServiceBusClient::new(namespace, ServiceBusClientOptions::default())
         .map_err(|e| e.to_string())?;
 
+    let backlogs: Vec<String> = bench.backlogs.iter().map(usize::to_string).collect();
     println!(
-        "docflow bench broker: durable store (SQLite WAL, synchronous=FULL) in {}",
+        "docflow bench broker --messages {} --samples {} --backlogs {}",
+        bench.messages,
+        bench.samples,
+        backlogs.join(",")
+    );
+    println!(
+        "durable store (SQLite WAL, synchronous=FULL) in {}",
         dir.display()
     );
     println!(

@@ -141,8 +141,9 @@ async fn measure(bench: &HandlerBench) -> Result<(), String> {
         startups.push(took.as_secs_f64() * 1e3);
     }
     startups.sort_by(f64::total_cmp);
+    println!("docflow bench handler --invocations {}", bench.invocations);
     println!(
-        "docflow bench handler: docflow serve (offline provider) over loopback HTTP, the host's request shape, {} invocations per run",
+        "docflow serve (offline provider) over loopback HTTP, the host's request shape, {} invocations per run",
         bench.invocations
     );
     println!(
