@@ -672,6 +672,41 @@ mod tests {
     }
 
     #[test]
+    fn host_json_is_overridden_by_settings_local_then_given() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("host.json"),
+            r#"{"version": "2.0", "customHandler": {"description": {"defaultExecutablePath": "x"}},
+            "extensions": {"serviceBus": {"maxConcurrentCalls": 4, "maxConcurrentSessions": 4}}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("local.settings.json"),
+            r#"{"IsEncrypted": false, "Values": {
+                "AzureFunctionsJobHost__extensions__serviceBus__maxConcurrentCalls": "2",
+                "AzureFunctionsJobHost__extensions__serviceBus__maxConcurrentSessions": "3"}}"#,
+        )
+        .unwrap();
+        let app = AppConfig::load(dir.path()).unwrap();
+        assert_eq!(app.host.max_concurrent_calls, 2);
+        assert_eq!(app.host.max_concurrent_sessions, 3);
+        let given = [(
+            "AzureFunctionsJobHost__extensions__serviceBus__maxConcurrentCalls".to_string(),
+            "1".to_string(),
+        )];
+        let app = AppConfig::load_with(dir.path(), &given).unwrap();
+        assert_eq!(app.host.max_concurrent_calls, 1);
+        assert_eq!(app.host.max_concurrent_sessions, 3);
+        // A bad override is named like a bad host.json.
+        let bad = [(
+            "AzureFunctionsJobHost__functionTimeout".to_string(),
+            "soon".to_string(),
+        )];
+        let err = AppConfig::load_with(dir.path(), &bad).unwrap_err();
+        assert_eq!(err.field, "$.functionTimeout");
+    }
+
+    #[test]
     fn unsupported_bindings_name_file_and_field() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("host.json"), r#"{"version": "2.0", "customHandler": {"description": {"defaultExecutablePath": "x"}}}"#).unwrap();
