@@ -42,6 +42,9 @@ pub struct FakeLlmOptions {
     pub time_scale: f64,
     /// Probability of a `503` for an admitted request.
     pub error_rate: f64,
+    /// Send only what remains (`x-ratelimit-remaining-*`), as Azure OpenAI does, not the
+    /// limits (`x-ratelimit-limit-*`) OpenAI adds.
+    pub azure_headers: bool,
 }
 
 impl Default for FakeLlmOptions {
@@ -53,6 +56,7 @@ impl Default for FakeLlmOptions {
             per_token_latency: Duration::from_millis(40),
             time_scale: 1.0,
             error_rate: 0.0,
+            azure_headers: false,
         }
     }
 }
@@ -106,13 +110,7 @@ impl State {
     /// Admits a request of `tokens`, or says how long until it would fit.
     fn admit(&mut self, tokens: u64, now: Instant) -> Result<(), Duration> {
         let length = self.window_length();
-        while self
-            .window
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) >= length)
-        {
-            self.window.pop_front();
-        }
+        self.expire(now);
         let used: u64 = self.window.iter().map(|(_, t)| t).sum();
         let requests = self.window.len() as u64;
         let tokens = tokens.min(self.options.tpm);
@@ -133,12 +131,26 @@ impl State {
         Err(length)
     }
 
-    fn remaining(&self) -> (u64, u64) {
+    /// What remains of the window now.
+    fn remaining(&mut self, now: Instant) -> (u64, u64) {
+        self.expire(now);
         let used: u64 = self.window.iter().map(|(_, t)| t).sum();
         (
             self.options.tpm.saturating_sub(used),
             self.options.rpm.saturating_sub(self.window.len() as u64),
         )
+    }
+
+    /// Forgets admissions older than the window.
+    fn expire(&mut self, now: Instant) {
+        let length = self.window_length();
+        while self
+            .window
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) >= length)
+        {
+            self.window.pop_front();
+        }
     }
 
     /// A pseudo-random number in [0, 1) (xorshift; reproducible per endpoint).
@@ -263,7 +275,7 @@ async fn serve(state: &Mutex<State>, operation: &str, body: &Value) -> Response 
     };
     if let Err(wait) = admitted {
         let mut s = lock(state);
-        let (tokens_left, requests_left) = s.remaining();
+        let (tokens_left, requests_left) = s.remaining(Instant::now());
         s.record(429, 0, started);
         let mut response = warp::reply::with_status(
             warp::reply::json(&json!({"error": {"code": "429", "message": "Requests to the deployment have exceeded the token rate limit. Try again later."}})),
@@ -298,7 +310,7 @@ async fn serve(state: &Mutex<State>, operation: &str, body: &Value) -> Response 
     let (tokens_left, requests_left) = {
         let mut s = lock(state);
         s.record(200, total, started);
-        s.remaining()
+        s.remaining(Instant::now())
     };
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": total});
     let reply = if embeddings {
@@ -320,18 +332,23 @@ fn rate_headers(
     tokens_left: u64,
     requests_left: u64,
 ) -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "x-ratelimit-limit-tokens",
-            per_real_minute(options.tpm, options),
-        ),
-        (
-            "x-ratelimit-limit-requests",
-            per_real_minute(options.rpm, options),
-        ),
+    let mut headers = vec![
         ("x-ratelimit-remaining-tokens", tokens_left.to_string()),
         ("x-ratelimit-remaining-requests", requests_left.to_string()),
-    ]
+    ];
+    if !options.azure_headers {
+        headers.extend([
+            (
+                "x-ratelimit-limit-tokens",
+                per_real_minute(options.tpm, options),
+            ),
+            (
+                "x-ratelimit-limit-requests",
+                per_real_minute(options.rpm, options),
+            ),
+        ]);
+    }
+    headers
 }
 
 fn insert_headers(response: &mut Response, headers: Vec<(&'static str, String)>) {

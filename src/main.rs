@@ -161,6 +161,9 @@ enum Command {
         /// Probability of a 503 for an admitted request.
         #[arg(long, default_value_t = 0.0)]
         error_rate: f64,
+        /// Send only x-ratelimit-remaining-* (as Azure OpenAI does), not the limits.
+        #[arg(long)]
+        azure_headers: bool,
     },
     #[cfg(feature = "local")]
     /// Benchmarks that print figures (build with --release).
@@ -340,6 +343,7 @@ fn main() -> ExitCode {
             per_token_latency_ms,
             time_scale,
             error_rate,
+            azure_headers,
         } => runtime.block_on(async {
             telemetry::init(LogFormat::Text);
             let options = docflow::fake_llm::FakeLlmOptions {
@@ -349,6 +353,7 @@ fn main() -> ExitCode {
                 per_token_latency: std::time::Duration::from_millis(per_token_latency_ms),
                 time_scale,
                 error_rate,
+                azure_headers,
             };
             ExitCode::from(cli::fake_llm::run(port, options, on_signal()).await)
         }),

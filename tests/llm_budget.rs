@@ -26,6 +26,7 @@ async fn a_tight_token_budget_completes_every_document_without_dead_letters_or_r
             per_token_latency: Duration::from_millis(5),
             time_scale: 10.0,
             error_rate: 0.0,
+            azure_headers: false,
         },
         CancellationToken::new(),
     );

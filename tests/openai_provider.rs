@@ -654,6 +654,45 @@ async fn the_budget_learns_the_limit_from_headers_and_holds_calls_instead_of_sen
 }
 
 #[tokio::test]
+async fn the_budget_learns_from_azure_headers_that_say_only_what_remains() {
+    let server = MockServer::start().await;
+    // Azure OpenAI sends what remains of the minute, not the limit: nothing remains here.
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(chat_reply(r#"{"label": "positive", "score": 0.5}"#))
+                .insert_header("x-ratelimit-remaining-tokens", "0")
+                .insert_header("x-ratelimit-remaining-requests", "0"),
+        )
+        .mount(&server)
+        .await;
+    let p = OpenAiProvider::new(OpenAiOptions {
+        endpoint: Endpoint::OpenAi {
+            base_url: format!("{}/v1", server.uri()),
+        },
+        budget: docflow::ai::budget::BudgetOptions {
+            max_wait: Duration::from_millis(300),
+            ..Default::default()
+        },
+        ..OpenAiOptions::default()
+    })
+    .unwrap();
+    p.run(&request(Operation::Sentiment, "good")).await.unwrap();
+    // The limit is at least what the one call was charged; the minute is spent: the next call
+    // is handed back to reschedule, without a request the server would refuse.
+    let err = p
+        .run(&request(Operation::Sentiment, "good again"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::RetryAfter { detail, .. } if detail.contains("budget")),
+        "{err}"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn a_configured_budget_holds_a_short_wait_in_place() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))

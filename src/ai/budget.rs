@@ -8,6 +8,7 @@
 //! in, so that every rule is tested without sleeping. Budgets are per process: split a
 //! deployment's TPM across scaled-out instances (see the README).
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
@@ -238,7 +239,16 @@ pub struct Budget {
     /// Slow start: with no limit configured, one call at a time until a first answer says
     /// what the limits are (a burst sent before the limit is known is mostly refused).
     probing: bool,
+    /// What this process was charged over the last minute (tokens; a refused or failed call
+    /// takes its charge back), to infer a limit from Azure OpenAI's headers, which say what
+    /// remains but not the limit.
+    charged: VecDeque<(Instant, i64, i64)>,
+    /// Limits inferred from `remaining` + what was charged (tokens, requests); they only grow.
+    inferred: (u64, u64),
 }
+
+/// The window Azure OpenAI and OpenAI count a per-minute limit over.
+const MINUTE: Duration = Duration::from_secs(60);
 
 impl Budget {
     /// A budget with the configured limits (`None`: learned from headers, unlimited until then)
@@ -259,6 +269,8 @@ impl Budget {
             successes: 0,
             fixed: false,
             probing: tpm.is_none() && rpm.is_none(),
+            charged: VecDeque::new(),
+            inferred: (0, 0),
         }
     }
 
@@ -305,6 +317,7 @@ impl Budget {
         if let Some(bucket) = &mut self.tokens {
             let _ = bucket.take(tokens, now);
         }
+        self.charge(tokens as i64, 1, now);
         self.in_flight += 1;
         Ok(Reservation { tokens })
     }
@@ -351,6 +364,7 @@ impl Budget {
         if self.fixed {
             return;
         }
+        self.charge(-(reservation.tokens as i64), -1, now);
         self.learn(headers, now);
         self.probing = false;
         self.successes = 0;
@@ -374,12 +388,83 @@ impl Budget {
     /// Settles a call that failed without an answer about the budget.
     pub fn failed(&mut self, reservation: Reservation, now: Instant) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        self.charge(-(reservation.tokens as i64), -1, now);
         if let Some(bucket) = &mut self.tokens {
             bucket.adjust(reservation.tokens as i64, now);
         }
     }
 
+    /// Records a charge (or, negative, one taken back); forgets what is older than a minute.
+    fn charge(&mut self, tokens: i64, requests: i64, now: Instant) {
+        while self
+            .charged
+            .front()
+            .is_some_and(|(at, _, _)| now.saturating_duration_since(*at) >= MINUTE)
+        {
+            self.charged.pop_front();
+        }
+        if !self.fixed {
+            self.charged.push_back((now, tokens, requests));
+        }
+    }
+
+    /// Tokens and requests charged over the last minute.
+    fn charged_last_minute(&self, now: Instant) -> (u64, u64) {
+        let recent = self
+            .charged
+            .iter()
+            .filter(|(at, _, _)| now.saturating_duration_since(*at) < MINUTE);
+        let (mut tokens, mut requests) = (0i64, 0i64);
+        for (_, t, r) in recent {
+            tokens += t;
+            requests += r;
+        }
+        (tokens.max(0) as u64, requests.max(0) as u64)
+    }
+
+    /// Infers limits from Azure OpenAI's headers, which carry what remains of the minute but
+    /// not the limit: the limit is at least what remains plus what this process was charged
+    /// over the minute (other clients' use only makes the guess lower, so safer).
+    fn infer(&mut self, headers: &RateHeaders, now: Instant) {
+        let (tokens, requests) = self.charged_last_minute(now);
+        if !self.configured.0
+            && headers.limit_tokens.is_none()
+            && let Some(remaining) = headers.remaining_tokens
+        {
+            let estimate = remaining.saturating_add(tokens);
+            if estimate > self.inferred.0 {
+                self.inferred.0 = estimate;
+                match &mut self.tokens {
+                    Some(bucket) => bucket.set_capacity(aim(estimate), now),
+                    None => {
+                        let mut bucket = TokenBucket::new(aim(estimate), now);
+                        bucket.cap(0, now);
+                        self.tokens = Some(bucket);
+                    }
+                }
+            }
+        }
+        if !self.configured.1
+            && headers.limit_requests.is_none()
+            && let Some(remaining) = headers.remaining_requests
+        {
+            let estimate = remaining.saturating_add(requests);
+            if estimate > self.inferred.1 {
+                self.inferred.1 = estimate;
+                match &mut self.requests {
+                    Some(bucket) => bucket.set_capacity(aim(estimate), now),
+                    None => {
+                        let mut bucket = TokenBucket::new(aim(estimate), now);
+                        bucket.cap(0, now);
+                        self.requests = Some(bucket);
+                    }
+                }
+            }
+        }
+    }
+
     fn learn(&mut self, headers: &RateHeaders, now: Instant) {
+        self.infer(headers, now);
         if !self.configured.0
             && let Some(limit) = headers.limit_tokens.filter(|n| *n > 0)
         {
@@ -610,6 +695,45 @@ mod tests {
         assert_eq!(budget.window(), 1);
         // A configured limit needs no probe.
         assert_eq!(Budget::new(Some(1_000), None, 8, t0).window(), 8);
+    }
+
+    #[test]
+    fn azure_headers_without_a_limit_teach_it_from_what_remains() {
+        let t0 = Instant::now();
+        let s = |secs: f64| t0 + Duration::from_secs_f64(secs);
+        let mut budget = Budget::new(None, None, 8, t0);
+        let probe = budget.reserve(100, t0).unwrap();
+        // Azure OpenAI: what remains of the minute, no limit. 5,900 remain after the probe's
+        // 100: the limit is at least 6,000 a minute, aimed at 5,700 (95 a second).
+        let azure = |tokens: &str, requests: &str| {
+            RateHeaders::parse(&headers(&[
+                ("x-ratelimit-remaining-tokens", tokens),
+                ("x-ratelimit-remaining-requests", requests),
+            ]))
+        };
+        budget.settle(probe, 40, &azure("5900", "59"), t0);
+        assert!(
+            budget.reserve(90, t0).is_err(),
+            "a learned bucket starts empty"
+        );
+        assert!(budget.reserve(90, s(0.5)).is_err());
+        // (The requests bucket, 60 a minute aimed at 57, has its first one after 1.05 s.)
+        let r = budget.reserve(90, s(1.1)).unwrap();
+        // Later answers can only raise the guess (another client's use lowers `remaining`).
+        budget.settle(r, 90, &azure("100", "50"), s(1.1));
+        assert!(budget.reserve(90, s(1.6)).is_err(), "still 95 a second");
+        assert!(budget.reserve(90, s(2.3)).is_ok());
+        // Requests too: 59 remained after one, so 60 a minute, aimed at 57 (bursts of one).
+        let mut requests = Budget::new(Some(1_000_000), None, 8, t0);
+        let r = requests.reserve(1, t0).unwrap();
+        requests.settle(r, 1, &azure("999999", "59"), t0);
+        assert!(requests.reserve(1, t0).is_err());
+        assert!(requests.reserve(1, s(1.1)).is_ok());
+        // A refused call's charge is taken back: it does not inflate the guess.
+        let mut refused = Budget::new(None, None, 8, t0);
+        let r = refused.reserve(5_000, t0).unwrap();
+        refused.refused(r, &azure("0", "0"), Some(Duration::from_secs(1)), t0);
+        assert_eq!(refused.charged_last_minute(t0), (0, 0));
     }
 
     #[test]

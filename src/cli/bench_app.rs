@@ -92,6 +92,7 @@ async fn measure_api(bench: &ApiBench) -> Result<(), String> {
             per_token_latency: Duration::from_millis(40),
             time_scale: 10.0,
             error_rate: 0.0,
+            azure_headers: false,
         },
         stop.clone(),
     );

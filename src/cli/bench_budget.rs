@@ -141,6 +141,7 @@ async fn measure(bench: &BudgetBench, policy: &str) -> Result<Figures, String> {
         per_token_latency: Duration::from_millis(40),
         time_scale: bench.time_scale,
         error_rate: 0.0,
+        azure_headers: false,
     };
     let llm = FakeLlm::start(listener, options, stop.clone());
     // The naive policy: as many calls at once as the limit holds of an average call (about
