@@ -596,6 +596,36 @@ fn open_db(path: &Path) -> rusqlite::Result<Connection> {
     Ok(db)
 }
 
+/// How long the writer looks for the next job before it parks, under a light load.
+const SPIN: Duration = Duration::from_micros(200);
+/// Below this mean group size the load is light: one or two callers, each waiting for its own
+/// answer before its next operation.
+const LIGHT_LOAD: f64 = 1.5;
+
+/// The next job. Under a light load, a caller that got its answer usually sends its next
+/// operation within a couple of hundred microseconds: the writer looks for it, yielding the
+/// core, before it parks, which spares a thread wake-up on the path of every operation (one
+/// client's durable send+receive+complete: about 960 → 1,150 per second). Under a heavier
+/// load the queue is seldom empty, and spinning would take the core from the callers.
+fn next_job(jobs: &mut mpsc::Receiver<Job>, mean_group: f64) -> Option<Job> {
+    let until = std::time::Instant::now()
+        + if mean_group <= LIGHT_LOAD {
+            SPIN
+        } else {
+            Duration::ZERO
+        };
+    loop {
+        match jobs.try_recv() {
+            Ok(job) => return Some(job),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) if std::time::Instant::now() < until => {
+                std::thread::yield_now();
+            }
+            Err(mpsc::error::TryRecvError::Empty) => return jobs.blocking_recv(),
+        }
+    }
+}
+
 /// The writer thread: takes queued jobs, runs each in a savepoint of one transaction, commits
 /// once, then answers every caller and wakes receivers.
 fn writer(
@@ -605,7 +635,9 @@ fn writer(
     notifiers: Arc<Notifiers>,
     clock: Arc<AdjustableClock>,
 ) {
-    while let Some(first) = jobs.blocking_recv() {
+    // Mean size of recent groups (an exponential moving average).
+    let mut mean_group = 1.0;
+    while let Some(first) = next_job(&mut jobs, mean_group) {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
@@ -613,6 +645,7 @@ fn writer(
                 Err(_) => break,
             }
         }
+        mean_group = 0.9 * mean_group + 0.1 * group.len() as f64;
         let mut replies = Vec::with_capacity(group.len());
         let mut woken: Vec<String> = Vec::new();
         let result = (|| -> rusqlite::Result<()> {
