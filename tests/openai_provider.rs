@@ -609,19 +609,20 @@ async fn unauthorized_and_not_found_are_configuration_not_poison() {
     );
 }
 
-#[tokio::test]
-async fn the_budget_learns_the_limit_from_headers_and_holds_calls_instead_of_sending_them() {
+/// One call answered with `headers`, then a second: the budget learned from the first answer
+/// that the minute is spent, so the second is handed back as a rate limit to reschedule (its
+/// wait is longer than `max_wait`), without a request the server would refuse. Returns the
+/// second call's wait.
+async fn the_second_call_is_held_after(headers: &[(&str, &str)]) -> Duration {
     let server = MockServer::start().await;
-    // 600 tokens per minute (10 a second), and this answer spent them all.
+    let mut answer = ResponseTemplate::new(200)
+        .set_body_json(chat_reply(r#"{"label": "positive", "score": 0.5}"#));
+    for (name, value) in headers {
+        answer = answer.insert_header(*name, *value);
+    }
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(chat_reply(r#"{"label": "positive", "score": 0.5}"#))
-                .insert_header("x-ratelimit-limit-tokens", "600")
-                .insert_header("x-ratelimit-remaining-tokens", "0")
-                .insert_header("x-ratelimit-reset-tokens", "6s"),
-        )
+        .respond_with(answer)
         .mount(&server)
         .await;
     let p = OpenAiProvider::new(OpenAiOptions {
@@ -636,60 +637,42 @@ async fn the_budget_learns_the_limit_from_headers_and_holds_calls_instead_of_sen
     })
     .unwrap();
     p.run(&request(Operation::Sentiment, "good")).await.unwrap();
-    // Nothing remains: the next call waits for the bucket to refill (a second of the 570
-    // tokens a minute aimed at), longer than `max_wait`, so it is handed back as a rate limit
-    // to reschedule, without a request the server would refuse.
     let err = p
         .run(&request(Operation::Sentiment, "good again"))
         .await
         .unwrap_err();
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
     match err {
         ProviderError::RetryAfter { delay, detail } => {
-            assert!(delay > Duration::from_millis(600), "{delay:?}");
             assert!(detail.contains("budget"), "{detail}");
+            delay
         }
         other => panic!("expected a budget wait, got {other}"),
     }
-    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_budget_learns_the_limit_from_headers_and_holds_calls_instead_of_sending_them() {
+    // 600 tokens per minute (10 a second), and this answer spent them all: the next call waits
+    // for the bucket to refill a second of the 570 tokens a minute aimed at.
+    let wait = the_second_call_is_held_after(&[
+        ("x-ratelimit-limit-tokens", "600"),
+        ("x-ratelimit-remaining-tokens", "0"),
+        ("x-ratelimit-reset-tokens", "6s"),
+    ])
+    .await;
+    assert!(wait > Duration::from_millis(600), "{wait:?}");
 }
 
 #[tokio::test]
 async fn the_budget_learns_from_azure_headers_that_say_only_what_remains() {
-    let server = MockServer::start().await;
-    // Azure OpenAI sends what remains of the minute, not the limit: nothing remains here.
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(chat_reply(r#"{"label": "positive", "score": 0.5}"#))
-                .insert_header("x-ratelimit-remaining-tokens", "0")
-                .insert_header("x-ratelimit-remaining-requests", "0"),
-        )
-        .mount(&server)
-        .await;
-    let p = OpenAiProvider::new(OpenAiOptions {
-        endpoint: Endpoint::OpenAi {
-            base_url: format!("{}/v1", server.uri()),
-        },
-        budget: docflow::ai::budget::BudgetOptions {
-            max_wait: Duration::from_millis(300),
-            ..Default::default()
-        },
-        ..OpenAiOptions::default()
-    })
-    .unwrap();
-    p.run(&request(Operation::Sentiment, "good")).await.unwrap();
-    // The limit is at least what the one call was charged; the minute is spent: the next call
-    // is handed back to reschedule, without a request the server would refuse.
-    let err = p
-        .run(&request(Operation::Sentiment, "good again"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ProviderError::RetryAfter { detail, .. } if detail.contains("budget")),
-        "{err}"
-    );
-    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    // Azure OpenAI sends what remains of the minute, not the limit: nothing remains here, so
+    // the limit is what the one call was charged, and the minute is spent.
+    the_second_call_is_held_after(&[
+        ("x-ratelimit-remaining-tokens", "0"),
+        ("x-ratelimit-remaining-requests", "0"),
+    ])
+    .await;
 }
 
 #[tokio::test]

@@ -422,70 +422,53 @@ impl Budget {
         (tokens.max(0) as u64, requests.max(0) as u64)
     }
 
-    /// Infers limits from Azure OpenAI's headers, which carry what remains of the minute but
-    /// not the limit: the limit is at least what remains plus what this process was charged
-    /// over the minute (other clients' use only makes the guess lower, so safer).
-    fn infer(&mut self, headers: &RateHeaders, now: Instant) {
+    /// Learns the limits an answer tells: OpenAI's `x-ratelimit-limit-*`, or, from Azure
+    /// OpenAI's headers, which carry what remains of the minute but not the limit, a limit
+    /// inferred as what remains plus what this process was charged over the minute (other
+    /// clients' use only makes the guess lower, so safer; later guesses can only raise it).
+    fn learn(&mut self, headers: &RateHeaders, now: Instant) {
         let (tokens, requests) = self.charged_last_minute(now);
-        if !self.configured.0
-            && headers.limit_tokens.is_none()
-            && let Some(remaining) = headers.remaining_tokens
-        {
-            let estimate = remaining.saturating_add(tokens);
-            if estimate > self.inferred.0 {
-                self.inferred.0 = estimate;
-                match &mut self.tokens {
-                    Some(bucket) => bucket.set_capacity(aim(estimate), now),
-                    None => {
-                        let mut bucket = TokenBucket::new(aim(estimate), now);
-                        bucket.cap(0, now);
-                        self.tokens = Some(bucket);
+        if !self.configured.0 {
+            match (headers.limit_tokens, headers.remaining_tokens) {
+                (Some(limit), _) => set_limit(&mut self.tokens, limit, now),
+                (None, Some(remaining)) => {
+                    let estimate = remaining.saturating_add(tokens);
+                    if estimate > self.inferred.0 {
+                        self.inferred.0 = estimate;
+                        set_limit(&mut self.tokens, estimate, now);
                     }
                 }
+                (None, None) => {}
             }
         }
-        if !self.configured.1
-            && headers.limit_requests.is_none()
-            && let Some(remaining) = headers.remaining_requests
-        {
-            let estimate = remaining.saturating_add(requests);
-            if estimate > self.inferred.1 {
-                self.inferred.1 = estimate;
-                match &mut self.requests {
-                    Some(bucket) => bucket.set_capacity(aim(estimate), now),
-                    None => {
-                        let mut bucket = TokenBucket::new(aim(estimate), now);
-                        bucket.cap(0, now);
-                        self.requests = Some(bucket);
+        if !self.configured.1 {
+            match (headers.limit_requests, headers.remaining_requests) {
+                (Some(limit), _) => set_limit(&mut self.requests, limit, now),
+                (None, Some(remaining)) => {
+                    let estimate = remaining.saturating_add(requests);
+                    if estimate > self.inferred.1 {
+                        self.inferred.1 = estimate;
+                        set_limit(&mut self.requests, estimate, now);
                     }
                 }
+                (None, None) => {}
             }
         }
     }
+}
 
-    fn learn(&mut self, headers: &RateHeaders, now: Instant) {
-        self.infer(headers, now);
-        if !self.configured.0
-            && let Some(limit) = headers.limit_tokens.filter(|n| *n > 0)
-        {
-            match &mut self.tokens {
-                Some(bucket) => bucket.set_capacity(aim(limit), now),
-                None => {
-                    // Empty: what the deployment admitted before this answer stays in its
-                    // window for a while, so nothing is banked yet.
-                    let mut bucket = TokenBucket::new(aim(limit), now);
-                    bucket.cap(0, now);
-                    self.tokens = Some(bucket);
-                }
-            }
-        }
-        if !self.configured.1
-            && let Some(limit) = headers.limit_requests.filter(|n| *n > 0)
-        {
-            match &mut self.requests {
-                Some(bucket) => bucket.set_capacity(aim(limit), now),
-                None => self.requests = Some(TokenBucket::new(aim(limit), now)),
-            }
+/// Sets a learned per-minute `limit` (aimed at with headroom). A new bucket starts empty: what
+/// the deployment admitted before this answer stays in its window for a while.
+fn set_limit(bucket: &mut Option<TokenBucket>, limit: u64, now: Instant) {
+    if limit == 0 {
+        return;
+    }
+    match bucket {
+        Some(bucket) => bucket.set_capacity(aim(limit), now),
+        None => {
+            let mut new = TokenBucket::new(aim(limit), now);
+            new.cap(0, now);
+            *bucket = Some(new);
         }
     }
 }
@@ -622,12 +605,14 @@ mod tests {
         budget.settle(Reservation { tokens: 1_000_000 }, 10, &told, t0);
         assert!(budget.reserve(500, t0).is_err(), "nothing banked yet");
         assert!(budget.reserve(500, t0 + Duration::from_secs(4)).is_ok());
+        // A configured limit is not overridden (only the unconfigured requests are learned).
         let mut configured = Budget::new(Some(50), None, 4, t0);
         configured.settle(Reservation { tokens: 0 }, 0, &told, t0);
-        assert!(configured.reserve(40, t0).is_ok());
+        let later = t0 + Duration::from_secs(3);
+        assert!(configured.reserve(40, later).is_ok());
         assert!(
-            configured.reserve(40, t0).is_err(),
-            "the configured 50 stays"
+            configured.reserve(40, later + Duration::from_millis(1_100)).is_err(),
+            "the configured 50 stays: in debt for a minute, where 6,000 would have room"
         );
     }
 
