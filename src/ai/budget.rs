@@ -611,7 +611,9 @@ mod tests {
         let later = t0 + Duration::from_secs(3);
         assert!(configured.reserve(40, later).is_ok());
         assert!(
-            configured.reserve(40, later + Duration::from_millis(1_100)).is_err(),
+            configured
+                .reserve(40, later + Duration::from_millis(1_100))
+                .is_err(),
             "the configured 50 stays: in debt for a minute, where 6,000 would have room"
         );
     }
