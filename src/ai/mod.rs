@@ -10,6 +10,7 @@
 pub mod budget;
 pub mod offline;
 pub mod openai;
+pub mod rate_limits;
 pub mod tokens;
 
 use std::time::Duration;
