@@ -270,31 +270,42 @@ impl Budget {
     fn learn(&mut self, headers: &RateHeaders, now: Instant) {
         let (tokens, requests) = self.charged_last_minute(now);
         if !self.configured.0 {
-            match (headers.limit_tokens, headers.remaining_tokens) {
-                (Some(limit), _) => set_limit(&mut self.tokens, limit, now),
-                (None, Some(remaining)) => {
-                    let estimate = remaining.saturating_add(tokens);
-                    if estimate > self.inferred.0 {
-                        self.inferred.0 = estimate;
-                        set_limit(&mut self.tokens, estimate, now);
-                    }
-                }
-                (None, None) => {}
-            }
+            let told = (headers.limit_tokens, headers.remaining_tokens);
+            learn_limit(&mut self.tokens, &mut self.inferred.0, told, tokens, now);
         }
         if !self.configured.1 {
-            match (headers.limit_requests, headers.remaining_requests) {
-                (Some(limit), _) => set_limit(&mut self.requests, limit, now),
-                (None, Some(remaining)) => {
-                    let estimate = remaining.saturating_add(requests);
-                    if estimate > self.inferred.1 {
-                        self.inferred.1 = estimate;
-                        set_limit(&mut self.requests, estimate, now);
-                    }
-                }
-                (None, None) => {}
+            let told = (headers.limit_requests, headers.remaining_requests);
+            learn_limit(
+                &mut self.requests,
+                &mut self.inferred.1,
+                told,
+                requests,
+                now,
+            );
+        }
+    }
+}
+
+/// Learns one limit from what an answer told, `(limit, remaining)`: the limit when given,
+/// otherwise what remains plus what was `charged` over the minute, when that is more than
+/// `inferred` (the best guess so far).
+fn learn_limit(
+    bucket: &mut Option<TokenBucket>,
+    inferred: &mut u64,
+    told: (Option<u64>, Option<u64>),
+    charged: u64,
+    now: Instant,
+) {
+    match told {
+        (Some(limit), _) => set_limit(bucket, limit, now),
+        (None, Some(remaining)) => {
+            let estimate = remaining.saturating_add(charged);
+            if estimate > *inferred {
+                *inferred = estimate;
+                set_limit(bucket, estimate, now);
             }
         }
+        (None, None) => {}
     }
 }
 
