@@ -34,13 +34,7 @@ const TOPOLOGY: &str = r#"{"UserConfig": {"Namespaces": [{"Name": "bench", "Queu
 
 /// Runs the benchmark and prints its figures; returns the exit code.
 pub async fn run(bench: BrokerBench) -> u8 {
-    match measure(&bench).await {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("docflow bench broker: {e}");
-            super::EXIT_FAILED
-        }
-    }
+    super::bench_stack::exit_code("broker", measure(&bench).await)
 }
 
 async fn measure(bench: &BrokerBench) -> Result<(), String> {

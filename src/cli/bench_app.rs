@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::bench_stack::{Stack, Submitted, at, document, finished, quantile, seconds};
+use super::bench_stack::{
+    Stack, Submitted, at, document, exit_code, fake_llm_env, finished, quantile, seconds,
+};
 use crate::fake_llm::{FakeLlm, FakeLlmOptions};
 
 /// Options of the api benchmark.
@@ -47,7 +49,7 @@ pub async fn api(bench: ApiBench) -> u8 {
         "docflow bench api --documents {} --clients {}",
         bench.documents, bench.clients
     );
-    report("api", measure_api(&bench).await)
+    exit_code("api", measure_api(&bench).await)
 }
 
 /// Runs the pipeline scenario; returns the exit code.
@@ -58,23 +60,13 @@ pub async fn pipeline(bench: PipelineBench) -> u8 {
         bench.documents,
         workers.join(",")
     );
-    for &n in &bench.workers {
-        if let Err(code) = report_err("pipeline", measure_pipeline(&bench, n).await) {
-            return code;
+    let runs = async {
+        for &n in &bench.workers {
+            measure_pipeline(&bench, n).await?;
         }
-    }
-    0
-}
-
-fn report(name: &str, result: Result<(), String>) -> u8 {
-    report_err(name, result).err().unwrap_or(0)
-}
-
-fn report_err(name: &str, result: Result<(), String>) -> Result<(), u8> {
-    result.map_err(|e| {
-        eprintln!("docflow bench {name}: {e}");
-        super::EXIT_FAILED
-    })
+        Ok(())
+    };
+    exit_code("pipeline", runs.await)
 }
 
 async fn measure_api(bench: &ApiBench) -> Result<(), String> {
@@ -96,15 +88,7 @@ async fn measure_api(bench: &ApiBench) -> Result<(), String> {
         },
         stop.clone(),
     );
-    let env = vec![
-        ("RUST_LOG".into(), "warn".into()),
-        ("DOCFLOW_AI_PROVIDER".into(), "openai".into()),
-        (
-            "DOCFLOW_OPENAI_BASE_URL".into(),
-            format!("http://127.0.0.1:{}/v1", llm.port()),
-        ),
-        ("DOCFLOW_CHAT_MODEL".into(), "gpt-4o-mini".into()),
-    ];
+    let env = fake_llm_env(llm.port());
     let stack = Arc::new(Stack::start(bench.app_root.clone(), "api", env, stop).await?);
     // Phase 1: the burst, `clients` submitters at once.
     let started = Instant::now();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::bench_stack::{Stack, at, document, quantile};
+use super::bench_stack::{Stack, at, document, fake_llm_env, quantile};
 use crate::fake_llm::{FakeLlm, FakeLlmOptions};
 
 /// Options of the budget benchmark.
@@ -149,17 +149,8 @@ async fn measure(bench: &BudgetBench, policy: &str) -> Result<Figures, String> {
     let naive_concurrency = ((bench.tpm as f64 * bench.time_scale / 60.0) * 2.0 / 400.0)
         .round()
         .clamp(1.0, 64.0) as usize;
-    let mut env: Vec<(String, String)> = vec![
-        ("RUST_LOG".into(), "warn".into()),
-        ("DOCFLOW_AI_PROVIDER".into(), "openai".into()),
-        (
-            "DOCFLOW_OPENAI_BASE_URL".into(),
-            format!("http://127.0.0.1:{}/v1", llm.port()),
-        ),
-        // An OpenAI model's name: both sides count tokens with its tokenizer (o200k_base).
-        ("DOCFLOW_CHAT_MODEL".into(), "gpt-4o-mini".into()),
-        ("DOCFLOW_MAX_TRANSIENT_RETRIES".into(), "8".into()),
-    ];
+    let mut env = fake_llm_env(llm.port());
+    env.push(("DOCFLOW_MAX_TRANSIENT_RETRIES".into(), "8".into()));
     if policy == "naive" {
         env.push(("DOCFLOW_AI_BUDGET".into(), "naive".into()));
         env.push((

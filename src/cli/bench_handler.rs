@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::bench_stack::quantile;
+use super::bench_stack::{exit_code, quantile};
+use crate::host::free_port;
 
 /// Options of the handler benchmark.
 #[derive(Debug, Clone)]
@@ -24,13 +25,7 @@ const HOST_REQUEST: &str =
 
 /// Runs the benchmark and prints its figures; returns the exit code.
 pub async fn run(bench: HandlerBench) -> u8 {
-    match measure(&bench).await {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("docflow bench handler: {e}");
-            super::EXIT_FAILED
-        }
-    }
+    exit_code("handler", measure(&bench).await)
 }
 
 /// The handler process; killed when dropped.
@@ -93,11 +88,6 @@ impl Handler {
         };
         Some((kib("VmRSS:")? / 1024.0, kib("VmHWM:")? / 1024.0))
     }
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 /// The host's request delivering `task` as message `i`, in the fixture's shape.

@@ -139,6 +139,31 @@ impl Stack {
     }
 }
 
+/// The exit code of scenario `name`: 0, or the error printed and [`super::EXIT_FAILED`].
+pub fn exit_code(name: &str, result: Result<(), String>) -> u8 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("docflow bench {name}: {e}");
+            super::EXIT_FAILED
+        }
+    }
+}
+
+/// The settings of an app whose provider is the OpenAI-compatible endpoint on `port` (a
+/// `fake-llm`), with an OpenAI model's name: both sides count tokens with its tokenizer.
+pub fn fake_llm_env(port: u16) -> Vec<(String, String)> {
+    vec![
+        ("RUST_LOG".into(), "warn".into()),
+        ("DOCFLOW_AI_PROVIDER".into(), "openai".into()),
+        (
+            "DOCFLOW_OPENAI_BASE_URL".into(),
+            format!("http://127.0.0.1:{port}/v1"),
+        ),
+        ("DOCFLOW_CHAT_MODEL".into(), "gpt-4o-mini".into()),
+    ]
+}
+
 /// Whether a status says the document reached its terminal state.
 pub fn finished(doc: &Value) -> bool {
     matches!(
