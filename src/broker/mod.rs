@@ -17,23 +17,24 @@ pub mod entities;
 pub mod filter;
 pub mod rest;
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+mod notifiers;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::Connection;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 pub use self::clock::{AdjustableClock, Clock, Millis};
 pub use self::core::{BrokerError, Counts, Receipt, ReceiveMode, SessionLock, Settlement};
-use self::core::{Core, SCHEMA, dlq_key};
+use self::core::{Core, dlq_key};
 pub use self::entities::{ConfigError, Entities};
+use self::notifiers::Notifiers;
+use self::writer::{Job, MAX_GROUP, Reply, Writer, open_db};
 use crate::servicebus::message::{Message, ReceivedMessage};
 use crate::servicebus::sas::SasRule;
 
-/// Most operations committed in one transaction.
-const MAX_GROUP: usize = 512;
 /// Jobs waiting for the writer; callers beyond it wait to enqueue (backpressure, not growth).
 const MAX_QUEUED_JOBS: usize = 4 * MAX_GROUP;
 
@@ -67,50 +68,6 @@ impl BrokerOptions {
             }],
             max_message_bytes: 256 * 1024,
             max_receive_timeout: Duration::from_secs(300),
-        }
-    }
-}
-
-/// A queued operation: runs in the writer thread, says whether it succeeded (so its savepoint is
-/// kept or rolled back), and hands back the reply to send once the group has committed.
-type Job = Box<dyn FnOnce(&mut Core<'_>) -> (bool, Reply) + Send>;
-type Reply = Box<dyn FnOnce(Option<BrokerError>) + Send>;
-
-/// Wakes long-polling receivers of an entity.
-#[derive(Default)]
-struct Notifiers {
-    map: Mutex<HashMap<String, Arc<Notify>>>,
-}
-
-impl Notifiers {
-    fn get(&self, key: &str) -> Arc<Notify> {
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(key.to_string())
-            .or_default()
-            .clone()
-    }
-
-    fn wake(&self, key: &str) {
-        if let Some(n) = self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(key)
-        {
-            n.notify_waiters();
-        }
-    }
-
-    fn wake_all(&self) {
-        for n in self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-        {
-            n.notify_waiters();
         }
     }
 }
@@ -152,13 +109,15 @@ impl Broker {
         let entities = Arc::new(entities);
         let notifiers = Arc::new(Notifiers::default());
         let (tx, rx) = mpsc::channel(MAX_QUEUED_JOBS);
-        let thread_entities = entities.clone();
-        let thread_notifiers = notifiers.clone();
-        let clock = options.clock.clone();
-        std::thread::Builder::new()
-            .name("broker-store".into())
-            .spawn(move || writer(db, rx, thread_entities, thread_notifiers, clock))
-            .map_err(|e| store_error(&e))?;
+        Writer {
+            db,
+            jobs: rx,
+            entities: entities.clone(),
+            notifiers: notifiers.clone(),
+            clock: options.clock.clone(),
+        }
+        .spawn()
+        .map_err(|e| store_error(&e))?;
         Ok(Self {
             jobs: tx,
             notifiers,
@@ -576,112 +535,6 @@ pub fn split_dlq(path: &str) -> (String, bool) {
     match lower.strip_suffix("/$deadletterqueue") {
         Some(base) => (trimmed[..base.len()].to_string(), true),
         None => (trimmed.to_string(), false),
-    }
-}
-
-fn open_db(path: &Path) -> rusqlite::Result<Connection> {
-    let db = Connection::open(path)?;
-    db.pragma_update(None, "journal_mode", "WAL")?;
-    db.pragma_update(None, "synchronous", "FULL")?;
-    db.pragma_update(None, "foreign_keys", "OFF")?;
-    // Plans that do not depend on bound values: with STAT4 compiled in, a statement whose
-    // parameters feed a range is otherwise prepared again whenever a binding changes.
-    db.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-        true,
-    )?;
-    db.set_prepared_statement_cache_capacity(64);
-    db.busy_timeout(Duration::from_secs(5))?;
-    db.execute_batch(SCHEMA)?;
-    Ok(db)
-}
-
-/// How long the writer looks for the next job before it parks, under a light load.
-const SPIN: Duration = Duration::from_micros(200);
-/// Below this mean group size the load is light: one or two callers, each waiting for its own
-/// answer before its next operation.
-const LIGHT_LOAD: f64 = 1.5;
-
-/// The next job. Under a light load, a caller that got its answer usually sends its next
-/// operation within a couple of hundred microseconds: the writer looks for it, yielding the
-/// core, before it parks, which spares a thread wake-up on the path of every operation (one
-/// client's durable send+receive+complete: about 960 → 1,150 per second). Under a heavier
-/// load the queue is seldom empty, and spinning would take the core from the callers.
-fn next_job(jobs: &mut mpsc::Receiver<Job>, mean_group: f64) -> Option<Job> {
-    let until = std::time::Instant::now()
-        + if mean_group <= LIGHT_LOAD {
-            SPIN
-        } else {
-            Duration::ZERO
-        };
-    loop {
-        match jobs.try_recv() {
-            Ok(job) => return Some(job),
-            Err(mpsc::error::TryRecvError::Disconnected) => return None,
-            Err(mpsc::error::TryRecvError::Empty) if std::time::Instant::now() < until => {
-                std::thread::yield_now();
-            }
-            Err(mpsc::error::TryRecvError::Empty) => return jobs.blocking_recv(),
-        }
-    }
-}
-
-/// The writer thread: takes queued jobs, runs each in a savepoint of one transaction, commits
-/// once, then answers every caller and wakes receivers.
-fn writer(
-    mut db: Connection,
-    mut jobs: mpsc::Receiver<Job>,
-    entities: Arc<Entities>,
-    notifiers: Arc<Notifiers>,
-    clock: Arc<AdjustableClock>,
-) {
-    // Mean size of recent groups (an exponential moving average).
-    let mut mean_group = 1.0;
-    while let Some(first) = next_job(&mut jobs, mean_group) {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-        mean_group = 0.9 * mean_group + 0.1 * group.len() as f64;
-        let mut replies = Vec::with_capacity(group.len());
-        let mut woken: Vec<String> = Vec::new();
-        let result = (|| -> rusqlite::Result<()> {
-            let mut tx = db.transaction()?;
-            for job in group.drain(..) {
-                let sp = tx.savepoint()?;
-                let mut core = Core::new(&sp, &entities, clock.now());
-                // One bad job must not take the writer (and every later caller) down.
-                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut core)));
-                let notify = std::mem::take(&mut core.notify);
-                drop(core);
-                let Ok((ok, reply)) = run else {
-                    tracing::error!("a broker operation panicked; its changes were rolled back");
-                    drop(sp);
-                    continue;
-                };
-                if ok {
-                    sp.commit()?;
-                    woken.extend(notify);
-                } else {
-                    // Dropping an uncommitted savepoint rolls it back.
-                    drop(sp);
-                }
-                replies.push(reply);
-            }
-            tx.commit()
-        })();
-        let error = result.err().map(|e| BrokerError::Storage(e.to_string()));
-        if error.is_none() {
-            for key in &woken {
-                notifiers.wake(key);
-            }
-        }
-        for reply in replies {
-            reply(error.clone());
-        }
     }
 }
 
