@@ -228,6 +228,30 @@ async fn lock_renewal_keeps_a_slow_invocation_from_being_redelivered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_the_invocation_in_flight_finish_and_completes_its_message() {
+    let app = write_app(&[("Slow", vec![sb_trigger("work", json!({}))])], json!({}));
+    let (host, _stop) = start_with_env(&app, vec![("SLOW_SECONDS".into(), "2".into())]).await;
+    let broker = host.context().broker.clone();
+    send(&host, "work", Message::new("{}")).await;
+    wait_until("the invocation to start", Duration::from_secs(30), || {
+        records(&app).iter().any(|r| r["phase"] == "start")
+    })
+    .await;
+    // As on Azure: the listener stops receiving, the handler and the broker stay up until the
+    // invocation in flight is over, and its message is completed, not abandoned.
+    host.shutdown().await;
+    let ended = ends(&app, "Slow");
+    assert_eq!(ended.len(), 1, "the handler finished the invocation");
+    assert_eq!(ended[0]["deliveryCount"], 1);
+    let c = broker.counts("work").await.unwrap();
+    assert_eq!(
+        (c.active, c.locked, c.dead_lettered),
+        (0, 0, 0),
+        "the message was completed before the host stopped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_timeout_restarts_the_handler_and_the_message_is_redelivered() {
     let app = write_app(
         &[("HangOnce", vec![sb_trigger("work", json!({}))])],

@@ -69,15 +69,20 @@ struct Inner {
     restarting: Mutex<Option<oneshot::Sender<()>>>,
     /// Invocations read the generation here and, during a restart, wait for its end.
     lifecycle: watch::Sender<Lifecycle>,
+    /// Stops the process for good.
     shutdown: CancellationToken,
+    /// Cancelled when the handler cannot be started: the host stops.
+    give_up: CancellationToken,
 }
 
 impl Handler {
-    /// Starts the handler on `port` and waits until it is ready.
+    /// Starts the handler on `port` and waits until it is ready. `shutdown` stops it for good;
+    /// `give_up` is cancelled if it cannot be (re)started, to stop the host.
     pub async fn start(
         spec: HandlerSpec,
         port: u16,
         shutdown: CancellationToken,
+        give_up: CancellationToken,
     ) -> Result<Self, HandlerError> {
         let http = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(30))
@@ -94,6 +99,7 @@ impl Handler {
                     starting: false,
                 }),
                 shutdown,
+                give_up,
             }),
         };
         handler.launch(0).await?;
@@ -126,7 +132,10 @@ impl Handler {
     /// Only restarters wait on the restart lock; invocations wait on the lifecycle notification.
     async fn launch(&self, seen: u64) -> Result<(), HandlerError> {
         let mut kill = self.inner.restarting.lock().await;
-        if self.inner.lifecycle.borrow().generation != seen || self.inner.shutdown.is_cancelled() {
+        if self.inner.lifecycle.borrow().generation != seen
+            || self.inner.shutdown.is_cancelled()
+            || self.inner.give_up.is_cancelled()
+        {
             return Ok(());
         }
         self.inner.lifecycle.send_modify(|l| l.starting = true);
@@ -152,7 +161,7 @@ impl Handler {
                 }
                 Err(e) => {
                     error!(error = %e, "custom handler failed to start {MAX_START_FAILURES} times; giving up");
-                    self.inner.shutdown.cancel();
+                    self.inner.give_up.cancel();
                     // Nobody waits for a start that will not come.
                     self.inner.lifecycle.send_replace(Lifecycle {
                         generation,

@@ -154,8 +154,17 @@ pub struct LocalHost {
     env: Vec<(String, String)>,
     http_port: u16,
     broker_port: u16,
-    tasks: Vec<JoinHandle<()>>,
+    /// Listeners and the HTTP server: they stop taking work on shutdown and finish what they
+    /// have.
+    draining: Vec<JoinHandle<()>>,
+    /// The broker's REST server, which the handler uses until the last invocation is over.
+    serving: Vec<JoinHandle<()>>,
+    /// Stops the broker's REST server and the handler process, once the draining is over.
+    stopped: CancellationToken,
 }
+
+/// How long a shutdown waits for the invocations in flight.
+const DRAIN: Duration = Duration::from_secs(30);
 
 impl LocalHost {
     /// Loads the app, starts the broker, the blob store, the handler, the listeners and the
@@ -208,13 +217,15 @@ impl LocalHost {
                 message: e.to_string(),
             })?
             .port();
-        let mut tasks = Vec::new();
-        let stop = shutdown.clone();
-        tasks.push(tokio::spawn(rest::serve(
+        // The broker and the handler outlive the shutdown signal: invocations in flight still
+        // use them (outputs, reschedules, lock renewals) while the listeners drain.
+        let stopped = CancellationToken::new();
+        let stop = stopped.clone();
+        let serving = vec![tokio::spawn(rest::serve(
             broker.clone(),
             broker_listener,
             async move { stop.cancelled().await },
-        )));
+        ))];
 
         let connection = Namespace::emulator_connection_string(broker_port);
         let mut env: Vec<(String, String)> = app
@@ -249,7 +260,14 @@ impl LocalHost {
             initialization_timeout: app.host.initialization_timeout,
             log_file: options.handler_log.clone(),
         };
-        let handler = Handler::start(spec, handler_port, shutdown.clone()).await?;
+        let handler =
+            match Handler::start(spec, handler_port, stopped.clone(), shutdown.clone()).await {
+                Ok(handler) => handler,
+                Err(e) => {
+                    stopped.cancel();
+                    return Err(e.into());
+                }
+            };
         let ctx = Arc::new(Context {
             app,
             broker,
@@ -259,9 +277,10 @@ impl LocalHost {
             shutdown: shutdown.clone(),
             timings: timings::Timings::default(),
         });
+        let mut draining = Vec::new();
         for f in &ctx.app.functions {
             if let Trigger::ServiceBus(t) = &f.trigger {
-                tasks.push(tokio::spawn(listener::run(
+                draining.push(tokio::spawn(listener::run(
                     ctx.clone(),
                     f.clone(),
                     t.clone(),
@@ -272,13 +291,15 @@ impl LocalHost {
         let server = warp::serve(http::routes(ctx.clone()))
             .incoming(http_listener)
             .graceful(async move { stop.cancelled().await });
-        tasks.push(tokio::spawn(server.run()));
+        draining.push(tokio::spawn(server.run()));
         Ok(Self {
             ctx,
             env: options.env.clone(),
             http_port,
             broker_port,
-            tasks,
+            draining,
+            serving,
+            stopped,
         })
     }
 
@@ -375,12 +396,32 @@ impl LocalHost {
         out
     }
 
-    /// Stops everything: listeners drain, the HTTP server closes, the handler gets SIGTERM.
-    pub async fn shutdown(self) {
+    /// Stops everything, as the Functions host does: the listeners stop receiving and the HTTP
+    /// server stops accepting, the invocations and requests in flight finish (for up to 30 s),
+    /// then the handler gets SIGTERM and the broker's REST server closes.
+    pub async fn shutdown(mut self) {
         self.ctx.shutdown.cancel();
-        for task in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        for task in std::mem::take(&mut self.draining) {
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::warn!(
+                    "invocations were still running {DRAIN:?} after the shutdown signal; stopping the handler under them"
+                );
+                break;
+            }
         }
+        self.stopped.cancel();
+        for task in std::mem::take(&mut self.serving) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+}
+
+impl Drop for LocalHost {
+    /// A host dropped without [`LocalHost::shutdown`] still stops its handler process.
+    fn drop(&mut self) {
+        self.ctx.shutdown.cancel();
+        self.stopped.cancel();
     }
 }
 
