@@ -176,7 +176,7 @@ enum Command {
     /// Benchmarks that print figures (build with --release).
     Bench {
         #[command(subcommand)]
-        what: BenchWhat,
+        what: cli::benches::Scenario,
     },
     /// Dead-letter triage against Azure Service Bus or the embedded broker.
     Dlq {
@@ -198,72 +198,6 @@ enum TopologyWhat {
         /// Topology in the Service Bus emulator's Config.json format.
         #[arg(long, default_value = "servicebus.config.json")]
         config: PathBuf,
-    },
-}
-
-#[cfg(feature = "local")]
-#[derive(Subcommand)]
-enum BenchWhat {
-    /// A burst of documents through the app against fake-llm: adaptive budget versus naive policy.
-    Budget {
-        /// Documents in the burst.
-        #[arg(long, default_value_t = 500)]
-        documents: usize,
-        /// The endpoint's tokens per (scaled) minute.
-        #[arg(long, default_value_t = 20_000)]
-        tpm: u64,
-        /// Time scale of the endpoint (10: a minute lasts 6 s).
-        #[arg(long, default_value_t = 10.0)]
-        time_scale: f64,
-        /// The policies to run, in order.
-        #[arg(long, value_delimiter = ',', default_value = "adaptive,naive")]
-        policies: Vec<cli::bench_budget::Policy>,
-        /// The app root.
-        #[arg(long, default_value = ".")]
-        app_root: PathBuf,
-    },
-    /// `POST /api/documents` latency and throughput while the workers are saturated.
-    Api {
-        /// Documents in the burst.
-        #[arg(long, default_value_t = 1_000)]
-        documents: usize,
-        /// Concurrent submitters.
-        #[arg(long, default_value_t = 16)]
-        clients: usize,
-        /// The app root.
-        #[arg(long, default_value = ".")]
-        app_root: PathBuf,
-    },
-    /// Documents per minute through the whole local app on the offline provider, and where
-    /// the time goes.
-    Pipeline {
-        /// Documents per run.
-        #[arg(long, default_value_t = 300)]
-        documents: usize,
-        /// Concurrent invocations per function of each run (`maxConcurrentCalls`).
-        #[arg(long, value_delimiter = ',', default_value = "1,4")]
-        workers: Vec<usize>,
-        /// The app root.
-        #[arg(long, default_value = ".")]
-        app_root: PathBuf,
-    },
-    /// Handler overhead per invocation of `docflow serve` (µs), as the Functions host calls it.
-    Handler {
-        /// Invocations timed per scenario.
-        #[arg(long, default_value_t = 2_000)]
-        invocations: usize,
-    },
-    /// Durable send+receive+complete throughput and receive latency of the embedded broker.
-    Broker {
-        /// Messages per throughput run.
-        #[arg(long, default_value_t = 2_000)]
-        messages: usize,
-        /// Receives timed per backlog.
-        #[arg(long, default_value_t = 300)]
-        samples: usize,
-        /// Backlogs to time receives at.
-        #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
-        backlogs: Vec<usize>,
     },
 }
 
@@ -474,92 +408,7 @@ fn main() -> ExitCode {
             },
         )),
         #[cfg(feature = "local")]
-        Command::Bench {
-            what:
-                BenchWhat::Budget {
-                    documents,
-                    tpm,
-                    time_scale,
-                    policies,
-                    app_root,
-                },
-        } => runtime.block_on(async {
-            telemetry::init_with_default(LogFormat::Text, "warn");
-            ExitCode::from(
-                cli::bench_budget::run(cli::bench_budget::BudgetBench {
-                    documents,
-                    tpm,
-                    time_scale,
-                    policies,
-                    app_root,
-                })
-                .await,
-            )
-        }),
-        #[cfg(feature = "local")]
-        Command::Bench {
-            what:
-                BenchWhat::Api {
-                    documents,
-                    clients,
-                    app_root,
-                },
-        } => runtime.block_on(async {
-            telemetry::init_with_default(LogFormat::Text, "warn");
-            ExitCode::from(
-                cli::bench_app::api(cli::bench_app::ApiBench {
-                    documents,
-                    clients,
-                    app_root,
-                })
-                .await,
-            )
-        }),
-        #[cfg(feature = "local")]
-        Command::Bench {
-            what:
-                BenchWhat::Pipeline {
-                    documents,
-                    workers,
-                    app_root,
-                },
-        } => runtime.block_on(async {
-            telemetry::init_with_default(LogFormat::Text, "warn");
-            ExitCode::from(
-                cli::bench_app::pipeline(cli::bench_app::PipelineBench {
-                    documents,
-                    workers,
-                    app_root,
-                })
-                .await,
-            )
-        }),
-        #[cfg(feature = "local")]
-        Command::Bench {
-            what: BenchWhat::Handler { invocations },
-        } => runtime.block_on(async {
-            ExitCode::from(
-                cli::bench_handler::run(cli::bench_handler::HandlerBench { invocations }).await,
-            )
-        }),
-        #[cfg(feature = "local")]
-        Command::Bench {
-            what:
-                BenchWhat::Broker {
-                    messages,
-                    samples,
-                    backlogs,
-                },
-        } => runtime.block_on(async {
-            ExitCode::from(
-                cli::bench::run(cli::bench::BrokerBench {
-                    messages,
-                    samples,
-                    backlogs,
-                })
-                .await,
-            )
-        }),
+        Command::Bench { what } => runtime.block_on(async { ExitCode::from(what.run().await) }),
         Command::Dlq {
             connection,
             connection_setting,

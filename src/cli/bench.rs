@@ -8,24 +8,17 @@ use crate::servicebus::message::Message;
 use crate::servicebus::{Namespace, ServiceBusClient, ServiceBusClientOptions};
 
 /// Options of the broker benchmark.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct BrokerBench {
     /// Messages per throughput run.
+    #[arg(long, default_value_t = 2_000)]
     pub messages: usize,
-    /// Receives measured per latency run.
+    /// Receives timed per backlog.
+    #[arg(long, default_value_t = 300)]
     pub samples: usize,
-    /// Backlogs to measure receive latency at.
+    /// Backlogs to time receives at.
+    #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
     pub backlogs: Vec<usize>,
-}
-
-impl Default for BrokerBench {
-    fn default() -> Self {
-        Self {
-            messages: 2_000,
-            samples: 300,
-            backlogs: vec![1_000, 100_000],
-        }
-    }
 }
 
 const TOPOLOGY: &str = r#"{"UserConfig": {"Namespaces": [{"Name": "bench", "Queues": [

@@ -19,24 +19,30 @@ use super::bench_stack::{
 use crate::fake_llm::{FakeLlm, FakeLlmOptions};
 
 /// Options of the api benchmark.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ApiBench {
     /// Documents in the burst (submitted by `clients` at once).
+    #[arg(long, default_value_t = 1_000)]
     pub documents: usize,
     /// Concurrent submitters.
+    #[arg(long, default_value_t = 16)]
     pub clients: usize,
     /// The app root.
+    #[arg(long, default_value = ".")]
     pub app_root: PathBuf,
 }
 
 /// Options of the pipeline benchmark.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct PipelineBench {
     /// Documents per run.
+    #[arg(long, default_value_t = 300)]
     pub documents: usize,
     /// Concurrent invocations per function in each run (`maxConcurrentCalls`).
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
     pub workers: Vec<usize>,
     /// The app root.
+    #[arg(long, default_value = ".")]
     pub app_root: PathBuf,
 }
 

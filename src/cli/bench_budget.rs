@@ -14,17 +14,22 @@ use super::bench_stack::{Stack, at, document, fake_llm_env, quantile};
 use crate::fake_llm::{FakeLlm, FakeLlmOptions};
 
 /// Options of the budget benchmark.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct BudgetBench {
     /// Documents in the burst.
+    #[arg(long, default_value_t = 500)]
     pub documents: usize,
     /// The endpoint's tokens per (scaled) minute.
+    #[arg(long, default_value_t = 20_000)]
     pub tpm: u64,
     /// Time scale of the endpoint (10: a minute lasts 6 s).
+    #[arg(long, default_value_t = 10.0)]
     pub time_scale: f64,
     /// The policies to run, in order.
+    #[arg(long, value_delimiter = ',', default_value = "adaptive,naive")]
     pub policies: Vec<Policy>,
     /// The app root (host.json, function folders).
+    #[arg(long, default_value = ".")]
     pub app_root: PathBuf,
 }
 

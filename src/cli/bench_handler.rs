@@ -13,9 +13,10 @@ use super::bench_stack::{exit_code, quantile};
 use crate::host::free_port;
 
 /// Options of the handler benchmark.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct HandlerBench {
     /// Invocations timed per scenario and concurrency.
+    #[arg(long, default_value_t = 2_000)]
     pub invocations: usize,
 }
 

@@ -12,6 +12,8 @@ pub mod bench_handler;
 #[cfg(feature = "local")]
 pub mod bench_stack;
 #[cfg(feature = "local")]
+pub mod benches;
+#[cfg(feature = "local")]
 pub mod broker;
 #[cfg(feature = "local")]
 pub mod dev;
