@@ -22,27 +22,28 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
-use tracing::{Span, error, info, warn};
+use tracing::{Span, info, warn};
+
+mod failures;
+mod long;
+
+pub use self::long::send_step;
 
 use super::content::{ContentError, load_text};
 use super::context::SUMMARY_CHUNKS_QUEUE;
 use super::last_delivery;
-use super::retry::{RetryCounts, RetryPlan, RetryPolicy, scheduled_copy};
+use super::retry::{RetryCounts, RetryPolicy};
 use super::{Function, Invocation};
-use crate::ai::{
-    AiOutput, AiProvider, AiRequest, EmbeddedChunk, Operation, ProviderError, TaskOutput,
-    TokenUsage,
-};
+use crate::ai::{AiOutput, AiProvider, AiRequest, Operation, ProviderError, TokenUsage};
 use crate::blob::{BlobError, BlobStore};
-use crate::last_errors::{LastError, LastErrors};
+use crate::last_errors::LastErrors;
 use crate::outcome::Outcome;
-use crate::pipeline::chunking::{chunk, estimate_tokens};
-use crate::pipeline::events::{CHUNK_STEP_SCHEMA, ChunkStep};
-use crate::poison::{POISON_SCHEMA, PoisonRecord, PoisonRecords, poison_key, sha256_hex};
+use crate::pipeline::chunking::estimate_tokens;
+use crate::poison::{PoisonRecords, poison_key, sha256_hex};
 use crate::protocol::{InvocationRequest, InvocationResponse, ServiceBusMessage};
-use crate::servicebus::{Message, MessageSender};
+use crate::servicebus::MessageSender;
 use crate::task::{
-    AiTask, ResultRef, TaskInput, TaskOutcome, TaskResult, parse_task, result_blob_name, task_id_of,
+    AiTask, ResultRef, TaskOutcome, TaskResult, parse_task, result_blob_name, task_id_of,
 };
 
 /// The trigger binding's `name` in `ProcessDocument/function.json`.
@@ -213,30 +214,6 @@ impl ProcessDocument {
         self
     }
 
-    /// On a failing message's last delivery, tells the aggregator the task failed.
-    async fn report_last_failure(
-        &self,
-        message: &ServiceBusMessage,
-        reason: &str,
-        description: &str,
-    ) {
-        let Some(bus) = &self.bus else {
-            return;
-        };
-        if !last_delivery::is_last(message, self.options.max_delivery_count) {
-            return;
-        }
-        match crate::task::outcome_identity(&message.body) {
-            Some(identity) => {
-                last_delivery::report_failed(bus.as_ref(), message, &identity, reason, description)
-                    .await
-            }
-            None => warn!(
-                "last delivery of a failing message without a task id; no outcome can be reported"
-            ),
-        }
-    }
-
     async fn process(
         &self,
         task: &AiTask,
@@ -294,90 +271,6 @@ impl ProcessDocument {
                 Ok(self.done(task, &winner, location, true, delivery, None))
             }
             Err(e) => Err(e.into()),
-        }
-    }
-
-    /// A document longer than the context budget. `None`: the summary went to the refine chain.
-    async fn long_document(
-        &self,
-        task: &AiTask,
-        text: &str,
-    ) -> Result<Option<(AiOutput, bool)>, Stop> {
-        let spans = chunk(text, self.options.context_tokens);
-        match &task.operation {
-            Operation::Summarize { max_words } => {
-                if let (Some(bus), TaskInput::ContentRef(content)) = (&self.bus, &task.input) {
-                    let step = ChunkStep {
-                        schema: CHUNK_STEP_SCHEMA.into(),
-                        task_id: task.task_id.clone(),
-                        document_id: task.document_id.clone(),
-                        correlation_id: task.correlation_id.clone(),
-                        content: content.clone(),
-                        chunks: spans.clone(),
-                        index: 0,
-                        running_summary: String::new(),
-                        max_words: *max_words,
-                        usage: TokenUsage::default(),
-                    };
-                    send_step(bus.as_ref(), &step)
-                        .await
-                        .map_err(|e| Stop::Transient {
-                            reason: "ServiceBusUnavailable",
-                            description: e,
-                        })?;
-                    info!(
-                        chunks = spans.len(),
-                        "long document; refine summary started"
-                    );
-                    return Ok(None);
-                }
-                let first = &text[spans[0].start..spans[0].end];
-                Ok(Some((
-                    self.call_provider(task.operation.clone(), first.into())
-                        .await?,
-                    true,
-                )))
-            }
-            Operation::Embed => {
-                let mut chunks = Vec::with_capacity(spans.len());
-                let mut usage = TokenUsage::default();
-                let mut model = String::new();
-                for span in &spans {
-                    let answer = self
-                        .call_provider(Operation::Embed, text[span.start..span.end].into())
-                        .await?;
-                    usage = usage.plus(answer.usage);
-                    model = answer.model;
-                    if let TaskOutput::Embed { vector, .. } = answer.output {
-                        chunks.push(EmbeddedChunk {
-                            start: span.start,
-                            end: span.end,
-                            vector,
-                        });
-                    }
-                }
-                let vector = mean_vector(&chunks);
-                Ok(Some((
-                    AiOutput {
-                        model,
-                        usage,
-                        output: TaskOutput::Embed {
-                            dimensions: vector.len(),
-                            vector,
-                            chunks,
-                            pooling: None,
-                        },
-                    },
-                    false,
-                )))
-            }
-            other => {
-                let first = &text[spans[0].start..spans[0].end];
-                Ok(Some((
-                    self.call_provider(other.clone(), first.into()).await?,
-                    true,
-                )))
-            }
         }
     }
 
@@ -489,170 +382,12 @@ impl ProcessDocument {
             }
         }
     }
-
-    /// Sends the scheduled copy and completes; past the caps, abandons the message so that it
-    /// dead-letters (its remaining deliveries fail fast from the last-error record, and the last
-    /// one reports the failed outcome with this reason).
-    async fn retry_later(&self, task: &AiTask, delivery: &Delivery<'_>, stop: Retry) -> Outcome {
-        let Retry {
-            reason,
-            description,
-            delay,
-            rate_limited,
-            usage,
-        } = stop;
-        let Some(bus) = &self.bus else {
-            warn!(%reason, %description, "transient failure; the message will be redelivered");
-            return Outcome::transient(reason, description);
-        };
-        let plan =
-            self.options
-                .retry_policy()
-                .plan(delivery.counts, rate_limited.then_some(delay), usage);
-        let (counts, delay) = match plan {
-            RetryPlan::Later { counts, delay } => (counts, delay),
-            RetryPlan::Exhausted { cap } => {
-                let description = format!("gave up after {cap} retries: {description}");
-                warn!(%reason, "retries exhausted; the message goes to the dead-letter queue");
-                self.remember(
-                    delivery.message,
-                    Some(&task.task_id),
-                    reason,
-                    &description,
-                    true,
-                )
-                .await;
-                return Outcome::transient(reason, description);
-            }
-        };
-        let copy = scheduled_copy(
-            delivery.message,
-            &task.task_id,
-            task.correlation_id.as_deref(),
-            counts,
-            delay,
-        );
-        match bus.send(TRIGGER_QUEUE, &copy).await {
-            Ok(()) => {
-                info!(%reason, %description, delay_ms = delay.as_millis() as u64, retry = counts.retries, "retrying later; original completed");
-                Outcome::Done(InvocationResponse::new().log(format!(
-                    "task {}: {reason}; retry {} scheduled in {delay:?}",
-                    task.task_id, counts.retries
-                )))
-            }
-            Err(e) => {
-                warn!(error = %e, "scheduling the retry failed; the message will be redelivered");
-                self.remember(
-                    delivery.message,
-                    Some(&task.task_id),
-                    reason,
-                    &description,
-                    false,
-                )
-                .await;
-                Outcome::transient(reason, description)
-            }
-        }
-    }
-
-    /// Keeps the last error of a failing message by its id (best effort).
-    async fn remember(
-        &self,
-        message: &ServiceBusMessage,
-        task_id: Option<&str>,
-        reason: &str,
-        description: &str,
-        exhausted: bool,
-    ) {
-        let Some(id) = &message.properties.message_id else {
-            return;
-        };
-        let record = LastError::new(
-            id,
-            task_id.map(str::to_owned),
-            reason,
-            description,
-            exhausted,
-            message.properties.delivery_count,
-        );
-        if let Err(e) = self.last_errors.record(&record).await {
-            warn!(error = %e, "recording the last error failed");
-        }
-    }
-
-    async fn record_poison(
-        &self,
-        key: &str,
-        body_sha256: &str,
-        message: &ServiceBusMessage,
-        reason: String,
-        description: String,
-    ) -> Outcome {
-        error!(poison_key = %key, %reason, %description, "message is poison; recording the reason");
-        let record = PoisonRecord {
-            schema: POISON_SCHEMA.into(),
-            key: key.to_string(),
-            reason: reason.clone(),
-            description: description.clone(),
-            body_sha256: body_sha256.to_string(),
-            message_id: message.properties.message_id.clone(),
-            delivery_count: message.properties.delivery_count,
-            recorded_at: chrono::Utc::now(),
-        };
-        if let Err(e) = self.poison.record(&record).await {
-            // Still poison: the next delivery re-validates and tries to record again.
-            error!(error = %e, poison_key = %key, "recording the poison reason failed");
-        }
-        self.remember(
-            message,
-            task_id_of(&message.body).as_deref(),
-            &reason,
-            &description,
-            false,
-        )
-        .await;
-        Outcome::Poison {
-            reason,
-            description,
-            known: false,
-        }
-    }
 }
 
 /// A reply carrying one outcome on the `outcome` binding.
 pub fn outcome_response(outcome: &TaskOutcome) -> InvocationResponse {
     let body = serde_json::to_string(outcome).expect("an outcome serializes");
     InvocationResponse::new().service_bus_messages(OUTCOME_BINDING, [body])
-}
-
-/// Sends one refine step to `summary-chunks` (`SessionId` = document id).
-pub async fn send_step(bus: &dyn MessageSender, step: &ChunkStep) -> Result<(), String> {
-    let mut message = Message::new(serde_json::to_vec(step).expect("a step serializes"))
-        .with_message_id(format!("{}:chunk:{}", step.task_id, step.index))
-        .with_session_id(&step.document_id)
-        .with_content_type("application/json");
-    message.correlation_id = step.correlation_id.clone();
-    bus.send(SUMMARY_CHUNKS_QUEUE, &message)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// The normalised mean of the chunks' vectors.
-fn mean_vector(chunks: &[EmbeddedChunk]) -> Vec<f32> {
-    let Some(first) = chunks.first() else {
-        return Vec::new();
-    };
-    let mut sum = vec![0f32; first.vector.len()];
-    for c in chunks {
-        for (s, v) in sum.iter_mut().zip(&c.vector) {
-            *s += v;
-        }
-    }
-    let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        sum.iter_mut().for_each(|v| *v /= norm);
-    }
-    sum
 }
 
 #[async_trait]
@@ -770,23 +505,5 @@ impl ProcessDocument {
                 Outcome::transient(reason, description)
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mean_of_chunk_vectors_is_normalised() {
-        let chunk = |v: Vec<f32>| EmbeddedChunk {
-            start: 0,
-            end: 1,
-            vector: v,
-        };
-        let mean = mean_vector(&[chunk(vec![1.0, 0.0]), chunk(vec![0.0, 1.0])]);
-        assert!((mean[0] - mean[1]).abs() < 1e-6);
-        assert!((mean.iter().map(|v| v * v).sum::<f32>() - 1.0).abs() < 1e-5);
-        assert!(mean_vector(&[]).is_empty());
     }
 }
