@@ -7,7 +7,9 @@
 //! - [`dialect`]: how each server is asked for structured output, and the fallback order.
 //! - [`answer`]: prompts, JSON Schemas and the tolerant reading of answers.
 //! - `failures`: what each failure means for the task (retry, configuration, content filter).
-//! - `wire`: the OpenAI JSON of answers, and pooling of per-token embeddings.
+//! - `options`: the endpoint, credentials, models and `max_tokens` per kind.
+//! - `wire`: the OpenAI JSON of answers read into typed values, and pooling of per-token
+//!   embeddings.
 //!
 //! Every chat call sends `max_tokens`. JSON kinds send their schema in the configured dialect;
 //! a server that rejects the field gets the next dialect once, and the choice is remembered.
@@ -16,26 +18,24 @@
 pub mod answer;
 pub mod dialect;
 mod failures;
+mod options;
 mod wire;
 
-use crate::ai::budget::{
-    Budget, BudgetOptions, BudgetStore, LocalBudget, RateHeaders, Reservation,
-};
+use crate::ai::budget::{Budget, BudgetStore, LocalBudget, RateHeaders, Reservation};
 use crate::ai::tokens::TokenCounter;
 pub use failures::{MAX_RETRY_AFTER, retry_after};
 use failures::{
     classify_status, describe_transport_error, embeddings_unsupported, error_message,
     invalid_output, is_content_filter,
 };
-use wire::{ChatResponse, EmbeddingResponse, Usage, parse_reply, pool};
+pub use options::{Auth, COGNITIVE_SERVICES_SCOPE, Endpoint, MaxTokens, OpenAiOptions};
+use wire::{ChatAnswer, ChatResponse, chat_answer, embedding_answer, parse_reply};
+pub use wire::{parse_chat_answer, parse_embedding_answer};
 
-use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use azure_core::credentials::TokenCredential;
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
@@ -44,131 +44,8 @@ use self::answer::{interpret, prompt};
 use self::dialect::{Dialect, rejects_field};
 use super::{AiOutput, AiProvider, AiRequest, Operation, ProviderError, TaskOutput, TokenUsage};
 
-/// The scope of Azure OpenAI (Azure AI services) tokens.
-pub const COGNITIVE_SERVICES_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
-
 /// Wait assumed when a 429 carries no `Retry-After` header.
 pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
-
-/// Where the endpoint lives and how its URLs are built.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Endpoint {
-    /// OpenAI or a compatible server: `{base_url}/chat/completions`, `{base_url}/embeddings`.
-    OpenAi {
-        /// e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
-        base_url: String,
-    },
-    /// Azure OpenAI: `{endpoint}/openai/deployments/{deployment}/…?api-version=…`.
-    Azure {
-        /// e.g. `https://contoso.openai.azure.com`.
-        endpoint: String,
-        /// e.g. `2024-10-21`.
-        api_version: String,
-    },
-}
-
-/// How requests are authenticated.
-#[derive(Clone)]
-pub enum Auth {
-    /// No credentials (local servers).
-    None,
-    /// `Authorization: Bearer {key}` (OpenAI and most compatible servers).
-    BearerKey(String),
-    /// `api-key: {key}` (Azure OpenAI key authentication).
-    AzureApiKey(String),
-    /// A Microsoft Entra token for [`COGNITIVE_SERVICES_SCOPE`] (managed identity in Azure).
-    Entra(Arc<dyn TokenCredential>),
-}
-
-impl fmt::Debug for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::None => "None",
-            Self::BearerKey(_) => "BearerKey(***)",
-            Self::AzureApiKey(_) => "AzureApiKey(***)",
-            Self::Entra(_) => "Entra",
-        })
-    }
-}
-
-/// Options of [`OpenAiProvider`].
-#[derive(Debug, Clone)]
-pub struct OpenAiOptions {
-    /// Endpoint and URL scheme.
-    pub endpoint: Endpoint,
-    /// Credentials.
-    pub auth: Auth,
-    /// Chat model name (Azure: the deployment name).
-    pub chat_model: String,
-    /// Embedding model name (Azure: the deployment name).
-    pub embedding_model: String,
-    /// Timeout of one HTTP call.
-    pub timeout: Duration,
-    /// How structured output is asked for.
-    pub structured_output: Dialect,
-    /// `max_tokens` per kind.
-    pub max_tokens: MaxTokens,
-    /// The deployment's rate budget.
-    pub budget: BudgetOptions,
-}
-
-/// `max_tokens` of each kind's answer. Azure OpenAI charges a request's `max_tokens` against
-/// the rate limit at admission, so these stay close to what an answer needs.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MaxTokens {
-    /// Summaries: tokens per requested word (the limit is `maxWords` × this + 32).
-    pub summarize_per_word: f64,
-    /// Classification answers (a label and one score per label: plus 12 per label).
-    pub classify: u32,
-    /// Entity lists.
-    pub extract_entities: u32,
-    /// Sentiment answers.
-    pub sentiment: u32,
-}
-
-impl Default for MaxTokens {
-    fn default() -> Self {
-        Self {
-            // English averages about 1.3 tokens a word; twice that leaves room.
-            summarize_per_word: 2.5,
-            classify: 64,
-            extract_entities: 1024,
-            sentiment: 64,
-        }
-    }
-}
-
-impl MaxTokens {
-    /// The limit of one operation's answer.
-    pub fn of(&self, operation: &Operation) -> u32 {
-        match operation {
-            Operation::Summarize { max_words } => {
-                (f64::from(*max_words) * self.summarize_per_word).ceil() as u32 + 32
-            }
-            Operation::Classify { labels } => self.classify + 12 * labels.len() as u32,
-            Operation::ExtractEntities => self.extract_entities,
-            Operation::Sentiment => self.sentiment,
-            Operation::Embed => 0,
-        }
-    }
-}
-
-impl Default for OpenAiOptions {
-    fn default() -> Self {
-        Self {
-            endpoint: Endpoint::OpenAi {
-                base_url: "https://api.openai.com/v1".into(),
-            },
-            auth: Auth::None,
-            chat_model: "gpt-4o-mini".into(),
-            embedding_model: "text-embedding-3-small".into(),
-            timeout: Duration::from_secs(120),
-            structured_output: Dialect::JsonSchema,
-            max_tokens: MaxTokens::default(),
-            budget: BudgetOptions::default(),
-        }
-    }
-}
 
 /// The OpenAI-compatible provider.
 #[derive(Debug)]
@@ -182,14 +59,6 @@ pub struct OpenAiProvider {
     /// The embedding deployment's (Azure limits each deployment on its own); `None`: the
     /// embedding model is the chat model.
     embedding_budget: Option<Box<dyn BudgetStore>>,
-}
-
-/// A chat answer: its text, model, usage and why it stopped.
-struct ChatAnswer {
-    content: String,
-    model: String,
-    usage: TokenUsage,
-    finish_reason: Option<String>,
 }
 
 impl OpenAiProvider {
@@ -516,73 +385,6 @@ impl OpenAiProvider {
     }
 }
 
-/// The first choice of a chat completions answer, typed.
-fn chat_answer(value: Value, default_model: &str) -> Result<ChatAnswer, ProviderError> {
-    let reply: ChatResponse = parse_reply(value)?;
-    let usage = reply.usage.map(Usage::into_usage).unwrap_or_default();
-    let choice = reply
-        .choices
-        .into_iter()
-        .next()
-        .ok_or_else(|| invalid_output("the answer has no choices", usage))?;
-    if choice.finish_reason.as_deref() == Some("content_filter") {
-        return Err(ProviderError::Rejected {
-            reason: "ContentFiltered",
-            detail: "the provider's content filter stopped the completion".into(),
-        });
-    }
-    Ok(ChatAnswer {
-        content: choice.message.content.unwrap_or_default(),
-        model: reply.model.unwrap_or_else(|| default_model.to_string()),
-        usage,
-        finish_reason: choice.finish_reason,
-    })
-}
-
-/// Reads a chat completions answer body as a call does (typed parse, first choice, content
-/// filter, the operation's output), without the call: for fuzzing and tests.
-pub fn parse_chat_answer(
-    operation: &Operation,
-    text: &str,
-    body: &[u8],
-) -> Result<TaskOutput, ProviderError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid_output(&format!("not JSON: {e}"), TokenUsage::default()))?;
-    let answer = chat_answer(value, "model")?;
-    interpret(operation, text, &answer.content)
-        .map_err(|problem| invalid_output(&problem, answer.usage))
-}
-
-/// The vector of an embeddings answer (pooled when per token), typed.
-fn embedding_answer(value: Value, default_model: &str) -> Result<AiOutput, ProviderError> {
-    let reply: EmbeddingResponse = parse_reply(value)?;
-    let usage = reply.usage.map(Usage::into_usage).unwrap_or_default();
-    let raw = reply
-        .data
-        .into_iter()
-        .next()
-        .map(|d| d.embedding)
-        .ok_or_else(|| invalid_output("no embedding in the answer", usage))?;
-    let (vector, pooling) = pool(raw).map_err(|e| invalid_output(&e, usage))?;
-    Ok(AiOutput {
-        model: reply.model.unwrap_or_else(|| default_model.to_string()),
-        usage,
-        output: TaskOutput::Embed {
-            dimensions: vector.len(),
-            vector,
-            chunks: Vec::new(),
-            pooling,
-        },
-    })
-}
-
-/// Reads an embeddings answer body as a call does, without the call: for fuzzing and tests.
-pub fn parse_embedding_answer(body: &[u8]) -> Result<AiOutput, ProviderError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid_output(&format!("not JSON: {e}"), TokenUsage::default()))?;
-    embedding_answer(value, "model")
-}
-
 /// Why reading an answer stopped.
 enum Stop {
     /// Worth one repair call.
@@ -641,7 +443,7 @@ impl AiProvider for OpenAiProvider {
 
 #[cfg(test)]
 mod tests {
-    use super::wire::EmbeddingValue;
+    use super::wire::{EmbeddingValue, pool};
     use super::*;
 
     #[test]

@@ -3,8 +3,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::answer::interpret;
 use super::failures::invalid_output;
-use crate::ai::{ProviderError, TokenUsage};
+use crate::ai::{AiOutput, Operation, ProviderError, TaskOutput, TokenUsage};
 
 pub(super) fn parse_reply<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, ProviderError> {
     serde_json::from_value(value).map_err(|e| {
@@ -101,4 +102,82 @@ pub(super) fn pool(raw: EmbeddingValue) -> Result<(Vec<f32>, Option<String>), St
         }
         EmbeddingValue::One(_) => Err("the embedding is empty".into()),
     }
+}
+
+/// A chat answer: its text, model, usage and why it stopped.
+pub(super) struct ChatAnswer {
+    pub(super) content: String,
+    pub(super) model: String,
+    pub(super) usage: TokenUsage,
+    pub(super) finish_reason: Option<String>,
+}
+
+/// The first choice of a chat completions answer, typed.
+pub(super) fn chat_answer(value: Value, default_model: &str) -> Result<ChatAnswer, ProviderError> {
+    let reply: ChatResponse = parse_reply(value)?;
+    let usage = reply.usage.map(Usage::into_usage).unwrap_or_default();
+    let choice = reply
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| invalid_output("the answer has no choices", usage))?;
+    if choice.finish_reason.as_deref() == Some("content_filter") {
+        return Err(ProviderError::Rejected {
+            reason: "ContentFiltered",
+            detail: "the provider's content filter stopped the completion".into(),
+        });
+    }
+    Ok(ChatAnswer {
+        content: choice.message.content.unwrap_or_default(),
+        model: reply.model.unwrap_or_else(|| default_model.to_string()),
+        usage,
+        finish_reason: choice.finish_reason,
+    })
+}
+
+/// Reads a chat completions answer body as a call does (typed parse, first choice, content
+/// filter, the operation's output), without the call: for fuzzing and tests.
+pub fn parse_chat_answer(
+    operation: &Operation,
+    text: &str,
+    body: &[u8],
+) -> Result<TaskOutput, ProviderError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid_output(&format!("not JSON: {e}"), TokenUsage::default()))?;
+    let answer = chat_answer(value, "model")?;
+    interpret(operation, text, &answer.content)
+        .map_err(|problem| invalid_output(&problem, answer.usage))
+}
+
+/// The vector of an embeddings answer (pooled when per token), typed.
+pub(super) fn embedding_answer(
+    value: Value,
+    default_model: &str,
+) -> Result<AiOutput, ProviderError> {
+    let reply: EmbeddingResponse = parse_reply(value)?;
+    let usage = reply.usage.map(Usage::into_usage).unwrap_or_default();
+    let raw = reply
+        .data
+        .into_iter()
+        .next()
+        .map(|d| d.embedding)
+        .ok_or_else(|| invalid_output("no embedding in the answer", usage))?;
+    let (vector, pooling) = pool(raw).map_err(|e| invalid_output(&e, usage))?;
+    Ok(AiOutput {
+        model: reply.model.unwrap_or_else(|| default_model.to_string()),
+        usage,
+        output: TaskOutput::Embed {
+            dimensions: vector.len(),
+            vector,
+            chunks: Vec::new(),
+            pooling,
+        },
+    })
+}
+
+/// Reads an embeddings answer body as a call does, without the call: for fuzzing and tests.
+pub fn parse_embedding_answer(body: &[u8]) -> Result<AiOutput, ProviderError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid_output(&format!("not JSON: {e}"), TokenUsage::default()))?;
+    embedding_answer(value, "model")
 }
