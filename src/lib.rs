@@ -4,6 +4,7 @@
 //! - [`protocol`]: the Functions host ⇄ handler wire format (requests, responses, host rules).
 //! - [`server`]: the warp server the host calls (`GET /`, `POST /{FunctionName}`), shutdown.
 //! - [`http_body`]: bounded request bodies and the `413`, for every server.
+//! - [`http_url`]: path segments and query pairs, decoded the same way by every server.
 //! - [`app_config`]: a Functions app's files (`host.json`, `function.json`, local settings).
 //! - [`host_json_overrides`]: `AzureFunctionsJobHost__…` settings that override host.json.
 //! - [`functions`]: one module per Function and the registry the server dispatches to.
@@ -42,6 +43,7 @@ pub mod functions;
 pub mod host;
 pub mod host_json_overrides;
 pub mod http_body;
+pub mod http_url;
 pub mod identity;
 pub mod last_errors;
 pub mod outcome;

@@ -16,7 +16,8 @@ use super::Context;
 use super::config::{FunctionDef, HttpTrigger, Trigger};
 use super::invoke::{self, HttpCall};
 use crate::http_body::BodyError;
-use crate::protocol::{match_route, parse_query};
+use crate::http_url::parse_query;
+use crate::protocol::match_route;
 
 /// The HTTP trigger server as a warp filter.
 pub fn routes(ctx: Arc<Context>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {

@@ -13,7 +13,7 @@ pub use request::{
     TriggerDataType, parse_timestamp, scalar_string, unwrap_json_string,
 };
 pub use response::{HttpResponseData, InvocationResponse};
-pub use route::{match_route, parse_query};
+pub use route::match_route;
 
 /// Header carrying the host's invocation id.
 pub const INVOCATION_ID_HEADER: &str = "X-Azure-Functions-InvocationId";

@@ -4,15 +4,7 @@
 /// Matches `path` (below the route prefix) against a route template; returns the parameters.
 pub fn match_route(template: &str, path: &str) -> Option<Vec<(String, String)>> {
     let parts: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
-    let segments: Vec<String> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
+    let segments = crate::http_url::path_segments(path);
     let mut params = Vec::new();
     for (i, part) in parts.iter().enumerate() {
         if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
@@ -46,21 +38,4 @@ pub fn match_route(template: &str, path: &str) -> Option<Vec<(String, String)>> 
         }
     }
     (segments.len() == parts.len()).then_some(params)
-}
-
-/// `a=1&b=x%20y` → decoded pairs, `+` as space.
-pub fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let d = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (d(k), d(v))
-        })
-        .collect()
 }

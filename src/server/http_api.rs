@@ -10,8 +10,9 @@ use warp::http::{HeaderMap, StatusCode};
 
 use crate::functions::Registry;
 use crate::functions::http::{HttpCall, HttpFunction, HttpReply};
+use crate::http_url::parse_query;
 use crate::pipeline::submission::HttpInput;
-use crate::protocol::{match_route, parse_query};
+use crate::protocol::match_route;
 
 /// A request matched to a function, with its route parameters.
 pub struct Found {

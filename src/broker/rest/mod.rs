@@ -139,18 +139,11 @@ impl Request {
     }
 }
 
+/// Query pairs with their names lowercased (Service Bus matches them case-insensitively).
 fn parse_query(raw: &str) -> HashMap<String, String> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .to_string()
-            };
-            (decode(k).to_ascii_lowercase(), decode(v))
-        })
+    crate::http_url::parse_query(raw)
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect()
 }
 

@@ -30,15 +30,7 @@ pub(super) enum Route {
 
 /// Parses a request path (segments percent-decoded, matched case-insensitively).
 pub(super) fn parse(path: &str) -> Result<Route, Failure> {
-    let segments: Vec<String> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .to_string()
-        })
-        .collect();
+    let segments = crate::http_url::path_segments(path);
     let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
     let not_found = || {
         Failure::new(
