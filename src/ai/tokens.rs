@@ -4,28 +4,17 @@
 //! the `max_tokens` asked for. Models tiktoken does not know are estimated at four characters
 //! a token.
 
-use std::fmt;
-
 use serde_json::Value;
 use tiktoken_rs::CoreBPE;
 use tiktoken_rs::tokenizer::{Tokenizer, get_tokenizer};
 
 /// How a deployment's text is counted.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenCounter {
     /// A real BPE tokenizer (loaded once per process, on first use).
     Bpe(Tokenizer),
     /// About four characters a token.
     Estimate,
-}
-
-impl fmt::Debug for TokenCounter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Bpe(t) => write!(f, "Bpe({t:?})"),
-            Self::Estimate => f.write_str("Estimate"),
-        }
-    }
 }
 
 /// Tokens of framing around each chat message, and priming the reply (OpenAI's cookbook).
