@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Everything the test suite needs beyond Rust, pinned and idempotent: Azurite (the Azure
 # Storage emulator, from npm), the real local model (llama.cpp's server and SmolLM2), and
-# cargo-zigbuild with Zig for `docflow package`.
+# cargo-zigbuild with Zig for `docflow package`, the document tools (poppler, Ghostscript,
+# LibreOffice, Tesseract) and the public PDF corpus the extraction is measured on.
 set -euo pipefail
 cd "$(dirname "$0")"
 bash ./install-azurite.sh
 bash ./install-local-model.sh
 bash ./install-package-tools.sh
+bash ./install-doc-tools.sh
+bash ./fetch-pdf-corpus.sh

@@ -6,17 +6,23 @@ use std::sync::Arc;
 use crate::identity::entra_credential;
 
 use crate::ai::AiProvider;
+use crate::ai::budget::{Budget, LocalBudget};
 use crate::ai::offline::OfflineProvider;
 use crate::ai::openai::{Auth, Endpoint, OpenAiOptions, OpenAiProvider};
 use crate::blob::connection::BlobConnection;
 use crate::blob::{AzureBlobStore, BlobStore, LocalFolderStore};
-use crate::config::{AiSettings, Settings};
+use crate::config::{AiSettings, OcrSettings, Settings};
 use crate::functions::context::{PipelineContext, SUMMARY_CHUNKS_QUEUE};
-use crate::functions::process_document::{ProcessOptions, TRIGGER_QUEUE};
+use crate::functions::process_document::{ProcessOptions, TRIGGER_QUEUE, TextExtraction};
 use crate::functions::{
-    AggregateResults, AnalyzeDocument, AuditLog, GetDocument, NotifySubmitter, ProcessDocument,
-    Registry, SubmitDocument, SummarizeChunk,
+    AggregateResults, AnalyzeDocument, AuditLog, GetDocument, GetDocumentText, NotifySubmitter,
+    ProcessDocument, Registry, SubmitDocument, SummarizeChunk,
 };
+use crate::ocr::OcrProvider;
+use crate::ocr::document_intelligence::{
+    self, DocumentIntelligenceOptions, DocumentIntelligenceProvider,
+};
+use crate::ocr::tesseract::{TesseractOptions, TesseractProvider};
 use crate::pipeline::store::DocumentStore;
 use crate::servicebus::sender::NotConfigured;
 use crate::servicebus::{MessageSender, ServiceBusClient, ServiceBusClientOptions};
@@ -98,6 +104,45 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
     })
 }
 
+/// The OCR provider the settings ask for, if any.
+pub fn ocr_provider(settings: &OcrSettings) -> Result<Option<Arc<dyn OcrProvider>>, WiringError> {
+    Ok(match settings {
+        OcrSettings::None => None,
+        OcrSettings::DocumentIntelligence {
+            endpoint,
+            api_key,
+            credential,
+            client_id,
+            model,
+            api_version,
+            max_wait,
+        } => {
+            let auth = match api_key {
+                Some(key) => document_intelligence::Auth::ApiKey(key.clone()),
+                None => document_intelligence::Auth::Entra(
+                    entra_credential(credential.as_deref(), client_id.as_deref())
+                        .map_err(|e| WiringError::Credential(e.to_string()))?,
+                ),
+            };
+            let mut options = DocumentIntelligenceOptions::new(endpoint.clone(), auth);
+            options.model = model.clone();
+            options.api_version = api_version.clone();
+            options.max_wait = *max_wait;
+            let http = reqwest::Client::builder()
+                .timeout(options.timeout)
+                .build()?;
+            Some(Arc::new(DocumentIntelligenceProvider::new(options, http)))
+        }
+        OcrSettings::Tesseract { languages, timeout } => {
+            Some(Arc::new(TesseractProvider::new(TesseractOptions {
+                languages: languages.clone(),
+                timeout: *timeout,
+                ..TesseractOptions::default()
+            })))
+        }
+    })
+}
+
 /// The blob store the settings ask for: Azure Blob Storage when `DOCFLOW_BLOB_CONNECTION`
 /// names a connection, the local folder otherwise.
 pub fn blob_store(settings: &Settings) -> Result<Arc<dyn BlobStore>, WiringError> {
@@ -128,6 +173,7 @@ pub fn blob_store(settings: &Settings) -> Result<Arc<dyn BlobStore>, WiringError
 pub fn registry(settings: &Settings) -> Result<Registry, WiringError> {
     let blobs = blob_store(settings)?;
     let ai = ai_provider(&settings.ai)?;
+    let ocr = ocr_provider(&settings.ocr)?;
     let mut process = settings.process.clone();
     let mut steps = settings.process.clone();
     match Topology::load(&settings.topology) {
@@ -151,14 +197,16 @@ pub fn registry(settings: &Settings) -> Result<Registry, WiringError> {
             Arc::new(NotConfigured("ServiceBusConnection".into()))
         }
     };
-    Ok(functions(blobs, ai, bus, settings, process, steps))
+    Ok(functions(blobs, ai, ocr, bus, settings, process, steps))
 }
 
 /// Every function of the app over the given seams. `process` configures ProcessDocument and
-/// `steps` SummarizeChunk (they differ in their trigger queue's `MaxDeliveryCount`).
+/// `steps` SummarizeChunk (they differ in their trigger queue's `MaxDeliveryCount`); `ocr`
+/// reads scans in ProcessDocument's `extract_text` step.
 pub fn functions(
     blobs: Arc<dyn BlobStore>,
     ai: Arc<dyn AiProvider>,
+    ocr: Option<Arc<dyn OcrProvider>>,
     bus: Arc<dyn MessageSender>,
     settings: &Settings,
     process: ProcessOptions,
@@ -170,14 +218,27 @@ pub fn functions(
         bus: bus.clone(),
         options: settings.pipeline.clone(),
     };
+    let mut process = ProcessDocument::new(blobs, ai.clone(), process).with_bus(bus.clone());
+    if let Some(ocr) = ocr {
+        let budget = settings.ocr_budget;
+        process = process.with_text_extraction(TextExtraction {
+            ocr,
+            store: store.clone(),
+            budget: Arc::new(LocalBudget::new(Budget::new(
+                None,
+                budget.rpm,
+                budget.max_concurrency,
+                std::time::Instant::now(),
+            ))),
+        });
+    }
     Registry::new()
         .with_max_request_bytes(settings.max_request_bytes)
         .with_http(Arc::new(SubmitDocument::new(ctx.clone())))
         .with_http(Arc::new(GetDocument::new(ctx.clone())))
+        .with_http(Arc::new(GetDocumentText::new(ctx.clone())))
         .with(Arc::new(AnalyzeDocument::new(ctx.clone())))
-        .with(Arc::new(
-            ProcessDocument::new(blobs, ai.clone(), process).with_bus(bus.clone()),
-        ))
+        .with(Arc::new(process))
         .with(Arc::new(SummarizeChunk::new(store, ai, bus, steps)))
         .with(Arc::new(AggregateResults::new(ctx.clone())))
         .with(Arc::new(NotifySubmitter::new(ctx.clone())))

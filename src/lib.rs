@@ -8,6 +8,8 @@
 //! - [`app_config`]: a Functions app's files (`host.json`, `function.json`, local settings).
 //! - [`host_json_overrides`]: `AzureFunctionsJobHost__…` settings that override host.json.
 //! - [`functions`]: one module per Function and the registry the server dispatches to.
+//! - [`extract`]: a submitted file's text (PDF, Word, HTML, e-mail) and how it was read.
+//! - [`ocr`]: the OCR seam (Azure AI Document Intelligence, Tesseract locally).
 //! - [`outcome`]: the one place where a function's outcome becomes the host's response.
 //! - [`pipeline`]: the document pipeline's events, state, submissions, chunking, storage.
 //! - [`task`]: the message schemas (`ai.task.v1`, `ai.task-result.v1`, `ai.task-outcome.v1`).
@@ -36,6 +38,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod extract;
 #[cfg(feature = "local")]
 pub mod fake_llm;
 pub mod functions;
@@ -46,6 +49,7 @@ pub mod http_body;
 pub mod http_url;
 pub mod identity;
 pub mod last_errors;
+pub mod ocr;
 pub mod outcome;
 pub mod pipeline;
 pub mod poison;

@@ -34,9 +34,28 @@ pub struct AiTask {
     /// Rides on every log line and message.
     pub correlation_id: Option<String>,
     /// What to do, with its parameters.
-    pub operation: Operation,
-    /// Where the text is.
+    pub work: Work,
+    /// Where the text is (for `extract_text`: the file to read).
     pub input: TaskInput,
+}
+
+/// What a task does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    /// An AI operation on the document's text.
+    Ai(Operation),
+    /// OCR of a scan or an image, before the analyses (`extract_text`).
+    ExtractText,
+}
+
+impl Work {
+    /// The task kind, as in `kind` and in task ids.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Ai(operation) => operation.kind(),
+            Self::ExtractText => crate::pipeline::state::EXTRACT_TEXT_KIND,
+        }
+    }
 }
 
 /// The text of a task: inline, or a claim-check reference to a blob.
@@ -87,7 +106,7 @@ pub enum TaskError {
     },
     /// `kind` names no task docflow knows.
     #[error(
-        "unknown task kind {kind:?}; expected one of summarize, classify, extract_entities, sentiment, embed"
+        "unknown task kind {kind:?}; expected one of summarize, classify, extract_entities, sentiment, embed, extract_text"
     )]
     UnknownKind {
         /// The `kind` value.
@@ -219,13 +238,17 @@ pub fn parse_task(body: &[u8]) -> Result<AiTask, TaskError> {
         Some(Value::Object(p)) => p,
         Some(_) => return Err(invalid("parameters", "must be an object")),
     };
-    let operation = operation(&kind, &parameters)?;
+    let work = if kind == crate::pipeline::state::EXTRACT_TEXT_KIND {
+        Work::ExtractText
+    } else {
+        Work::Ai(operation(&kind, &parameters)?)
+    };
     let input = input(raw.input)?;
     Ok(AiTask {
         task_id,
         document_id,
         correlation_id,
-        operation,
+        work,
         input,
     })
 }
@@ -541,7 +564,7 @@ impl TaskOutcome {
             task_id: task.task_id.clone(),
             document_id: task.document_id.clone(),
             correlation_id: task.correlation_id.clone(),
-            kind: task.operation.kind().into(),
+            kind: task.work.kind().into(),
             status: OutcomeStatus::Succeeded,
             result: Some(location),
             model: Some(result.model.clone()),
@@ -595,7 +618,7 @@ mod tests {
     fn parses_the_contract() {
         let task = parse_task(&body(valid())).unwrap();
         assert_eq!(task.task_id, "doc-42:summarize");
-        assert_eq!(task.operation, Operation::Summarize { max_words: 40 });
+        assert_eq!(task.work, Work::Ai(Operation::Summarize { max_words: 40 }));
         assert_eq!(task.input, TaskInput::Text("Hello.".into()));
         assert_eq!(task.correlation_id.as_deref(), Some("c-9"));
     }
@@ -613,16 +636,16 @@ mod tests {
         ));
         v["parameters"] = json!({"labels": ["a", "b"]});
         assert_eq!(
-            parse_task(&body(v.clone())).unwrap().operation,
-            Operation::Classify {
+            parse_task(&body(v.clone())).unwrap().work,
+            Work::Ai(Operation::Classify {
                 labels: vec!["a".into(), "b".into()]
-            }
+            })
         );
         v["parameters"] = json!({"labels": ["a", "A"]});
         assert!(parse_task(&body(v.clone())).is_err());
         for kind in ["extract_entities", "sentiment", "embed"] {
             v["kind"] = json!(kind);
-            assert_eq!(parse_task(&body(v.clone())).unwrap().operation.kind(), kind);
+            assert_eq!(parse_task(&body(v.clone())).unwrap().work.kind(), kind);
         }
     }
 

@@ -26,6 +26,7 @@ fn app() -> App {
     let registry = docflow::app::functions(
         Arc::new(LocalFolderStore::new(dir.path())),
         Arc::new(docflow::ai::offline::OfflineProvider),
+        None,
         Arc::new(bus.clone()),
         &settings,
         ProcessOptions::default(),

@@ -99,6 +99,7 @@ async fn submitted(ctx: &PipelineContext, id: &str) -> DocumentSubmitted {
             completion_published: false,
             revision: 0,
             notification: None,
+            extraction: None,
         })
         .await
         .unwrap();

@@ -215,19 +215,19 @@ fn walk(dir: &Path, recursive: bool, files: &mut Vec<PathBuf>) -> Result<(), Str
     Ok(())
 }
 
-/// The content type a file is submitted with, by extension; the API judges the rest.
-fn content_type(path: &Path) -> &'static str {
+/// The content type a file is submitted with, by extension (the API's own mapping); the API
+/// judges the rest.
+fn content_type(path: &Path) -> String {
+    let name = path.file_name().and_then(|n| n.to_str());
     match path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .as_deref()
     {
-        Some("md" | "markdown") => "text/markdown",
-        Some("pdf") => "application/pdf",
-        Some("json") => "application/json",
-        Some("txt" | "text" | "log" | "csv") => "text/plain",
-        _ => "application/octet-stream",
+        Some("log" | "csv") => "text/plain".into(),
+        _ => crate::pipeline::submission::guess_type(name)
+            .unwrap_or_else(|| "application/octet-stream".into()),
     }
 }
 

@@ -5,6 +5,9 @@
 //! queue's duplicate detection drops repeats) and schedules the analysis deadline to
 //! `task-results`. A redelivery finds the manifest written and sends the same messages with
 //! the same ids and the same deadline: nothing the broker would not drop.
+//!
+//! A scan waiting for OCR gets its `extract_text` task instead; that step sends the analyses
+//! once the text is stored.
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -16,7 +19,7 @@ use crate::outcome::Outcome;
 use crate::pipeline::events::{
     AnalysisDeadline, DEADLINE_SCHEMA, DocumentSubmitted, SUBMITTED_SCHEMA,
 };
-use crate::pipeline::state::DocumentState;
+use crate::pipeline::state::{DocumentState, EXTRACT_TEXT_KIND, task_id};
 use crate::protocol::{InvocationRequest, InvocationResponse};
 use crate::servicebus::Message;
 use crate::task::{TASK_SCHEMA, TaskMessage, TaskMessageInput, TaskParameters};
@@ -59,7 +62,11 @@ impl AnalyzeDocument {
             info!("analysis already finished; nothing to send");
             return Outcome::Done(InvocationResponse::new());
         }
-        let tasks = task_messages(&state);
+        let tasks = if state.awaits_ocr() {
+            vec![extract_text_task(&state)]
+        } else {
+            analysis_tasks(&state)
+        };
         if let Err(e) = self.ctx.bus.send_all(AI_TASKS_QUEUE, &tasks).await {
             return Outcome::transient("ServiceBusUnavailable", e.to_string());
         }
@@ -93,8 +100,34 @@ impl AnalyzeDocument {
     }
 }
 
+/// The `extract_text` task of a scan: OCR of the stored file, before the analyses.
+pub(crate) fn extract_text_task(state: &DocumentState) -> Message {
+    let task_id = task_id(&state.document_id, EXTRACT_TEXT_KIND);
+    let source = state
+        .extraction
+        .as_ref()
+        .and_then(|e| e.source.clone())
+        .unwrap_or_else(|| state.content.clone());
+    let body = TaskMessage {
+        schema: TASK_SCHEMA,
+        task_id: task_id.clone(),
+        document_id: state.document_id.clone(),
+        correlation_id: Some(state.correlation_id.clone()),
+        kind: EXTRACT_TEXT_KIND.into(),
+        input: TaskMessageInput {
+            content_ref: source,
+        },
+        parameters: TaskParameters::default(),
+    }
+    .to_body();
+    Message::new(body)
+        .with_message_id(task_id)
+        .with_correlation_id(&state.correlation_id)
+        .with_content_type("application/json")
+}
+
 /// One `ai-tasks` message per task of the manifest.
-fn task_messages(state: &DocumentState) -> Vec<Message> {
+pub(crate) fn analysis_tasks(state: &DocumentState) -> Vec<Message> {
     state
         .tasks
         .iter()

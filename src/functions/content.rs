@@ -64,6 +64,54 @@ pub fn check_content(
     stored_type: &str,
     max_bytes: u64,
 ) -> Result<String, (&'static str, String)> {
+    check_reference(reference, data, max_bytes)?;
+    let name = format!("{}/{}", reference.container, reference.blob);
+    let content_type = reference.content_type.as_deref().unwrap_or(stored_type);
+    if !is_textual(content_type) {
+        return Err((
+            "UnsupportedContentType",
+            format!("{name} is {content_type}; only text content can be processed"),
+        ));
+    }
+    String::from_utf8(data.to_vec())
+        .map_err(|e| ("ContentNotText", format!("{name} is not UTF-8 text: {e}")))
+}
+
+/// The bytes of a referenced file (a scan for OCR), checked like text is.
+pub async fn load_file(
+    blobs: &dyn BlobStore,
+    reference: &ContentRef,
+    max_bytes: u64,
+) -> Result<bytes::Bytes, ContentError> {
+    let blob = match blobs.get(&reference.container, &reference.blob).await {
+        Ok(blob) => blob,
+        Err(BlobError::NotFound { container, name }) => {
+            return Err(ContentError::Poison(
+                "ContentNotFound",
+                format!("referenced content {container}/{name} does not exist"),
+            ));
+        }
+        Err(e @ BlobError::InvalidName { .. }) => {
+            return Err(ContentError::Poison("InvalidContentRef", e.to_string()));
+        }
+        Err(e) => return Err(ContentError::Storage(e)),
+    };
+    let checked = reference.clone();
+    let data = blob.data.clone();
+    crate::poison::off_the_reactor(data.len(), move || {
+        check_reference(&checked, &data, max_bytes)
+    })
+    .await
+    .map_err(|(reason, description)| ContentError::Poison(reason, description))?;
+    Ok(blob.data)
+}
+
+/// Checks content against its reference: size limit, size, SHA-256.
+fn check_reference(
+    reference: &ContentRef,
+    data: &[u8],
+    max_bytes: u64,
+) -> Result<(), (&'static str, String)> {
     let name = format!("{}/{}", reference.container, reference.blob);
     if data.len() as u64 > max_bytes {
         return Err((
@@ -91,15 +139,7 @@ pub fn check_content(
             ));
         }
     }
-    let content_type = reference.content_type.as_deref().unwrap_or(stored_type);
-    if !is_textual(content_type) {
-        return Err((
-            "UnsupportedContentType",
-            format!("{name} is {content_type}; only text content can be processed"),
-        ));
-    }
-    String::from_utf8(data.to_vec())
-        .map_err(|e| ("ContentNotText", format!("{name} is not UTF-8 text: {e}")))
+    Ok(())
 }
 
 fn is_textual(content_type: &str) -> bool {

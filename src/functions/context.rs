@@ -35,6 +35,9 @@ pub struct PipelineOptions {
     pub callback_timeout: Duration,
     /// Callbacks may reach loopback and private networks (tests, private deployments).
     pub callback_allow_private: bool,
+    /// The OCR provider's name when one is configured: scans and images are then accepted
+    /// and read by the `extract_text` step; without one they are refused with a `422`.
+    pub ocr_provider: Option<String>,
 }
 
 impl Default for PipelineOptions {
@@ -48,6 +51,7 @@ impl Default for PipelineOptions {
             callback_secret: None,
             callback_timeout: Duration::from_secs(10),
             callback_allow_private: false,
+            ocr_provider: None,
         }
     }
 }

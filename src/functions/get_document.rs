@@ -96,6 +96,8 @@ impl GetDocument {
             "filename": state.filename,
             "sizeBytes": state.content.size_bytes,
             "sha256": state.content.sha256,
+            "extraction": state.extraction,
+            "textUrl": format!("{url}/text"),
             "options": state.options,
             "callbackUrl": state.callback_url,
             "usage": state.usage(),

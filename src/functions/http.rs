@@ -48,16 +48,21 @@ impl HttpCall {
     }
 }
 
-/// An HTTP answer: status, headers, JSON body.
+/// An HTTP answer: status, headers, a JSON body (or a plain-text one).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpReply {
     /// Status code.
     pub status: u16,
-    /// Headers besides `Content-Type: application/json`.
+    /// Headers besides `Content-Type`.
     pub headers: Vec<(String, String)>,
-    /// The JSON body.
+    /// The JSON body (`Null` for a text answer).
     pub body: Value,
+    /// A plain-text body (`text/plain; charset=utf-8`) instead of the JSON one.
+    pub text: Option<String>,
 }
+
+/// The content type of plain-text answers.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 
 impl HttpReply {
     /// A JSON answer.
@@ -66,6 +71,17 @@ impl HttpReply {
             status,
             headers: Vec::new(),
             body,
+            text: None,
+        }
+    }
+
+    /// A plain-text answer (`text/plain; charset=utf-8`).
+    pub fn text(status: u16, text: String) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Value::Null,
+            text: Some(text),
         }
     }
 
@@ -86,7 +102,15 @@ impl HttpReply {
 
     /// The `res` output of payload mode.
     pub fn into_response_data(self) -> HttpResponseData {
-        let mut data = HttpResponseData::json(self.status, &self.body);
+        let mut data = match self.text {
+            Some(text) => HttpResponseData {
+                status_code: self.status,
+                headers: Default::default(),
+                body: text,
+            }
+            .header("Content-Type", TEXT_CONTENT_TYPE),
+            None => HttpResponseData::json(self.status, &self.body),
+        };
         for (name, value) in self.headers {
             data = data.header(&name, value);
         }

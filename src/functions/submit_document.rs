@@ -1,9 +1,11 @@
 //! HTTP `POST /api/documents` → SubmitDocument
 //!
-//! Reads the document (text, Markdown, PDF, JSON or multipart), stores its text once as a
-//! claim-check blob, creates the document's state record, publishes `DocumentSubmitted` to
-//! topic `documents` (`MessageId` = document id) and answers `202 Accepted` with `Location`.
-//! Nothing is written until the submission has been read and validated in full.
+//! Reads the document (text, Markdown, PDF, Word, HTML, e-mail, JSON or multipart), extracts
+//! its text off the reactor, stores the text once as a claim-check blob (a scan: the file
+//! itself, for the `extract_text` step's OCR), creates the document's state record with how
+//! the text was read, publishes `DocumentSubmitted` to topic `documents` (`MessageId` =
+//! document id) and answers `202 Accepted` with `Location`. Nothing is written until the
+//! submission has been read and validated in full.
 //!
 //! `Idempotency-Key`: the first request under a key claims it for its document; a retry with
 //! the same request resumes whatever the first did not finish and answers with the same id,
@@ -17,13 +19,13 @@ use tracing::{Span, error, info};
 
 use super::context::{DOCUMENTS_TOPIC, PipelineContext};
 use super::http::{HttpCall, HttpFunction, HttpReply};
+use crate::extract::EXTRACTION_TIME_LIMIT;
 use crate::pipeline::correlation::correlation_id;
 use crate::pipeline::events::{DocumentSubmitted, SUBMITTED_SCHEMA, SUBMITTED_SUBJECT};
-use crate::pipeline::state::{DocumentState, DocumentStatus, STATE_SCHEMA};
+use crate::pipeline::intake::{Intake, take_in};
+use crate::pipeline::state::{DocumentState, DocumentStatus, ExtractionInfo, STATE_SCHEMA};
 use crate::pipeline::store::{IdempotencyRecord, IndexEntry, StoreError};
-use crate::pipeline::submission::{
-    HttpInput, Payload, Submission, extract_pdf_text, read_submission,
-};
+use crate::pipeline::submission::{HttpInput, Submission, SubmitError, read_submission};
 use crate::poison::to_hex;
 use crate::servicebus::Message;
 
@@ -48,7 +50,7 @@ impl SubmitDocument {
         let submission = read_submission(&input, self.ctx.options.max_submission_bytes)
             .await
             .map_err(|e| HttpReply::error(e.status, e.code, &e.message, Some(&e.field)))?;
-        let text = document_text(&submission).await?;
+        let intake = self.take_in(&submission).await?;
         let (document_id, correlation_id, replay) = match key {
             None => (new_document_id(), correlation_id, false),
             Some(key) => {
@@ -86,7 +88,7 @@ impl SubmitDocument {
         };
         Span::current().record("correlation_id", correlation_id.as_str());
         let state = self
-            .accept(&document_id, &correlation_id, submission, text)
+            .accept(&document_id, &correlation_id, submission, intake)
             .await
             .map_err(unavailable)?;
         if state.status == DocumentStatus::Queued {
@@ -102,16 +104,42 @@ impl SubmitDocument {
         document_id: &str,
         correlation_id: &str,
         submission: Submission,
-        text: String,
+        intake: Intake,
     ) -> Result<DocumentState, StoreError> {
         let store = &self.ctx.store;
-        let text = Bytes::from(text);
-        let hashed = text.clone();
+        let (bytes, extraction) = match intake {
+            Intake::Text(extraction) => {
+                let info = ExtractionInfo::done(&extraction, None);
+                (Bytes::from(extraction.text), info)
+            }
+            Intake::Ocr {
+                bytes,
+                content_type,
+                warnings,
+            } => {
+                let provider = self.ctx.options.ocr_provider.as_deref().unwrap_or("ocr");
+                let placeholder = store.source_ref(document_id, &content_type, 0, String::new());
+                (
+                    bytes,
+                    ExtractionInfo::pending_ocr(placeholder, provider, warnings),
+                )
+            }
+        };
+        let hashed = bytes.clone();
         let sha256 =
-            crate::poison::off_the_reactor(text.len(), move || crate::poison::sha256_hex(&hashed))
+            crate::poison::off_the_reactor(bytes.len(), move || crate::poison::sha256_hex(&hashed))
                 .await;
-        let content = store.payload_ref(document_id, text.len(), sha256);
-        store.store_payload(&content, text).await?;
+        let mut extraction = extraction;
+        let content = match &mut extraction.source {
+            // A scan is kept as it is: its text comes later, from OCR.
+            Some(source) => {
+                source.size_bytes = Some(bytes.len() as u64);
+                source.sha256 = Some(sha256);
+                source.clone()
+            }
+            None => store.payload_ref(document_id, bytes.len(), sha256),
+        };
+        store.store_payload(&content, bytes).await?;
         let now = Utc::now();
         let state = store
             .create_state(&DocumentState {
@@ -133,6 +161,7 @@ impl SubmitDocument {
                 completion_published: false,
                 revision: 0,
                 notification: None,
+                extraction: Some(extraction),
             })
             .await?;
         store
@@ -173,6 +202,35 @@ impl SubmitDocument {
                 )
                 .header("Retry-After", "5")
             })
+    }
+
+    /// The document's text, or its file for OCR: extracted off the reactor, within
+    /// [`EXTRACTION_TIME_LIMIT`].
+    async fn take_in(&self, submission: &Submission) -> Result<Intake, HttpReply> {
+        let reply = |e: SubmitError| HttpReply::error(e.status, e.code, &e.message, Some(&e.field));
+        let payload = submission.payload.clone();
+        let ocr = self.ctx.options.ocr_provider.is_some();
+        let deadline = std::time::Instant::now() + EXTRACTION_TIME_LIMIT;
+        let work = tokio::task::spawn_blocking(move || take_in(&payload, ocr, deadline));
+        // The extractors stop themselves at the deadline; this is the backstop.
+        match tokio::time::timeout(EXTRACTION_TIME_LIMIT * 2, work).await {
+            Ok(Ok(result)) => result.map_err(reply),
+            Ok(Err(e)) => {
+                error!(error = %e, "text extraction panicked");
+                Err(HttpReply::error(
+                    422,
+                    "UnreadableDocument",
+                    "the document cannot be read: its text extraction failed",
+                    Some("body"),
+                ))
+            }
+            Err(_) => Err(HttpReply::error(
+                422,
+                "ExtractionTimedOut",
+                "reading the document took too long; the file is too complex or damaged",
+                Some("body"),
+            )),
+        }
     }
 
     fn accepted(&self, state: &DocumentState, replay: bool) -> HttpReply {
@@ -242,28 +300,6 @@ fn request_fingerprint(input: &HttpInput) -> String {
     hasher.update(b"\n\n");
     hasher.update(&input.body);
     to_hex(&hasher.finalize())
-}
-
-/// The text of the document; PDFs are extracted off the reactor.
-async fn document_text(submission: &Submission) -> Result<String, HttpReply> {
-    let reply = |e: crate::pipeline::submission::SubmitError| {
-        HttpReply::error(e.status, e.code, &e.message, Some(&e.field))
-    };
-    match &submission.payload {
-        Payload::Text(text) => Ok(text.clone()),
-        Payload::Pdf(bytes) => {
-            let bytes = bytes.clone();
-            match tokio::task::spawn_blocking(move || extract_pdf_text(&bytes)).await {
-                Ok(result) => result.map_err(reply),
-                Err(_) => Err(HttpReply::error(
-                    422,
-                    "UnreadablePdf",
-                    "the PDF cannot be read: its text extraction failed",
-                    Some("body"),
-                )),
-            }
-        }
-    }
 }
 
 #[async_trait]

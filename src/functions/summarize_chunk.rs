@@ -29,7 +29,7 @@ use crate::protocol::{InvocationRequest, InvocationResponse, ServiceBusMessage};
 use crate::servicebus::MessageSender;
 use crate::task::{
     AiTask, OutcomeStatus, RESULT_SCHEMA, ResultRef, TaskIdentity, TaskInput, TaskOutcome,
-    TaskResult, result_blob_name,
+    TaskResult, Work, result_blob_name,
 };
 
 /// The trigger binding's name.
@@ -280,9 +280,9 @@ impl SummarizeChunk {
             task_id: step.task_id.clone(),
             document_id: step.document_id.clone(),
             correlation_id: step.correlation_id.clone(),
-            operation: Operation::Summarize {
+            work: Work::Ai(Operation::Summarize {
                 max_words: step.max_words,
-            },
+            }),
             input: TaskInput::ContentRef(step.content.clone()),
         };
         let mut outcome = TaskOutcome::succeeded(&task, &result, location, !stored);

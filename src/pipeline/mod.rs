@@ -3,7 +3,8 @@
 //!
 //! - [`events`]: `DocumentSubmitted`, `AnalysisCompleted`, the deadline, refine steps.
 //! - [`state`]: the document state record and the rules of fan-in.
-//! - [`submission`]: reading `POST /api/documents` (text, PDF, JSON, multipart, options).
+//! - [`submission`]: reading `POST /api/documents` (text, files, JSON, multipart, options).
+//! - [`intake`]: a submitted file's text and how it was read, or a scan for OCR.
 //! - [`correlation`]: the correlation id of a request.
 //! - [`chunking`]: splitting long documents on paragraph and sentence boundaries.
 //! - [`store`]: payloads, state, index and idempotency keys on the blob seam.
@@ -12,6 +13,7 @@
 pub mod chunking;
 pub mod correlation;
 pub mod events;
+pub mod intake;
 pub mod state;
 pub mod store;
 pub mod submission;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::events::{AnalysisOptions, FailedTask};
 use crate::ai::TokenUsage;
+use crate::extract::{Extraction, ExtractionMethod, ExtractionWarning, PageSpan};
 use crate::task::{ContentRef, OutcomeStatus, ResultRef, TaskOutcome};
 
 /// Schema id of a document state record.
@@ -131,6 +132,83 @@ pub struct NotificationState {
     pub revision: u32,
 }
 
+/// The kind of the task that turns a scan into text before the analyses (OCR).
+pub const EXTRACT_TEXT_KIND: &str = "extract_text";
+
+/// Whether a document's text is there yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtractionStatus {
+    /// The text is stored; the analyses run on it.
+    Done,
+    /// The file waits for OCR (the `extract_text` task); the analyses start after it.
+    Pending,
+    /// OCR failed: the document cannot be analysed.
+    Failed,
+}
+
+/// How the document's text was obtained: the `extraction` of its status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtractionInfo {
+    /// Whether the text is there yet.
+    pub status: ExtractionStatus,
+    /// Text layer, OCR, plain text, …
+    pub method: ExtractionMethod,
+    /// The OCR provider that read it (`azure-document-intelligence`, `tesseract`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Pages of a paged document (PDF, scan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<u32>,
+    /// Characters of the text analysed.
+    pub characters: u64,
+    /// Each page's place in the text (byte offsets), so results can point back to a page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub page_spans: Vec<PageSpan>,
+    /// Everything that was not fully read (a page without text, an attachment, …).
+    #[serde(default)]
+    pub warnings: Vec<ExtractionWarning>,
+    /// The submitted file, kept when its text comes from OCR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ContentRef>,
+}
+
+impl ExtractionInfo {
+    /// The record of a finished extraction.
+    pub fn done(extraction: &Extraction, provider: Option<&str>) -> Self {
+        let paged = !extraction.pages.is_empty();
+        Self {
+            status: ExtractionStatus::Done,
+            method: extraction.method,
+            provider: provider.map(str::to_owned),
+            pages: paged.then_some(extraction.pages.len() as u32),
+            characters: extraction.text.chars().count() as u64,
+            page_spans: extraction.pages.clone(),
+            warnings: extraction.warnings.clone(),
+            source: None,
+        }
+    }
+
+    /// The record of a file waiting for OCR, with the reason it needs it.
+    pub fn pending_ocr(
+        source: ContentRef,
+        provider: &str,
+        warnings: Vec<ExtractionWarning>,
+    ) -> Self {
+        Self {
+            status: ExtractionStatus::Pending,
+            method: ExtractionMethod::Ocr,
+            provider: Some(provider.to_owned()),
+            pages: None,
+            characters: 0,
+            page_spans: Vec::new(),
+            warnings,
+            source: Some(source),
+        }
+    }
+}
+
 /// The state record of one document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -181,6 +259,9 @@ pub struct DocumentState {
     /// The completion callback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notification: Option<NotificationState>,
+    /// How the text was obtained (absent on records written before docflow said so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction: Option<ExtractionInfo>,
 }
 
 /// What merging an outcome changed.
@@ -231,6 +312,9 @@ impl DocumentState {
     /// except that a success replaces a dead-lettered failure (a task resubmitted from the
     /// dead-letter queue after a fix). A success after the deadline stays late.
     pub fn merge(&mut self, outcome: &TaskOutcome, now: DateTime<Utc>) -> Merge {
+        if outcome.kind == EXTRACT_TEXT_KIND {
+            return self.merge_extraction(outcome, now);
+        }
         let Some(entry) = self.tasks.get_mut(&outcome.kind) else {
             return Merge::Unchanged;
         };
@@ -269,6 +353,55 @@ impl DocumentState {
         }
         self.updated_at = now;
         Merge::Recorded
+    }
+
+    /// A failed `extract_text` fails every analysis still pending: without text there is
+    /// nothing to analyse. Its success is recorded by the step itself, not as an outcome.
+    fn merge_extraction(&mut self, outcome: &TaskOutcome, now: DateTime<Utc>) -> Merge {
+        let pending = self
+            .extraction
+            .as_ref()
+            .is_some_and(|e| e.status == ExtractionStatus::Pending);
+        if outcome.status != OutcomeStatus::Failed
+            || !pending
+            || outcome.task_id != task_id(&self.document_id, EXTRACT_TEXT_KIND)
+        {
+            return Merge::Unchanged;
+        }
+        let error = outcome.error.clone().unwrap_or(crate::task::OutcomeError {
+            reason: "TextExtractionFailed".into(),
+            description: "the text could not be extracted".into(),
+        });
+        if let Some(extraction) = &mut self.extraction {
+            extraction.status = ExtractionStatus::Failed;
+            extraction.warnings.push(ExtractionWarning::new(
+                &error.reason,
+                format!("OCR failed: {}", error.description),
+            ));
+        }
+        for entry in self.tasks.values_mut() {
+            if entry.status == TaskStatus::Pending {
+                entry.status = TaskStatus::Failed;
+                entry.finished_at = Some(now);
+                entry.error = Some(TaskFailure {
+                    reason: error.reason.clone(),
+                    description: format!("the text could not be extracted: {}", error.description),
+                    dead_lettered: outcome.dead_lettered,
+                    dead_letter_reason: outcome
+                        .dead_lettered
+                        .then(|| "MaxDeliveryCountExceeded".to_string()),
+                });
+            }
+        }
+        self.updated_at = now;
+        Merge::Recorded
+    }
+
+    /// Whether the text waits for OCR.
+    pub fn awaits_ocr(&self) -> bool {
+        self.extraction
+            .as_ref()
+            .is_some_and(|e| e.status == ExtractionStatus::Pending)
     }
 
     /// Whether every task of the manifest has an outcome.
@@ -407,6 +540,7 @@ mod tests {
             completion_published: false,
             revision: 0,
             notification: None,
+            extraction: None,
         }
     }
 
@@ -441,6 +575,39 @@ mod tests {
             container: "results".into(),
             blob: "analyses/d.json".into(),
         }
+    }
+
+    #[test]
+    fn a_failed_text_extraction_fails_every_pending_analysis() {
+        let mut s = state(&["summarize", "sentiment"]);
+        let source = s.content.clone();
+        s.extraction = Some(ExtractionInfo::pending_ocr(source, "tesseract", vec![]));
+        let now = Utc::now();
+        assert!(s.start_analysis(now, now));
+        assert!(s.awaits_ocr());
+        // A success of extract_text is the step's own business: no outcome changes anything.
+        assert_eq!(
+            s.merge(&outcome(EXTRACT_TEXT_KIND, true), now),
+            Merge::Unchanged
+        );
+        let mut failed = outcome(EXTRACT_TEXT_KIND, false);
+        failed.error = Some(OutcomeError {
+            reason: "OcrFailed".into(),
+            description: "the scan is unreadable".into(),
+        });
+        assert_eq!(s.merge(&failed, now), Merge::Recorded);
+        assert!(s.all_reported());
+        assert!(!s.awaits_ocr());
+        assert_eq!(
+            s.extraction.as_ref().unwrap().status,
+            ExtractionStatus::Failed
+        );
+        for entry in s.tasks.values() {
+            assert_eq!(entry.status, TaskStatus::Failed);
+            assert_eq!(entry.error.as_ref().unwrap().reason, "OcrFailed");
+        }
+        // A repeat changes nothing.
+        assert_eq!(s.merge(&failed, now), Merge::Unchanged);
     }
 
     #[test]

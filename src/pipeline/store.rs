@@ -137,6 +137,30 @@ impl DocumentStore {
         }
     }
 
+    /// The claim-check reference a submitted file read by OCR is kept under.
+    pub fn source_ref(
+        &self,
+        document_id: &str,
+        content_type: &str,
+        size: usize,
+        sha256: String,
+    ) -> ContentRef {
+        let extension = match content_type {
+            "application/pdf" => "pdf",
+            "image/png" => "png",
+            "image/jpeg" => "jpg",
+            "image/tiff" => "tiff",
+            _ => "bin",
+        };
+        ContentRef {
+            container: self.containers.payloads.clone(),
+            blob: format!("{}/source.{extension}", encode_segment(document_id)),
+            content_type: Some(content_type.into()),
+            size_bytes: Some(size as u64),
+            sha256: Some(sha256),
+        }
+    }
+
     /// Stores a document's text once (an existing identical payload is kept).
     pub async fn store_payload(
         &self,

@@ -1,6 +1,6 @@
 //! Reading a document submission (`POST /api/documents`): the body in any accepted form and
-//! the options from the query string and the body. Pure apart from PDF text
-//! extraction, which callers run off the reactor ([`extract_pdf_text`]).
+//! the options from the query string and the body. Pure: what a file's text is, and whether it
+//! needs OCR, is [`super::intake`]'s business.
 //!
 //! Every refusal names the field at fault and maps to one HTTP status (400, 413, 415, 422).
 //! Nothing is written before a submission has been read in full, so a refused one leaves
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::events::AnalysisOptions;
+use crate::extract::DocumentKind;
 use crate::task::{DEFAULT_MAX_WORDS, MAX_LABELS, MAX_MAX_WORDS};
 
 /// Every analysis docflow runs, in the order they are listed and sent.
@@ -48,7 +49,8 @@ pub struct SubmitError {
 }
 
 impl SubmitError {
-    fn new(status: u16, code: &'static str, field: &str, message: impl Into<String>) -> Self {
+    /// A refusal with its status, code and field.
+    pub fn new(status: u16, code: &'static str, field: &str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -88,9 +90,32 @@ impl HttpInput {
 pub enum Payload {
     /// UTF-8 text (decoded from its declared charset).
     Text(String),
-    /// PDF bytes; the text is extracted by [`extract_pdf_text`].
-    Pdf(Bytes),
+    /// A file whose text is extracted ([`crate::extract`]): PDF, Word, HTML, e-mail.
+    File {
+        /// Its format.
+        kind: DocumentKind,
+        /// Its bytes.
+        bytes: Bytes,
+        /// The charset its Content-Type declared (HTML).
+        charset: Option<String>,
+    },
+    /// An image (`image/png`, `image/jpeg`, `image/tiff`): text only through OCR.
+    Image {
+        /// Its content type.
+        content_type: String,
+        /// Its bytes.
+        bytes: Bytes,
+    },
 }
+
+/// The content types a submission may have, for the `415` that lists them.
+pub const ACCEPTED_TYPES: &str = "text/plain, text/markdown, text/html, application/pdf, \
+application/vnd.openxmlformats-officedocument.wordprocessingml.document (.docx), \
+message/rfc822 (.eml), image/png, image/jpeg, image/tiff (scans, with OCR), application/json \
+or multipart/form-data";
+
+/// Image types read through OCR.
+pub const IMAGE_TYPES: [&str; 3] = ["image/png", "image/jpeg", "image/tiff"];
 
 /// A submission read in full.
 #[derive(Debug, Clone, PartialEq)]
@@ -323,32 +348,44 @@ fn charset(content_type: &str) -> Option<String> {
     })
 }
 
-/// A document body of a plain content type: text in a known charset, or a PDF.
+/// A document body of a plain content type: text in a known charset, or a file to extract.
 fn read_document(content_type: &str, body: &Bytes, field: &str) -> Result<Payload, SubmitError> {
     let kind = essence(content_type);
     let payload = match kind.as_str() {
         "text/plain" | "text/markdown" | "text/x-markdown" => {
             Payload::Text(decode_text(body, charset(content_type).as_deref(), field)?)
         }
-        "application/pdf" => Payload::Pdf(body.clone()),
         "" => {
             return Err(SubmitError::new(
                 415,
                 "UnsupportedMediaType",
                 "Content-Type",
-                "a Content-Type is required: text/plain, text/markdown, application/pdf, application/json or multipart/form-data",
+                format!("a Content-Type is required: {ACCEPTED_TYPES}"),
             ));
         }
-        other => {
-            return Err(SubmitError::new(
-                415,
-                "UnsupportedMediaType",
-                "Content-Type",
-                format!(
-                    "{other} is not accepted; send text/plain, text/markdown, application/pdf, application/json or multipart/form-data"
-                ),
-            ));
-        }
+        "image/jpg" | "image/tif" => Payload::Image {
+            content_type: kind.replace("jpg", "jpeg").replace("tif", "tiff"),
+            bytes: body.clone(),
+        },
+        other if IMAGE_TYPES.contains(&other) => Payload::Image {
+            content_type: other.to_string(),
+            bytes: body.clone(),
+        },
+        other => match DocumentKind::from_content_type(other) {
+            Some(kind) => Payload::File {
+                kind,
+                bytes: body.clone(),
+                charset: charset(content_type),
+            },
+            None => {
+                return Err(SubmitError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    "Content-Type",
+                    format!("{other} is not accepted; send {ACCEPTED_TYPES}"),
+                ));
+            }
+        },
     };
     match &payload {
         Payload::Text(text) if text.trim().is_empty() => Err(SubmitError::new(
@@ -357,12 +394,9 @@ fn read_document(content_type: &str, body: &Bytes, field: &str) -> Result<Payloa
             field,
             "the document is empty",
         )),
-        Payload::Pdf(bytes) if bytes.is_empty() => Err(SubmitError::new(
-            400,
-            "EmptyDocument",
-            field,
-            "the document is empty",
-        )),
+        Payload::File { bytes, .. } | Payload::Image { bytes, .. } if bytes.is_empty() => Err(
+            SubmitError::new(400, "EmptyDocument", field, "the document is empty"),
+        ),
         _ => Ok(payload),
     }
 }
@@ -564,33 +598,14 @@ pub fn guess_type(filename: Option<&str>) -> Option<String> {
         match ext.as_str() {
             "txt" | "text" => "text/plain",
             "md" | "markdown" => "text/markdown",
-            "pdf" => "application/pdf",
-            _ => return None,
+            "json" => "application/json",
+            "png" => "image/png",
+            "jpg" | "jpeg" => "image/jpeg",
+            "tif" | "tiff" => "image/tiff",
+            other => return DocumentKind::from_extension(other).map(|k| k.content_type().into()),
         }
         .to_string(),
     )
-}
-
-/// Extracts the text of a PDF. CPU-bound: run it with `spawn_blocking`. A PDF without
-/// extractable text (a scan) is refused with 422.
-pub fn extract_pdf_text(bytes: &[u8]) -> Result<String, SubmitError> {
-    let text = pdf_extract::extract_text_from_mem(bytes).map_err(|e| {
-        SubmitError::new(
-            422,
-            "UnreadablePdf",
-            "body",
-            format!("the PDF cannot be read: {e}"),
-        )
-    })?;
-    if text.trim().is_empty() {
-        return Err(SubmitError::new(
-            422,
-            "PdfHasNoText",
-            "body",
-            "the PDF has no extractable text (a scanned document needs OCR first)",
-        ));
-    }
-    Ok(text)
 }
 
 #[cfg(test)]
@@ -640,7 +655,8 @@ mod tests {
         let cases: Vec<(HttpInput, u16, &str)> = vec![
             (input("text/plain", b""), 400, "body"),
             (input("text/plain", b"  \n"), 400, "body"),
-            (input("image/png", b"x"), 415, "Content-Type"),
+            (input("application/x-tar", b"x"), 415, "Content-Type"),
+            (input("image/png", b""), 400, "body"),
             (input("", b"x"), 415, "Content-Type"),
             (input("text/plain", b"caf\xe9"), 400, "body"),
             (
@@ -716,8 +732,38 @@ mod tests {
         assert_eq!(e.field, "file");
     }
 
-    #[test]
-    fn pdf_without_text_is_422() {
-        assert_eq!(extract_pdf_text(b"not a pdf").unwrap_err().status, 422);
+    #[tokio::test]
+    async fn files_by_type_and_by_extension() {
+        let s = read(input("application/pdf", b"%PDF-1.4")).await.unwrap();
+        assert!(matches!(
+            s.payload,
+            Payload::File {
+                kind: DocumentKind::Pdf,
+                ..
+            }
+        ));
+        let s = read(input("text/html; charset=ISO-8859-1", b"<p>x</p>"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.payload,
+            Payload::File { kind: DocumentKind::Html, charset: Some(ref c), .. } if c == "iso-8859-1"
+        ));
+        let s = read(input("image/jpg", b"\xff\xd8")).await.unwrap();
+        assert!(
+            matches!(s.payload, Payload::Image { ref content_type, .. } if content_type == "image/jpeg")
+        );
+        assert_eq!(
+            guess_type(Some("Report.DOCX")).as_deref(),
+            Some(crate::extract::DOCX_CONTENT_TYPE)
+        );
+        assert_eq!(
+            guess_type(Some("mail.eml")).as_deref(),
+            Some("message/rfc822")
+        );
+        assert_eq!(guess_type(Some("page.htm")).as_deref(), Some("text/html"));
+        let e = read(input("application/zip", b"PK")).await.unwrap_err();
+        assert_eq!(e.status, 415);
+        assert!(e.message.contains("message/rfc822"), "{}", e.message);
     }
 }

@@ -92,7 +92,10 @@ fn forwarded_http(
         .and(warp::body::stream())
         .then(|found, query: String, headers, body| async move {
             let (status, reply) = http_api::serve(found, &query, &headers, body).await;
-            let mut response = json_reply(status, &reply.body);
+            let mut response = match reply.text {
+                Some(text) => text_reply(status, text),
+                None => json_reply(status, &reply.body),
+            };
             for (name, value) in reply.headers {
                 if let (Ok(name), Ok(value)) = (
                     warp::http::HeaderName::from_bytes(name.as_bytes()),
@@ -231,6 +234,15 @@ async fn rejection_reply(rejection: Rejection) -> Result<Response, Infallible> {
         status,
         &json!({"error": {"code": code, "message": message}}),
     ))
+}
+
+fn text_reply(status: StatusCode, text: String) -> Response {
+    let reply = warp::reply::with_header(
+        text,
+        "content-type",
+        crate::functions::http::TEXT_CONTENT_TYPE,
+    );
+    crate::http_body::close_if_unread(warp::reply::with_status(reply, status).into_response())
 }
 
 fn json_reply(status: StatusCode, value: &Value) -> Response {

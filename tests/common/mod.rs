@@ -4,6 +4,7 @@
 
 pub mod azurite;
 pub mod broker;
+pub mod documents;
 pub mod pipeline;
 
 use std::collections::VecDeque;

@@ -17,10 +17,11 @@ impl ProcessDocument {
     pub(super) async fn long_document(
         &self,
         task: &AiTask,
+        operation: &Operation,
         text: &str,
     ) -> Result<Option<(AiOutput, bool)>, Stop> {
         let spans = chunk(text, self.options.context_tokens);
-        match &task.operation {
+        match operation {
             Operation::Summarize { max_words } => {
                 if let (Some(bus), TaskInput::ContentRef(content)) = (&self.bus, &task.input) {
                     let step = ChunkStep {
@@ -49,8 +50,7 @@ impl ProcessDocument {
                 }
                 let first = &text[spans[0].start..spans[0].end];
                 Ok(Some((
-                    self.call_provider(task.operation.clone(), first.into())
-                        .await?,
+                    self.call_provider(operation.clone(), first.into()).await?,
                     true,
                 )))
             }

@@ -13,6 +13,9 @@
 //!    retry later (a scheduled copy, the original completed); rejections → poison;
 //! 7. stores the result with create-if-absent, so concurrent deliveries store one result.
 //!
+//! An `extract_text` task (a scan) runs OCR instead, stores the text and sends the analyses
+//! ([`extract_text`]).
+//!
 //! Every task ends with an outcome: a failure past the retry caps is a `failed` outcome on the
 //! output binding, and the last delivery before dead-lettering sends one directly.
 
@@ -24,8 +27,11 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 use tracing::{Span, info, warn};
 
+mod extract_text;
 mod failures;
 mod long;
+
+pub use self::extract_text::TextExtraction;
 
 pub use self::long::send_step;
 
@@ -43,7 +49,7 @@ use crate::poison::{PoisonRecords, poison_key, sha256_hex};
 use crate::protocol::{InvocationRequest, InvocationResponse, ServiceBusMessage};
 use crate::servicebus::MessageSender;
 use crate::task::{
-    AiTask, ResultRef, TaskOutcome, TaskResult, parse_task, result_blob_name, task_id_of,
+    AiTask, ResultRef, TaskOutcome, TaskResult, Work, parse_task, result_blob_name, task_id_of,
 };
 
 /// The trigger binding's `name` in `ProcessDocument/function.json`.
@@ -130,6 +136,7 @@ pub struct ProcessDocument {
     options: ProcessOptions,
     ai_slots: Semaphore,
     bus: Option<Arc<dyn MessageSender>>,
+    text: Option<TextExtraction>,
 }
 
 /// Why a delivery stopped early, before it becomes an [`Outcome`].
@@ -204,7 +211,15 @@ impl ProcessDocument {
             ai,
             options,
             bus: None,
+            text: None,
         }
+    }
+
+    /// Runs the `extract_text` step (OCR of scans) with `text`. Without it, an `extract_text`
+    /// task is poison (`OcrNotConfigured`): the document fails with that reason.
+    pub fn with_text_extraction(mut self, text: TextExtraction) -> Self {
+        self.text = Some(text);
+        self
     }
 
     /// Sends scheduled retries, refine steps and last-delivery outcomes over `bus`. Without
@@ -223,6 +238,10 @@ impl ProcessDocument {
             container: self.options.results_container.clone(),
             blob: result_blob_name(&task.task_id),
         };
+        let operation = match &task.work {
+            Work::ExtractText => return self.extract_text(task, delivery).await,
+            Work::Ai(operation) => operation,
+        };
         if let Some(existing) = self.stored_result(&location).await? {
             info!(task_id = %task.task_id, "result already stored; completing without a provider call");
             return Ok(self.done(task, &existing, location, true, delivery, None));
@@ -235,12 +254,9 @@ impl ProcessDocument {
         .await?;
         let started = Instant::now();
         let (answer, truncated) = if estimate_tokens(&text) <= self.options.context_tokens {
-            (
-                self.call_provider(task.operation.clone(), text).await?,
-                false,
-            )
+            (self.call_provider(operation.clone(), text).await?, false)
         } else {
-            match self.long_document(task, &text).await? {
+            match self.long_document(task, operation, &text).await? {
                 Some(answer) => answer,
                 None => {
                     return Ok(InvocationResponse::new().log(format!(

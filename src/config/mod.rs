@@ -4,6 +4,10 @@
 //! App settings reach the handler as environment variables (from Azure app settings, or from
 //! `local.settings.json` through the host), so every setting here is an environment variable.
 
+mod ocr;
+
+pub use self::ocr::{OcrBudgetSettings, OcrSettings};
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -165,6 +169,10 @@ pub struct Settings {
     pub pipeline: PipelineOptions,
     /// Blob containers.
     pub containers: Containers,
+    /// OCR of scans and images.
+    pub ocr: OcrSettings,
+    /// The OCR service's rate budget.
+    pub ocr_budget: OcrBudgetSettings,
 }
 
 impl Settings {
@@ -403,6 +411,12 @@ impl Settings {
                 pipeline_defaults.callback_timeout.as_secs(),
             )?),
             callback_allow_private: boolean(&get, "DOCFLOW_CALLBACK_ALLOW_PRIVATE_NETWORKS")?,
+            ocr_provider: None,
+        };
+        let ocr = OcrSettings::from_lookup(&get)?;
+        let pipeline = PipelineOptions {
+            ocr_provider: ocr.provider_name().map(str::to_owned),
+            ..pipeline
         };
         let container_defaults = Containers::default();
         let containers = Containers {
@@ -435,6 +449,8 @@ impl Settings {
             process,
             pipeline,
             containers,
+            ocr,
+            ocr_budget: OcrBudgetSettings::from_lookup(&get)?,
             drain_timeout: Duration::from_secs(number(
                 &get,
                 "DOCFLOW_DRAIN_TIMEOUT_SECS",
