@@ -46,11 +46,15 @@ enum Kind {
     /// One byte per code: the text and width of each of the 256 codes.
     Simple { text: Vec<String>, widths: Vec<f64> },
     /// Type 0: codes of one to four bytes, CIDs, widths by CID.
-    Composite {
-        encoding: Encoding,
-        to_unicode: Option<ToUnicode>,
-        widths: CidWidths,
-    },
+    Composite(Box<Composite>),
+}
+
+/// What a Type 0 font decodes with.
+#[derive(Debug)]
+struct Composite {
+    encoding: Encoding,
+    to_unicode: Option<ToUnicode>,
+    widths: CidWidths,
 }
 
 /// How a composite font's codes become CIDs (and maybe text).
@@ -252,11 +256,11 @@ impl Font {
             }
         }
         Self {
-            kind: Kind::Composite {
+            kind: Kind::Composite(Box::new(Composite {
                 encoding,
                 to_unicode,
                 widths,
-            },
+            })),
             scale: 0.001,
             vertical,
         }
@@ -273,11 +277,12 @@ impl Font {
                     word_space: code == 32,
                 })
                 .collect(),
-            Kind::Composite {
-                encoding,
-                to_unicode,
-                widths,
-            } => {
+            Kind::Composite(composite) => {
+                let Composite {
+                    encoding,
+                    to_unicode,
+                    widths,
+                } = composite.as_ref();
                 let mut glyphs = Vec::new();
                 let mut rest = bytes;
                 while !rest.is_empty() {

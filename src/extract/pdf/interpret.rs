@@ -159,16 +159,12 @@ impl<'a> Interpreter<'a> {
         let mut line_matrix = IDENTITY;
         for op in Lexer::new(content) {
             self.operators += 1;
-            if self.operators % OPERATORS_PER_DEADLINE_CHECK == 0 {
+            if self.operators.is_multiple_of(OPERATORS_PER_DEADLINE_CHECK) {
                 check_deadline(self.deadline)?;
             }
             let numbers: Vec<f64> = op.operands.iter().filter_map(Operand::number).collect();
             match op.operator.as_slice() {
-                b"q" => {
-                    if saved.len() < MAX_SAVED_STATES {
-                        saved.push(state.clone());
-                    }
-                }
+                b"q" if saved.len() < MAX_SAVED_STATES => saved.push(state.clone()),
                 b"Q" => {
                     if let Some(previous) = saved.pop() {
                         state = previous;

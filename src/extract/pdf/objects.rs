@@ -142,7 +142,7 @@ pub(super) fn salvage_stream(raw: &[u8], id: ObjectId) -> Option<Vec<u8>> {
         .enumerate()
         .filter(|(at, window)| *window == header && (*at == 0 || !raw[at - 1].is_ascii_digit()))
         .map(|(at, _)| at + header.len())
-        .last()?;
+        .next_back()?;
     let body = &raw[start..];
     let keyword = find(body, b"stream")?;
     if find(&body[..keyword], b"endobj").is_some() {

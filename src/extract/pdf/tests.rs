@@ -224,9 +224,7 @@ fn damaged_files_are_repaired() {
         let xref = good.windows(5).rposition(|w| w == b"xref\n").unwrap();
         let mut bytes = good[..xref].to_vec();
         let table = String::from_utf8(good[xref..].to_vec()).unwrap();
-        let table = table
-            .replace(" 00000 n", " 00000 n")
-            .replace("0000000", "0000001");
+        let table = table.replace("0000000", "0000001");
         bytes.extend_from_slice(table.as_bytes());
         bytes
     };
