@@ -1,33 +1,66 @@
-//! Every `sh` block of the README runs verbatim, in order, in a fresh copy of the repository,
-//! as a newcomer would paste them. `cargo run [-q] --release -- ARGS` runs the binary this
-//! test was built with (a shim `cargo` on `PATH`), so no release build is needed. A block can
-//! carry a note on the line before it:
+//! Every `sh` block of the README and of the reference pages in `docs/` runs verbatim, in
+//! order, in a fresh copy of the repository, as a newcomer would paste them: first the
+//! README's, then each page's in the order of [`PAGES`]. `cargo run [-q] --release -- ARGS`
+//! runs the binary this test was built with (a shim `cargo` on `PATH`), so no release build is
+//! needed. A block can carry a note on the line before it:
 //! - `<!-- readme-test: skip (why) -->`: not run (the test command itself, Azure, benchmarks);
 //! - `<!-- readme-test: dev -->`: `docflow dev`, which runs until stopped: started in the
 //!   background and stopped before the next block that does not need it;
-//! - `<!-- readme-test: with-dev -->`: needs that `docflow dev` running (started if it is not).
+//! - `<!-- readme-test: with-dev -->`: needs that `docflow dev` running (started, with the
+//!   first `dev` block's command, if it is not).
 //!
 //! Each block runs in `bash -euo pipefail` in its own process group, killed after the block, so
-//! servers a block leaves behind do not outlive it.
+//! servers a block leaves behind do not outlive it. A failure names the file and line of the
+//! block.
+//!
+//! Two more checks keep the pages honest: every Markdown page under `docs/` with `sh` blocks
+//! must be in [`PAGES`] (a new page cannot be forgotten), and every relative link in the
+//! README and the pages (`[text](path)` or `[text](path#anchor)`) must name an existing file,
+//! and an existing heading when it has an anchor into a Markdown page.
 
-mod common;
-
+use std::collections::{BTreeSet, HashMap};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The pages whose `sh` blocks run, in this order, paths from the repository root. The README
+/// comes first: its `dev` block starts `docflow dev` and its `with-dev` block submits a
+/// document. `docs/api.md` follows, so its `with-dev` blocks find that same `docflow dev`
+/// running. `docs/local.md` stops it (`docflow serve` and `docflow broker` need its ports);
+/// `docs/operations.md`'s `with-dev` block (`docflow dlq`) starts it again. Pages without `sh`
+/// blocks are listed too, in reading order, so the list is the table of contents.
+const PAGES: &[&str] = &[
+    "README.md",
+    "docs/api.md",
+    "docs/pipeline.md",
+    "docs/local.md",
+    "docs/configuration.md",
+    "docs/ai.md",
+    "docs/operations.md",
+    "docs/azure.md",
+    "docs/hardening.md",
+];
+
 /// One runnable block.
 struct Block {
+    file: String,
     line: usize,
     note: Option<String>,
     code: String,
 }
 
-fn blocks(readme: &str) -> Vec<Block> {
+impl Block {
+    /// Where the block is, for messages: `docs/api.md:42`.
+    fn at(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
+}
+
+fn blocks(file: &str, text: &str) -> Vec<Block> {
     let mut out = Vec::new();
     let mut note = None;
-    let mut lines = readme.lines().enumerate();
+    let mut lines = text.lines().enumerate();
     while let Some((n, line)) = lines.next() {
         if let Some(rest) = line.trim().strip_prefix("<!-- readme-test:") {
             note = Some(rest.trim_end_matches("-->").trim().to_string());
@@ -44,6 +77,7 @@ fn blocks(readme: &str) -> Vec<Block> {
             }
             if lang.trim() == "sh" {
                 out.push(Block {
+                    file: file.to_string(),
                     line: n + 1,
                     note: note.take(),
                     code,
@@ -57,9 +91,39 @@ fn blocks(readme: &str) -> Vec<Block> {
     out
 }
 
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Markdown pages under `docs/`, as paths from the repository root.
+fn docs_pages() -> Vec<String> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                out.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&repo().join("docs"), &mut found);
+    let mut pages: Vec<String> = found
+        .iter()
+        .map(|p| {
+            p.strip_prefix(repo())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    pages.sort();
+    pages
+}
+
 /// A copy of the files git tracks (plus untracked, unignored ones), like a fresh clone.
 fn fresh_copy() -> tempfile::TempDir {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let listed = Command::new("git")
         .args([
             "ls-files",
@@ -68,14 +132,14 @@ fn fresh_copy() -> tempfile::TempDir {
             "--exclude-standard",
             "-z",
         ])
-        .current_dir(repo)
+        .current_dir(repo())
         .output()
         .unwrap();
     assert!(listed.status.success());
     let copy = tempfile::tempdir().unwrap();
     for name in listed.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let name = std::str::from_utf8(name).unwrap();
-        let from = repo.join(name);
+        let from = repo().join(name);
         if !from.is_file() {
             continue;
         }
@@ -138,12 +202,36 @@ fn wait_for_port(port: u16, what: &str) {
 }
 
 #[test]
-fn every_shell_block_of_the_readme_runs() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let blocks = blocks(&readme);
-    assert!(blocks.len() >= 10, "found {} blocks", blocks.len());
+fn every_page_with_shell_blocks_is_listed() {
+    for page in PAGES {
+        assert!(
+            repo().join(page).is_file(),
+            "{page} is in PAGES (tests/readme.rs) but does not exist"
+        );
+    }
+    for page in docs_pages() {
+        let text = std::fs::read_to_string(repo().join(&page)).unwrap();
+        let count = blocks(&page, &text).len();
+        assert!(
+            count == 0 || PAGES.contains(&page.as_str()),
+            "{page} has {count} `sh` block(s) but is not in PAGES (tests/readme.rs): add it \
+             where its `dev`/`with-dev` blocks belong"
+        );
+    }
+}
+
+#[test]
+fn every_shell_block_of_the_readme_and_the_docs_runs() {
     let copy = fresh_copy();
+    let blocks: Vec<Block> = PAGES
+        .iter()
+        .flat_map(|page| {
+            let text = std::fs::read_to_string(copy.path().join(page))
+                .unwrap_or_else(|e| panic!("{page}: {e}"));
+            blocks(page, &text)
+        })
+        .collect();
+    assert!(blocks.len() >= 10, "found {} blocks", blocks.len());
     let scratch = tempfile::tempdir().unwrap();
     let shim = cargo_shim(scratch.path());
     let path = format!("{}:{}", shim.display(), std::env::var("PATH").unwrap());
@@ -151,7 +239,7 @@ fn every_shell_block_of_the_readme_runs() {
         .iter()
         .find(|b| b.note.as_deref() == Some("dev"))
         .map(|b| b.code.clone())
-        .expect("the README has a docflow dev block");
+        .expect("the README or a page in PAGES has a docflow dev block");
     let mut dev: Option<Child> = None;
     let mut ran = 0;
     for block in &blocks {
@@ -170,15 +258,19 @@ fn every_shell_block_of_the_readme_runs() {
                 .spawn()
                 .unwrap();
             dev = Some(child);
-            wait_for_port(7071, "docflow dev");
+            wait_for_port(
+                7071,
+                &format!("docflow dev (for the block at {})", block.at()),
+            );
         }
         if note == "dev" {
             ran += 1;
             continue;
         }
         // Output goes to files: a server a block starts in the background keeps writing.
-        let out_file = scratch.path().join(format!("block-{}.out", block.line));
-        let err_file = scratch.path().join(format!("block-{}.err", block.line));
+        let name = format!("block-{}-{}", block.file.replace('/', "-"), block.line);
+        let out_file = scratch.path().join(format!("{name}.out"));
+        let err_file = scratch.path().join(format!("{name}.err"));
         let mut child = shell(&block.code, copy.path(), &path)
             .stdout(std::fs::File::create(&out_file).unwrap())
             .stderr(std::fs::File::create(&err_file).unwrap())
@@ -192,8 +284,9 @@ fn every_shell_block_of_the_readme_runs() {
             if Instant::now() > deadline {
                 kill_group(&mut child);
                 panic!(
-                    "README block at line {} did not finish:\n{}",
-                    block.line, block.code
+                    "the block at {} did not finish:\n{}",
+                    block.at(),
+                    block.code
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -212,8 +305,8 @@ fn every_shell_block_of_the_readme_runs() {
         };
         assert!(
             status.success(),
-            "README block at line {} failed ({status}):\n{}\n--- stdout\n{}\n--- stderr\n{}",
-            block.line,
+            "the block at {} failed ({status}):\n{}\n--- stdout\n{}\n--- stderr\n{}",
+            block.at(),
             block.code,
             tail(&stdout),
             tail(&stderr)
@@ -224,4 +317,141 @@ fn every_shell_block_of_the_readme_runs() {
         kill_group(&mut d);
     }
     assert!(ran >= 8, "ran {ran} blocks");
+}
+
+/// A Markdown page's text outside fenced code blocks, with line numbers (from 1); a fence
+/// counts as a blank line, since it ends a paragraph.
+fn prose(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut fenced = false;
+    for (n, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            out.push((n + 1, ""));
+        } else if !fenced {
+            out.push((n + 1, line));
+        }
+    }
+    out
+}
+
+/// The anchors GitHub gives a page's headings: lower-cased, punctuation dropped, spaces as
+/// hyphens, `-1`, `-2`, … after repeats.
+fn anchors(text: &str) -> BTreeSet<String> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut out = BTreeSet::new();
+    for (_, line) in prose(text) {
+        let hashes = line.chars().take_while(|c| *c == '#').count();
+        if hashes == 0 || hashes > 6 {
+            continue;
+        }
+        let Some(title) = line[hashes..].strip_prefix(' ') else {
+            continue;
+        };
+        let slug: String = title
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter_map(|c| match c {
+                ' ' => Some('-'),
+                c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                _ => None,
+            })
+            .collect();
+        let n = seen.entry(slug.clone()).or_insert(0);
+        out.insert(if *n == 0 {
+            slug.clone()
+        } else {
+            format!("{slug}-{n}")
+        });
+        *n += 1;
+    }
+    out
+}
+
+/// The targets of a line's inline links and images, `[text](target)`, outside inline code
+/// (`in_code`: whether the line starts inside a code span that an earlier line of the same
+/// paragraph opened).
+fn link_targets(line: &str, in_code: &mut bool) -> Vec<String> {
+    if line.trim().is_empty() {
+        *in_code = false;
+    }
+    let mut plain = String::new();
+    for (i, part) in line.split('`').enumerate() {
+        if i > 0 {
+            *in_code = !*in_code;
+        }
+        if !*in_code {
+            plain.push_str(part);
+        }
+    }
+    let mut out = Vec::new();
+    let mut rest = plain.as_str();
+    while let Some(start) = rest.find("](") {
+        rest = &rest[start + 2..];
+        let Some(end) = rest.find(')') else { break };
+        out.push(rest[..end].trim().to_string());
+        rest = &rest[end + 1..];
+    }
+    out
+}
+
+#[test]
+fn every_relative_link_of_the_readme_and_the_docs_resolves() {
+    let mut pages = vec!["README.md".to_string()];
+    pages.extend(docs_pages());
+    let mut broken = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(repo().join(page)).unwrap();
+        let dir = repo().join(page).parent().unwrap().to_path_buf();
+        let mut in_code = false;
+        for (line, content) in prose(&text) {
+            for target in link_targets(content, &mut in_code) {
+                if target.starts_with("http://")
+                    || target.starts_with("https://")
+                    || target.starts_with("mailto:")
+                {
+                    continue;
+                }
+                let (file, anchor) = match target.split_once('#') {
+                    Some((file, anchor)) => (file, Some(anchor)),
+                    None => (target.as_str(), None),
+                };
+                let resolved = if file.is_empty() {
+                    repo().join(page)
+                } else {
+                    dir.join(file)
+                };
+                if !resolved.exists() {
+                    broken.push(format!("{page}:{line}: {target}: no such file"));
+                    continue;
+                }
+                let is_markdown = resolved.extension().is_some_and(|e| e == "md");
+                if let (Some(anchor), true) = (anchor, is_markdown) {
+                    let linked = std::fs::read_to_string(&resolved).unwrap();
+                    if !anchors(&linked).contains(anchor) {
+                        broken.push(format!("{page}:{line}: {target}: no such heading"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+#[test]
+fn every_docs_page_is_linked_from_the_readme() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut in_code = false;
+    let linked: BTreeSet<String> = prose(&readme)
+        .into_iter()
+        .flat_map(|(_, line)| link_targets(line, &mut in_code))
+        .map(|t| t.split('#').next().unwrap_or("").to_string())
+        .collect();
+    for page in docs_pages() {
+        assert!(
+            linked.contains(&page),
+            "{page} is not linked from the README (add it to its Reference list)"
+        );
+    }
 }
