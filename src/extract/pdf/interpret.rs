@@ -69,7 +69,7 @@ const MAX_FORM_DEPTH: usize = 12;
 const MAX_SAVED_STATES: usize = 4096;
 
 /// Characters kept for one page at most.
-pub(super) const MAX_CHARS_PER_PAGE: usize = 2_000_000;
+pub(super) const MAX_CHARS_PER_PAGE: usize = 1_000_000;
 
 /// The graphics and text state that `q` and `Q` save and restore.
 #[derive(Clone)]

@@ -141,6 +141,15 @@ fn words(
         if c.text == "\0" {
             continue;
         }
+        // A combining mark (an accent, a Thai vowel sign) belongs to the letter before it,
+        // wherever its glyph is placed.
+        if let Some(word) = current.as_mut().filter(|w| w.dir == c.dir)
+            && !c.text.is_empty()
+            && c.text.chars().all(is_combining)
+        {
+            word.text.push_str(&c.text);
+            continue;
+        }
         let (mut start, base) = frame(c.dir, c.x, c.y);
         let advance = frame(c.dir, c.x + c.dx, c.y + c.dy).0 - start;
         if let Some(word) = &current {
@@ -234,7 +243,8 @@ fn cluster_lines<'a>(sorted: &[&'a Word]) -> Vec<Vec<&'a Word>> {
 }
 
 /// A line's text: words left to right, a space where the gap is wide, the same word drawn
-/// twice at one place kept once.
+/// twice at one place kept once. Right-to-left script (Arabic, Hebrew), drawn left to right
+/// like everything else, is put back in reading order.
 fn line_text(line: Vec<&Word>) -> String {
     let size = line[0].size;
     let letter_spaced = line.len() > 1 && line.iter().all(|w| w.text.chars().count() == 1);
@@ -247,23 +257,125 @@ fn line_text(line: Vec<&Word>) -> String {
     } else {
         SPACE_GAP * size
     };
-    let mut text = String::new();
+    // The line's words: runs of text with a space between them.
+    let mut words: Vec<String> = Vec::new();
     let mut previous: Option<&Word> = None;
     for word in line {
-        if let Some(before) = previous {
-            if before.text == word.text
-                && (before.start - word.start).abs() < 0.5 * size.max(word.size)
-            {
-                continue;
+        let spaced = match previous {
+            Some(before) => {
+                if before.text == word.text
+                    && (before.start - word.start).abs() < 0.5 * size.max(word.size)
+                {
+                    continue;
+                }
+                word.start - before.end >= space
             }
-            if word.start - before.end >= space {
-                text.push(' ');
-            }
+            None => true,
+        };
+        match words.last_mut() {
+            Some(text) if !spaced => text.push_str(&word.text),
+            _ => words.push(word.text.clone()),
         }
-        text.push_str(&word.text);
         previous = Some(word);
     }
-    text
+    reading_order(words).join(" ")
+}
+
+/// Words of a line, given left to right, in reading order: right-to-left words are reversed
+/// (letters and, within a run of them, the words), and a line mostly in right-to-left script
+/// reads from its right end.
+fn reading_order(words: Vec<String>) -> Vec<String> {
+    let rtl: Vec<bool> = words.iter().map(|w| is_right_to_left(w)).collect();
+    if !rtl.contains(&true) {
+        return words;
+    }
+    // Runs of neighbouring words of one direction.
+    let mut runs: Vec<(bool, Vec<String>)> = Vec::new();
+    for (word, rtl) in words.into_iter().zip(&rtl) {
+        let word = if *rtl { reverse_letters(&word) } else { word };
+        match runs.last_mut() {
+            Some((direction, run)) if direction == rtl => run.push(word),
+            _ => runs.push((*rtl, vec![word])),
+        }
+    }
+    for (direction, run) in &mut runs {
+        if *direction {
+            run.reverse();
+        }
+    }
+    let mostly_rtl = rtl.iter().filter(|r| **r).count() * 2 > rtl.len();
+    if mostly_rtl {
+        runs.reverse();
+    }
+    runs.into_iter().flat_map(|(_, run)| run).collect()
+}
+
+/// Whether a word is written in a right-to-left script.
+fn is_right_to_left(word: &str) -> bool {
+    let strong_rtl = word
+        .chars()
+        .filter(|c| matches!(u32::from(*c), 0x0590..=0x08ff | 0xfb1d..=0xfdff | 0xfe70..=0xfeff))
+        .count();
+    let strong_ltr = word.chars().filter(|c| c.is_alphabetic()).count() - strong_rtl;
+    strong_rtl > strong_ltr
+}
+
+/// A right-to-left word's letters from visual to logical order, combining marks kept after
+/// their letter.
+fn reverse_letters(word: &str) -> String {
+    let mut clusters: Vec<String> = Vec::new();
+    // Visual order puts a mark next to its letter on either side; a mark that precedes its
+    // letter (in drawing order) belongs to the letter after it.
+    let mut pending_marks = String::new();
+    for c in word.chars() {
+        if is_combining_mark(c) {
+            match clusters.last_mut() {
+                Some(cluster) if pending_marks.is_empty() => cluster.push(c),
+                _ => pending_marks.push(c),
+            }
+        } else {
+            let mut cluster = c.to_string();
+            cluster.push_str(&pending_marks);
+            pending_marks.clear();
+            clusters.push(cluster);
+        }
+    }
+    clusters.reverse();
+    let mut out: String = clusters.concat();
+    out.push_str(&pending_marks);
+    out
+}
+
+/// Combining marks of the common scripts: diacritics, and the marks of Hebrew, Arabic,
+/// Devanagari and Thai.
+fn is_combining(c: char) -> bool {
+    is_combining_mark(c)
+        || matches!(
+            u32::from(c),
+            0x0300..=0x036f
+                | 0x0483..=0x0489
+                | 0x0900..=0x0903
+                | 0x093a..=0x094f
+                | 0x0951..=0x0957
+                | 0x0962..=0x0963
+                | 0x0e31
+                | 0x0e34..=0x0e3a
+                | 0x0e47..=0x0e4e
+                | 0x1ab0..=0x1aff
+                | 0x1dc0..=0x1dff
+                | 0x20d0..=0x20ff
+                | 0xfe20..=0xfe2f
+        )
+}
+
+/// Arabic and Hebrew combining marks (vowel points, shadda, …).
+fn is_combining_mark(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x0591..=0x05bd | 0x05bf | 0x05c1..=0x05c2 | 0x05c4..=0x05c5 | 0x05c7
+            | 0x0610..=0x061a | 0x064b..=0x065f | 0x0670 | 0x06d6..=0x06dc | 0x06df..=0x06e4
+            | 0x06e7..=0x06e8 | 0x06ea..=0x06ed
+    )
 }
 
 #[cfg(test)]
@@ -321,6 +433,30 @@ mod tests {
         let mut chars = word("Group", 80.0, 518.8);
         chars.extend(word("Item", 90.0, 515.0));
         assert_eq!(texts(&chars), ["Group", "Item"]);
+    }
+
+    #[test]
+    fn right_to_left_words_are_put_in_reading_order() {
+        // "مرحبا بالعالم" drawn left to right: the last letter of the last word first.
+        let visual = ["ملاعلاب", "ابحرم"].map(String::from).to_vec();
+        assert_eq!(reading_order(visual), ["مرحبا", "بالعالم"]);
+        let mixed = ["Hello", "ملاعلاب", "ابحرم", "2024"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(reading_order(mixed), ["Hello", "مرحبا", "بالعالم", "2024"]);
+        assert_eq!(
+            reverse_letters("\u{5d1}\u{5b8}\u{5d0}"),
+            "\u{5d0}\u{5d1}\u{5b8}"
+        );
+    }
+
+    #[test]
+    fn combining_marks_stay_with_their_letter() {
+        // A Thai vowel sign drawn without width, left of where the next letter starts.
+        let mut chars = word("\u{e2a}\u{e27}", 0.0, 0.0);
+        chars.push(at("\u{e31}", 7.0, 0.0, 0.0));
+        chars.extend(word("\u{e2a}\u{e14}", 10.0, 0.0));
+        assert_eq!(texts(&chars), ["\u{e2a}\u{e27}\u{e31}\u{e2a}\u{e14}"]);
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //! The file is parsed by `lopdf` (cross-reference tables and streams, object streams,
 //! decryption with the empty user password: RC4 40/128, AES-128, AES-256; a damaged
 //! cross-reference table is rebuilt by scanning for objects). Everything that makes text is
-//! docflow's own: the content-stream reader ([`content`]), fonts, encodings and CMaps
-//! ([`font`], [`cmap`]), the interpreter that places every glyph ([`interpret`]) and the
-//! layout that turns glyphs into lines in reading order ([`layout`]). Then, over the whole
-//! document ([`pages`]): running headers and footers are kept once, words hyphenated at a line
-//! end are joined, and pages are separated by a blank line, each with its [`PageSpan`].
+//! docflow's own: the content-stream reader (`content`), fonts, encodings and CMaps
+//! (`font`, `cmap`), the interpreter that places every glyph (`interpret`) and the
+//! layout that turns glyphs into lines in reading order (`layout`). Then, over the whole
+//! document (`pages`): running headers and footers are kept once, words hyphenated at a line
+//! end are joined, and pages are separated by a blank line, each with its `PageSpan`.
 //!
 //! A hostile file can neither run past the deadline (it is checked per page, per batch of
 //! operators and per batch of characters) nor crash the process: a panic inside the parser is
@@ -22,6 +22,7 @@ mod interpret;
 mod layout;
 mod objects;
 mod pages;
+mod standard_fonts;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -38,7 +39,7 @@ use objects::{as_dict, get};
 /// How far up the page tree inherited attributes (`/Resources`, `/MediaBox`) are looked for.
 const MAX_TREE_DEPTH: usize = 64;
 
-/// The text layer of a PDF, page by page: one [`PageSpan`] per page (length 0 and a
+/// The text layer of a PDF, page by page: one `PageSpan` per page (length 0 and a
 /// `PageWithoutText` warning for a page without text). A PDF without any text is returned
 /// with every page empty; [`crate::extract::extract`] refuses it as `PdfHasNoText`.
 ///
@@ -100,7 +101,16 @@ fn read(bytes: &[u8], deadline: Instant, options: &Options) -> Result<Extraction
         Err(error) => return Err(unreadable(error)),
     };
     check_deadline(deadline)?;
-    // A document that opened with the empty password has no `/Encrypt` left.
+    // A document that opened with the empty password has no `/Encrypt` left. One whose
+    // trailer lacks the `/ID` that the key derivation uses is read as readers do, with an
+    // empty one.
+    let doc = if doc.trailer.has(b"Encrypt") && !doc.trailer.has(b"ID") {
+        with_empty_file_id(bytes)
+            .and_then(|patched| Document::load_mem(&patched).ok())
+            .unwrap_or(doc)
+    } else {
+        doc
+    };
     if doc.trailer.has(b"Encrypt") {
         return Err(encrypted());
     }
@@ -169,6 +179,17 @@ fn read(bytes: &[u8], deadline: Instant, options: &Options) -> Result<Extraction
         pages: spans,
         warnings,
     })
+}
+
+/// The file with `/ID [<> <>]` added to its (last) trailer dictionary.
+fn with_empty_file_id(bytes: &[u8]) -> Option<Vec<u8>> {
+    let trailer = bytes.windows(7).rposition(|w| w == b"trailer")?;
+    let open = trailer + bytes[trailer..].windows(2).position(|w| w == b"<<")? + 2;
+    let mut patched = Vec::with_capacity(bytes.len() + 16);
+    patched.extend_from_slice(&bytes[..open]);
+    patched.extend_from_slice(b" /ID [<> <>] ");
+    patched.extend_from_slice(&bytes[open..]);
+    Some(patched)
 }
 
 /// An attribute a page inherits from the page tree (`/Resources`, `/MediaBox`, `/CropBox`).

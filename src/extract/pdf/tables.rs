@@ -324,7 +324,7 @@ pub(super) static TIMES_ITALIC_WIDTHS: [u16; 246] = [
     1000, 1000, 574, 0, 500, 500,
 ];
 
-/// Advance widths of `Times-Bold-Italic`, aligned with [`LATIN_CHARS`].
+/// Advance widths of `Times-BoldItalic`, aligned with [`LATIN_CHARS`].
 #[rustfmt::skip]
 pub(super) static TIMES_BOLD_ITALIC_WIDTHS: [u16; 246] = [
     250, 389, 555, 500, 500, 833, 778, 278, 333, 333, 500, 570,

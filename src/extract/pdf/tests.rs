@@ -271,3 +271,43 @@ fn a_pdf_without_text_has_empty_pages() {
         crate::extract::extract(crate::extract::DocumentKind::Pdf, &document(&[b""]), far());
     assert_eq!(refused.unwrap_err().code, "PdfHasNoText");
 }
+
+#[test]
+fn a_hostile_file_stops_at_the_deadline() {
+    // Each form draws the next one ten times, twelve levels deep: 10^12 runs of the last.
+    let mut objects = vec![
+        plain("<< /Type /Catalog /Pages 2 0 R >>"),
+        plain("<< /Type /Pages /Kids [3 0 R] /Count 1 >>"),
+        plain(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+             /Resources << /XObject << /X 5 0 R >> /Font << /F1 18 0 R >> >> >>",
+        ),
+        stream("", b"/X Do"),
+    ];
+    let draws = b"/X Do ".repeat(10);
+    for level in 0..12 {
+        objects.push(stream(
+            &format!(
+                "/Type /XObject /Subtype /Form /BBox [0 0 612 792] \
+                 /Resources << /XObject << /X {} 0 R >> /Font << /F1 18 0 R >> >>",
+                6 + level
+            ),
+            &draws,
+        ));
+    }
+    objects.push(stream(
+        "/Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << /Font << /F1 18 0 R >> >>",
+        b"BT /F1 1 Tf (x) Tj ET",
+    ));
+    objects.push(plain(
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Courier >>",
+    ));
+    let started = Instant::now();
+    let error = extract(&pdf(&objects), started + Duration::from_millis(300)).unwrap_err();
+    assert_eq!(error.code, "ExtractionTimedOut");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
