@@ -1,61 +1,37 @@
-//! docflow: asynchronous AI document processing as an Azure Functions custom handler.
+//! docflow, the binary's library: the command-line commands, the deployable package and the
+//! measuring stand-ins, over the workspace's crates. The crates are re-exported under the
+//! module names the commands and the integration tests use.
 //!
 //! # Layout
-//! - [`protocol`]: the Functions host ⇄ handler wire format (requests, responses, host rules).
-//! - [`server`]: the warp server the host calls (`GET /`, `POST /{FunctionName}`), shutdown.
-//! - [`http_body`]: bounded request bodies and the `413`, for every server.
-//! - [`http_url`]: path segments and query pairs, decoded the same way by every server.
-//! - [`app_config`]: a Functions app's files (`host.json`, `function.json`, local settings).
-//! - [`host_json_overrides`]: `AzureFunctionsJobHost__…` settings that override host.json.
-//! - [`functions`]: one module per Function and the registry the server dispatches to.
-//! - [`extract`]: a submitted file's text (PDF, Word, HTML, e-mail) and how it was read.
-//! - [`ocr`]: the OCR seam (Azure AI Document Intelligence, Tesseract locally).
-//! - [`outcome`]: the one place where a function's outcome becomes the host's response.
-//! - [`pipeline`]: the document pipeline's events, state, submissions, chunking, storage.
-//! - [`task`]: the message schemas (`ai.task.v1`, `ai.task-result.v1`, `ai.task-outcome.v1`).
-//! - [`poison`]: poison records, so redeliveries of a bad message fail fast.
-//! - [`ai`]: the AI provider seam (offline deterministic, OpenAI-compatible HTTP).
-//! - [`blob`]: the blob storage seam (local folder).
-//! - [`host`]: the local Functions host (`docflow dev`).
-//! - [`broker`]: the embedded Service Bus broker (SQLite, REST API).
-//! - [`servicebus`]: Service Bus message model, SAS, connections and the REST client.
-//! - [`topology`]: the Service Bus entities of `servicebus.config.json`.
-//! - [`cli`]: the broker and dead-letter commands.
-//! - [`last_errors`]: the real reason of each failing message, for dead-letter triage.
-//! - [`identity`]: Microsoft Entra credentials for identity-based connections.
-//! - [`fake_llm`]: an OpenAI-compatible endpoint with a deployment's rate limits, to measure against.
+//! - [`cli`]: the commands beyond `serve` (dev, run, broker, dlq, package, bench, fake-llm).
 //! - [`deploy`]: the topology as `az servicebus` commands and the deployable zip (`docflow package`).
-//! - [`config`]: reads the environment into plain options.
-//! - [`app`]: wires settings into implementations.
-//! - [`telemetry`]: structured logging.
+//! - [`fake_llm`]: an OpenAI-compatible endpoint with a deployment's rate limits, to measure against.
+//!
+//! # The crates
+//! - `docflow-app` ([`functions`], [`pipeline`], [`extract`], [`ocr`], [`ai`], [`server`],
+//!   [`config`], [`app`], …): the app `docflow serve` runs.
+//! - `docflow-custom-handler` ([`protocol`], [`app_config`], [`host_json_overrides`]): the
+//!   Functions host's wire protocol and the app's files.
+//! - `docflow-blob` ([`blob`]): the blob storage seam.
+//! - `docflow-servicebus` ([`servicebus`], [`topology`], [`identity`], [`http_body`],
+//!   [`http_url`]): Service Bus messages, SAS, connections, the REST client.
+//! - `docflow-local-host` ([`host`], feature `local`): the local Functions host.
+//! - `docflow-broker` ([`broker`], feature `local`): the embedded Service Bus broker.
 
-pub mod ai;
-pub mod app;
-pub mod app_config;
-pub mod blob;
-#[cfg(feature = "local")]
-pub mod broker;
 pub mod cli;
-pub mod config;
 pub mod deploy;
-pub mod extract;
 #[cfg(feature = "local")]
 pub mod fake_llm;
-pub mod functions;
+
+pub use docflow_app::{
+    ai, app, blocking, config, extract, functions, last_errors, ocr, outcome, pipeline, poison,
+    server, task, telemetry,
+};
+pub use docflow_blob as blob;
 #[cfg(feature = "local")]
-pub mod host;
-pub mod host_json_overrides;
-pub mod http_body;
-pub mod http_url;
-pub mod identity;
-pub mod last_errors;
-pub mod ocr;
-pub mod outcome;
-pub mod pipeline;
-pub mod poison;
-pub mod protocol;
-pub mod server;
-pub mod servicebus;
-pub mod task;
-pub mod telemetry;
-pub mod topology;
+pub use docflow_broker as broker;
+pub use docflow_custom_handler::{app_config, host_json_overrides, protocol};
+#[cfg(feature = "local")]
+pub use docflow_local_host as host;
+pub use docflow_servicebus as servicebus;
+pub use docflow_servicebus::{http_body, http_url, identity, topology};

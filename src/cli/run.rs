@@ -118,7 +118,7 @@ pub async fn run(command: RunCommand, shutdown: CancellationToken) -> u8 {
             return super::EXIT_CONFIG;
         }
     };
-    eprintln!("docflow run: AI: {}", host.ai_description());
+    eprintln!("docflow run: AI: {}", super::dev::ai_description(&host));
     if let Err(e) = preflight(&host).await {
         eprintln!("docflow run: {e}");
         host.shutdown().await;
@@ -156,8 +156,7 @@ pub async fn run(command: RunCommand, shutdown: CancellationToken) -> u8 {
 /// One call to the provider before any document is sent, so that a wrong URL, key or model
 /// stops the run with a clear message instead of failing every task.
 async fn preflight(host: &LocalHost) -> Result<(), String> {
-    let settings = host
-        .handler_settings()
+    let settings = super::dev::handler_settings(host)
         .map_err(|e| format!("the AI settings are invalid: {e}"))?;
     let provider = crate::app::ai_provider(&settings.ai).map_err(|e| e.to_string())?;
     provider.probe().await.map(|_| ()).map_err(|e| {

@@ -1,0 +1,429 @@
+//! A local Azure Functions host for custom handlers (`docflow dev`): runs an app as
+//! `func start` does, on the embedded broker and the local blob store, treating the handler
+//! exactly as the real host. It runs any custom handler: it knows the host's protocol and the
+//! app's files, never the handler's functions.
+//!
+//! # Layout
+//! - [`config`]: host.json, function.json, local.settings.json (from `docflow-custom-handler`).
+//! - [`handler`]: the handler process (start, readiness, restart, timeouts).
+//! - [`invoke`]: requests built and replies read by the host's rules; outputs applied.
+//! - [`listener`]: Service Bus triggers (queues, subscriptions, sessions, batches).
+//! - [`http`]: HTTP triggers.
+//! - [`timings`]: queue wait, handler call and settle time per function.
+//!
+//! Depends on `docflow-broker`, `docflow-custom-handler`, `docflow-blob` and
+//! `docflow-servicebus`; never on the app.
+
+pub use docflow_custom_handler::app_config as config;
+pub mod handler;
+pub mod http;
+pub mod invoke;
+pub mod listener;
+pub mod timings;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use self::config::{AppConfig, AppError, FunctionDef, Trigger};
+use self::handler::{Handler, HandlerSpec, resolve_executable};
+use self::invoke::BindingData;
+use docflow_blob::LocalFolderStore;
+use docflow_broker::{Broker, BrokerOptions, Entities, rest};
+use docflow_servicebus::connection::Namespace;
+
+/// Options of the local host.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    /// The app root (host.json, function folders, servicebus.config.json).
+    pub app_root: PathBuf,
+    /// Durable local state: `broker/` and `blobs/` below it.
+    pub data_dir: PathBuf,
+    /// HTTP trigger port (0: a free one).
+    pub http_port: u16,
+    /// Broker REST port (0: a free one).
+    pub broker_port: u16,
+    /// Handler stdout/stderr go to this file instead of the terminal.
+    pub handler_log: Option<PathBuf>,
+    /// Extra environment for the handler (overrides local.settings.json).
+    pub env: Vec<(String, String)>,
+}
+
+/// Errors starting the local host.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    /// The app is invalid.
+    #[error(transparent)]
+    App(#[from] AppError),
+    /// The topology is invalid or the broker cannot start.
+    #[error("servicebus.config.json: {0}")]
+    Broker(String),
+    /// A port cannot be bound.
+    #[error("cannot listen on 127.0.0.1:{port}: {message}")]
+    Bind {
+        /// The port.
+        port: u16,
+        /// Why.
+        message: String,
+    },
+    /// The handler did not start.
+    #[error(transparent)]
+    Handler(#[from] handler::HandlerError),
+    /// A function's trigger names an entity the topology lacks.
+    #[error(
+        "{function}/function.json: its trigger's entity {entity:?} is not in servicebus.config.json"
+    )]
+    UnknownEntity {
+        /// The function.
+        function: String,
+        /// The entity.
+        entity: String,
+    },
+}
+
+/// What listeners and the HTTP server share.
+pub struct Context {
+    /// The app.
+    pub app: AppConfig,
+    /// The embedded broker.
+    pub broker: Broker,
+    /// The local blob store.
+    pub blobs: LocalFolderStore,
+    /// The handler process.
+    pub handler: Handler,
+    /// The namespace name shown in trigger metadata.
+    pub namespace: String,
+    /// Shutdown signal.
+    pub shutdown: CancellationToken,
+    /// Where invocations spend their time, per function.
+    pub timings: timings::Timings,
+}
+
+/// The Functions host's HTTP request body limit when `FUNCTIONS_REQUEST_BODY_SIZE_LIMIT` is
+/// not set: 100 MB.
+pub const DEFAULT_REQUEST_BODY_LIMIT: usize = 104_857_600;
+
+impl Context {
+    /// The largest HTTP trigger request body accepted (`413` beyond it), as the Functions host
+    /// reads it from the `FUNCTIONS_REQUEST_BODY_SIZE_LIMIT` app setting.
+    pub fn max_request_body_bytes(&self) -> usize {
+        const SETTING: &str = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT";
+        std::env::var(SETTING)
+            .ok()
+            .or_else(|| self.app.settings.get(SETTING).cloned())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_REQUEST_BODY_LIMIT)
+    }
+
+    /// The lock duration of an entity (for renewal timing).
+    pub fn lock_duration(&self, entity: &str) -> Duration {
+        self.broker
+            .entities()
+            .resolve(entity)
+            .map_or(Duration::from_secs(60), |t| t.settings().lock_duration)
+    }
+
+    /// Sends one invocation, reads the reply, logs its `Logs`, applies its outputs.
+    pub async fn invoke(
+        &self,
+        def: &FunctionDef,
+        invocation_id: &str,
+        request: &Value,
+        data: &BindingData,
+    ) -> Result<Option<Value>, String> {
+        let body = serde_json::to_vec(request).map_err(|e| e.to_string())?;
+        let response = self
+            .handler
+            .invoke(
+                &def.name,
+                invocation_id,
+                body,
+                self.app.host.function_timeout,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let reply = invoke::read_reply(response).await?;
+        for line in &reply.logs {
+            info!(function = %def.name, invocation_id, "{line}");
+        }
+        invoke::apply_outputs(def, &reply, data, &self.broker, &self.blobs).await
+    }
+}
+
+/// A running local host.
+pub struct LocalHost {
+    ctx: Arc<Context>,
+    env: Vec<(String, String)>,
+    http_port: u16,
+    broker_port: u16,
+    /// Listeners and the HTTP server: they stop taking work on shutdown and finish what they
+    /// have.
+    draining: Vec<JoinHandle<()>>,
+    /// The broker's REST server, which the handler uses until the last invocation is over.
+    serving: Vec<JoinHandle<()>>,
+    /// Stops the broker's REST server and the handler process, once the draining is over.
+    stopped: CancellationToken,
+}
+
+/// How long a shutdown waits for the invocations in flight.
+const DRAIN: Duration = Duration::from_secs(30);
+
+impl LocalHost {
+    /// Loads the app, starts the broker, the blob store, the handler, the listeners and the
+    /// HTTP server.
+    pub async fn start(options: DevOptions, shutdown: CancellationToken) -> Result<Self, DevError> {
+        let app = AppConfig::load_with(&options.app_root, &options.env)?;
+        let topology = std::fs::read_to_string(options.app_root.join("servicebus.config.json"))
+            .map_err(|e| DevError::Broker(e.to_string()))?;
+        let entities = Entities::parse(&topology).map_err(|e| DevError::Broker(e.to_string()))?;
+        for f in &app.functions {
+            if let Trigger::ServiceBus(t) = &f.trigger
+                && entities.resolve(&t.entity).is_none()
+            {
+                return Err(DevError::UnknownEntity {
+                    function: f.name.clone(),
+                    entity: t.entity.clone(),
+                });
+            }
+        }
+        let namespace = entities.namespace.clone();
+        let broker = Broker::open(
+            entities,
+            BrokerOptions::new(options.data_dir.join("broker")),
+        )
+        .map_err(|e| DevError::Broker(e.to_string()))?;
+        let blob_dir = options.data_dir.join("blobs");
+        let blobs = LocalFolderStore::new(&blob_dir);
+
+        let bind = |port: u16| async move {
+            tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .map_err(|e| DevError::Bind {
+                    port,
+                    message: e.to_string(),
+                })
+        };
+        let broker_listener = bind(options.broker_port).await?;
+        let broker_port = broker_listener
+            .local_addr()
+            .map_err(|e| DevError::Bind {
+                port: options.broker_port,
+                message: e.to_string(),
+            })?
+            .port();
+        let http_listener = bind(options.http_port).await?;
+        let http_port = http_listener
+            .local_addr()
+            .map_err(|e| DevError::Bind {
+                port: options.http_port,
+                message: e.to_string(),
+            })?
+            .port();
+        // The broker and the handler outlive the shutdown signal: invocations in flight still
+        // use them (outputs, reschedules, lock renewals) while the listeners drain.
+        let stopped = CancellationToken::new();
+        let stop = stopped.clone();
+        let serving = vec![tokio::spawn(rest::serve(
+            broker.clone(),
+            broker_listener,
+            async move { stop.cancelled().await },
+        ))];
+
+        let connection = Namespace::emulator_connection_string(broker_port);
+        let mut env: Vec<(String, String)> = app
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for f in &app.functions {
+            if let Trigger::ServiceBus(t) = &f.trigger {
+                let name = if t.connection.is_empty() {
+                    "AzureWebJobsServiceBus".to_string()
+                } else {
+                    t.connection.clone()
+                };
+                env.push((name, connection.clone()));
+            }
+        }
+        env.push(("ServiceBusConnection".into(), connection));
+        env.push(("DOCFLOW_BLOB_DIR".into(), blob_dir.display().to_string()));
+        env.extend(options.env.clone());
+        let handler_port = free_port().map_err(|e| DevError::Bind {
+            port: 0,
+            message: e,
+        })?;
+        let spec = HandlerSpec {
+            program: resolve_executable(&app.root, &app.host.executable),
+            args: app.host.arguments.clone(),
+            cwd: app
+                .root
+                .join(app.host.working_directory.as_deref().unwrap_or(".")),
+            env,
+            initialization_timeout: app.host.initialization_timeout,
+            log_file: options.handler_log.clone(),
+        };
+        let handler =
+            match Handler::start(spec, handler_port, stopped.clone(), shutdown.clone()).await {
+                Ok(handler) => handler,
+                Err(e) => {
+                    stopped.cancel();
+                    return Err(e.into());
+                }
+            };
+        let ctx = Arc::new(Context {
+            app,
+            broker,
+            blobs,
+            handler,
+            namespace,
+            shutdown: shutdown.clone(),
+            timings: timings::Timings::default(),
+        });
+        let mut draining = Vec::new();
+        for f in &ctx.app.functions {
+            if let Trigger::ServiceBus(t) = &f.trigger {
+                draining.push(tokio::spawn(listener::run(
+                    ctx.clone(),
+                    f.clone(),
+                    t.clone(),
+                )));
+            }
+        }
+        let stop = shutdown.clone();
+        let server = warp::serve(http::routes(ctx.clone()))
+            .incoming(http_listener)
+            .graceful(async move { stop.cancelled().await });
+        draining.push(tokio::spawn(server.run()));
+        Ok(Self {
+            ctx,
+            env: options.env.clone(),
+            http_port,
+            broker_port,
+            draining,
+            serving,
+            stopped,
+        })
+    }
+
+    /// The shared context (broker, blob store, app).
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    /// Where Service Bus triggered invocations spent their time so far, per function.
+    pub fn timings(&self) -> std::collections::BTreeMap<String, timings::FunctionTimings> {
+        self.ctx.timings.snapshot()
+    }
+
+    /// The HTTP trigger port.
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
+    /// The broker's REST port.
+    pub fn broker_port(&self) -> u16 {
+        self.broker_port
+    }
+
+    /// A setting as the handler sees it: the host's extra environment, then the app settings
+    /// (the environment already winning over local.settings.json), then the environment. A
+    /// handler's own settings are read through this by whoever knows them.
+    pub fn handler_setting(&self, name: &str) -> Option<String> {
+        self.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| self.ctx.app.settings.get(name).cloned())
+            .or_else(|| std::env::var(name).ok())
+    }
+
+    /// The functions with their triggers, as `func start` prints them.
+    pub fn function_table(&self) -> String {
+        let mut out = String::from("Functions:\n\n");
+        for f in &self.ctx.app.functions {
+            match &f.trigger {
+                Trigger::Http(t) => {
+                    let methods = if t.methods.is_empty() {
+                        "GET,POST,PUT,DELETE,PATCH".to_string()
+                    } else {
+                        t.methods.join(",")
+                    };
+                    let prefix = if self.ctx.app.host.route_prefix.is_empty() {
+                        String::new()
+                    } else {
+                        format!("/{}", self.ctx.app.host.route_prefix)
+                    };
+                    out.push_str(&format!(
+                        "\t{}: [{methods}] http://127.0.0.1:{}{prefix}/{}\n\n",
+                        f.name, self.http_port, t.route
+                    ));
+                }
+                Trigger::ServiceBus(t) => {
+                    let mut extra = Vec::new();
+                    if t.sessions {
+                        extra.push("sessions".to_string());
+                    }
+                    if t.many {
+                        extra.push(format!("batches of up to {}", t.max_batch_size));
+                    }
+                    let extra = if extra.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", extra.join(", "))
+                    };
+                    out.push_str(&format!(
+                        "\t{}: serviceBusTrigger on {}{extra}\n\n",
+                        f.name, t.entity
+                    ));
+                }
+            }
+        }
+        out.push_str(&format!(
+            "Service Bus (embedded): {}\n",
+            Namespace::emulator_connection_string(self.broker_port)
+        ));
+        out
+    }
+
+    /// Stops everything, as the Functions host does: the listeners stop receiving and the HTTP
+    /// server stops accepting, the invocations and requests in flight finish (for up to 30 s),
+    /// then the handler gets SIGTERM and the broker's REST server closes.
+    pub async fn shutdown(mut self) {
+        self.ctx.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        for task in std::mem::take(&mut self.draining) {
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::warn!(
+                    "invocations were still running {DRAIN:?} after the shutdown signal; stopping the handler under them"
+                );
+                break;
+            }
+        }
+        self.stopped.cancel();
+        for task in std::mem::take(&mut self.serving) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+}
+
+impl Drop for LocalHost {
+    /// A host dropped without [`LocalHost::shutdown`] still stops its handler process.
+    fn drop(&mut self) {
+        self.ctx.shutdown.cancel();
+        self.stopped.cancel();
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
