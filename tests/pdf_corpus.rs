@@ -7,6 +7,8 @@
 //! `UnreadablePdf`). No file may panic or run past the extraction time limit. The figures are
 //! printed as a table.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::recall::{recall, words};
 use docflow::extract::pdf::{Options, extract_with};
 use docflow::extract::{DocumentKind, EXTRACTION_TIME_LIMIT, ExtractError, Extraction, extract};
 
@@ -62,28 +65,6 @@ impl Outcome {
             Outcome::Hung => "HUNG".into(),
         }
     }
-}
-
-/// Lowercase alphanumeric tokens, counted.
-fn words(text: &str) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for word in text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        *counts.entry(word.to_lowercase()).or_insert(0) += 1;
-    }
-    counts
-}
-
-/// Σ min(ours, reference) / Σ reference.
-fn recall(ours: &HashMap<String, usize>, reference: &HashMap<String, usize>) -> f64 {
-    let total: usize = reference.values().sum();
-    let found: usize = reference
-        .iter()
-        .map(|(word, count)| (*count).min(ours.get(word).copied().unwrap_or(0)))
-        .sum();
-    found as f64 / total.max(1) as f64
 }
 
 fn repository() -> PathBuf {

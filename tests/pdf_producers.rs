@@ -5,11 +5,13 @@
 //! The tools come from `scripts/install-test-tools.sh`; a missing one fails the test with that
 //! hint.
 
-use std::collections::HashMap;
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::recall::recall_of as recall;
 use docflow::extract::{DocumentKind, EXTRACTION_TIME_LIMIT, extract};
 
 /// The least share of the reference words docflow must find.
@@ -30,29 +32,6 @@ This Services Agreement is made on March 3, 2025 between Contoso Office Supplies
 3. Term and termination. This agreement begins on the date above and continues for twenty four months. Either party may terminate it with ninety days written notice, or immediately if the other party materially breaches it and fails to remedy the breach within fourteen days.
 
 4. Governing law. This agreement is governed by the laws of Germany, and the courts of Munich have exclusive jurisdiction over any dispute arising from it.";
-
-/// Lowercase alphanumeric tokens, counted.
-fn words(text: &str) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for word in text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        *counts.entry(word.to_lowercase()).or_insert(0) += 1;
-    }
-    counts
-}
-
-/// Σ min(ours, reference) / Σ reference.
-fn recall(ours: &str, reference: &str) -> f64 {
-    let (ours, reference) = (words(ours), words(reference));
-    let total: usize = reference.values().sum();
-    let found: usize = reference
-        .iter()
-        .map(|(word, count)| (*count).min(ours.get(word).copied().unwrap_or(0)))
-        .sum();
-    found as f64 / total.max(1) as f64
-}
 
 /// Runs a tool, failing the test with the install hint when it is missing.
 fn run(program: &str, args: &[&str], cwd: &Path) -> std::process::Output {

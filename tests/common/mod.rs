@@ -6,6 +6,7 @@ pub mod azurite;
 pub mod broker;
 pub mod documents;
 pub mod pipeline;
+pub mod recall;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;

@@ -167,6 +167,40 @@ pub struct PageSpan {
     pub length: usize,
 }
 
+/// Pages joined into one text, a blank line between pages, each page's span recorded (an
+/// empty page gets a span of length 0 where it would have been).
+#[derive(Debug, Default)]
+pub struct PageText {
+    /// The text so far.
+    pub text: String,
+    /// One span per page pushed.
+    pub spans: Vec<PageSpan>,
+}
+
+impl PageText {
+    /// Appends page `page`'s text; says whether it had any.
+    pub fn push(&mut self, page: u32, page_text: &str) -> bool {
+        if page_text.is_empty() {
+            self.spans.push(PageSpan {
+                page,
+                offset: self.text.len(),
+                length: 0,
+            });
+            return false;
+        }
+        if !self.text.is_empty() {
+            self.text.push_str("\n\n");
+        }
+        self.spans.push(PageSpan {
+            page,
+            offset: self.text.len(),
+            length: page_text.len(),
+        });
+        self.text.push_str(page_text);
+        true
+    }
+}
+
 /// Something that was not fully read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -24,19 +24,7 @@ pub async fn load_text(
         TaskInput::Text(text) => return Ok(text.clone()),
         TaskInput::ContentRef(reference) => reference,
     };
-    let blob = match blobs.get(&reference.container, &reference.blob).await {
-        Ok(blob) => blob,
-        Err(BlobError::NotFound { container, name }) => {
-            return Err(ContentError::Poison(
-                "ContentNotFound",
-                format!("referenced content {container}/{name} does not exist"),
-            ));
-        }
-        Err(e @ BlobError::InvalidName { .. }) => {
-            return Err(ContentError::Poison("InvalidContentRef", e.to_string()));
-        }
-        Err(e) => return Err(ContentError::Storage(e)),
-    };
+    let blob = fetch(blobs, reference).await?;
     // Hashing and decoding megabytes is CPU work: off the async workers.
     let reference = reference.clone();
     let checked = tokio::task::spawn_blocking(move || {
@@ -83,19 +71,7 @@ pub async fn load_file(
     reference: &ContentRef,
     max_bytes: u64,
 ) -> Result<bytes::Bytes, ContentError> {
-    let blob = match blobs.get(&reference.container, &reference.blob).await {
-        Ok(blob) => blob,
-        Err(BlobError::NotFound { container, name }) => {
-            return Err(ContentError::Poison(
-                "ContentNotFound",
-                format!("referenced content {container}/{name} does not exist"),
-            ));
-        }
-        Err(e @ BlobError::InvalidName { .. }) => {
-            return Err(ContentError::Poison("InvalidContentRef", e.to_string()));
-        }
-        Err(e) => return Err(ContentError::Storage(e)),
-    };
+    let blob = fetch(blobs, reference).await?;
     let checked = reference.clone();
     let data = blob.data.clone();
     crate::blocking::off_the_reactor(data.len(), move || {
@@ -104,6 +80,24 @@ pub async fn load_file(
     .await
     .map_err(|(reason, description)| ContentError::Poison(reason, description))?;
     Ok(blob.data)
+}
+
+/// The blob a reference names: a missing or invalid one is poison, a storage failure is not.
+async fn fetch(
+    blobs: &dyn BlobStore,
+    reference: &ContentRef,
+) -> Result<docflow_blob::Blob, ContentError> {
+    match blobs.get(&reference.container, &reference.blob).await {
+        Ok(blob) => Ok(blob),
+        Err(BlobError::NotFound { container, name }) => Err(ContentError::Poison(
+            "ContentNotFound",
+            format!("referenced content {container}/{name} does not exist"),
+        )),
+        Err(e @ BlobError::InvalidName { .. }) => {
+            Err(ContentError::Poison("InvalidContentRef", e.to_string()))
+        }
+        Err(e) => Err(ContentError::Storage(e)),
+    }
 }
 
 /// Checks content against its reference: size limit, size, SHA-256.

@@ -183,10 +183,6 @@ impl HttpFunction for GetDocument {
             Some(id) => self.document(id, include).await,
             None => self.list(&call).await,
         };
-        result.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "reading document state failed");
-            HttpReply::error(503, "StorageUnavailable", &e.to_string(), None)
-                .header("Retry-After", "5")
-        })
+        result.unwrap_or_else(|e| HttpReply::storage_unavailable(&e))
     }
 }

@@ -109,10 +109,8 @@ impl HttpFunction for GetDocumentText {
         let Some(id) = call.param("id") else {
             return HttpReply::error(400, "MissingId", "the document id is required", Some("id"));
         };
-        self.text(id).await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "reading the document's text failed");
-            HttpReply::error(503, "StorageUnavailable", &e.to_string(), None)
-                .header("Retry-After", "5")
-        })
+        self.text(id)
+            .await
+            .unwrap_or_else(|e| HttpReply::storage_unavailable(&e))
     }
 }

@@ -96,6 +96,13 @@ impl HttpReply {
         Self::json(status, json!({ "error": error }))
     }
 
+    /// `503 StorageUnavailable` with `Retry-After`: reading the document's records failed, and
+    /// the same request is worth repeating shortly. Logged once, here.
+    pub fn storage_unavailable(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %error, "reading the document's records failed");
+        Self::error(503, "StorageUnavailable", &error.to_string(), None).header("Retry-After", "5")
+    }
+
     /// Adds a header.
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_string(), value.into()));

@@ -5,7 +5,7 @@
 //! abandoned: the programs are killed on drop). PDFs are rendered a few pages at a time, each
 //! page image read and deleted before the next batch, so a long scan never fills the disk.
 //! Pages are separated by a blank line in the text; a page where nothing was recognised gets
-//! an empty [`PageSpan`] and a `PageWithoutText` warning.
+//! an empty [`PageSpan`](crate::extract::PageSpan) and a `PageWithoutText` warning.
 //!
 //! A file is checked to be what its content type says before any program sees it: Tesseract
 //! reads a file that is not an image as a list of image paths, which must never come from a
@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{OcrError, OcrFormat, OcrProvider};
-use crate::extract::{Extraction, ExtractionMethod, ExtractionWarning, PageSpan};
+use crate::extract::{Extraction, ExtractionMethod, ExtractionWarning, PageText};
 
 /// How to install the programs, for messages.
 const INSTALL_HINT: &str = "apt-get install tesseract-ocr poppler-utils";
@@ -307,17 +307,10 @@ fn rendered_pages(dir: &Path) -> std::io::Result<Vec<(u32, PathBuf)>> {
 
 /// The pages' texts joined by blank lines, with their spans and a warning per empty page.
 fn assemble(pages: Vec<(u32, String)>) -> Extraction {
-    let mut text = String::new();
-    let mut spans = Vec::with_capacity(pages.len());
+    let mut joined = PageText::default();
     let mut warnings = Vec::new();
     for (page, raw) in pages {
-        let page_text = clean(&raw);
-        if page_text.is_empty() {
-            spans.push(PageSpan {
-                page,
-                offset: text.len(),
-                length: 0,
-            });
+        if !joined.push(page, &clean(&raw)) {
             warnings.push(ExtractionWarning::page(
                 "PageWithoutText",
                 page,
@@ -325,22 +318,12 @@ fn assemble(pages: Vec<(u32, String)>) -> Extraction {
                     "tesseract recognised no text on page {page} (a blank page, or a picture without writing)"
                 ),
             ));
-            continue;
         }
-        if !text.is_empty() {
-            text.push_str("\n\n");
-        }
-        spans.push(PageSpan {
-            page,
-            offset: text.len(),
-            length: page_text.len(),
-        });
-        text.push_str(&page_text);
     }
     Extraction {
-        text,
+        text: joined.text,
         method: ExtractionMethod::Ocr,
-        pages: spans,
+        pages: joined.spans,
         warnings,
     }
 }
@@ -385,6 +368,7 @@ fn program_name(program: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::extract::PageSpan;
 
     #[test]
     fn pages_are_joined_by_blank_lines_and_empty_pages_are_flagged() {

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::layout::Line;
-use crate::extract::PageSpan;
+use crate::extract::{PageSpan, PageText};
 
 /// Lines at the top and at the bottom of a page that may be a running header or footer.
 const EDGE_LINES: usize = 2;
@@ -39,30 +39,12 @@ pub(super) fn assemble(
     } else {
         drop_running_lines(&mut pages)
     };
-    let mut text = String::new();
-    let mut spans = Vec::with_capacity(pages.len());
+    let mut joined = PageText::default();
     for (index, lines) in pages.iter().enumerate() {
-        let page_text = join_lines(lines);
         let page = u32::try_from(index + 1).unwrap_or(u32::MAX);
-        if page_text.is_empty() {
-            spans.push(PageSpan {
-                page,
-                offset: text.len(),
-                length: 0,
-            });
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str("\n\n");
-        }
-        spans.push(PageSpan {
-            page,
-            offset: text.len(),
-            length: page_text.len(),
-        });
-        text.push_str(&page_text);
+        joined.push(page, &join_lines(lines));
     }
-    (text, spans, running)
+    (joined.text, joined.spans, running)
 }
 
 /// A line as compared for repetition: lowercase, without digits and spaces (`Page 3 of 9`
