@@ -2,7 +2,8 @@
 # Everything the test suite needs beyond Rust, pinned and idempotent: Azurite (the Azure
 # Storage emulator, from npm), the real local model (llama.cpp's server and SmolLM2), and
 # cargo-zigbuild with Zig for `docflow package`, the document tools (poppler, Ghostscript,
-# LibreOffice, Tesseract) and the public PDF corpus the extraction is measured on.
+# LibreOffice, Tesseract), the public PDF corpus the extraction is measured on, and Microsoft's
+# Service Bus SDK for Python (the AMQP front end's client).
 set -euo pipefail
 cd "$(dirname "$0")"
 bash ./install-azurite.sh
@@ -10,3 +11,4 @@ bash ./install-local-model.sh
 bash ./install-package-tools.sh
 bash ./install-doc-tools.sh
 bash ./fetch-pdf-corpus.sh
+bash ./install-servicebus-sdks.sh

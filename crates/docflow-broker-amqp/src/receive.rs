@@ -1,0 +1,415 @@
+//! Peek-lock receiver links: credit turned into fetches from the broker (one at a time per
+//! link, so no message is ever taken without credit for it), 16-byte lock tokens as delivery
+//! tags, and settlements echoed as the SDKs require.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use docflow_amqp::delivery_state::Rejected;
+use docflow_amqp::performative::{Disposition, Flow, Transfer};
+use docflow_amqp::{AmqpError, DeliveryState, Role, Value};
+use docflow_broker::{Broker, BrokerError, ReceiveMode, Settlement};
+use docflow_servicebus::message::ReceivedMessage;
+use tokio::sync::mpsc;
+
+use crate::convert::to_amqp_message;
+use crate::engine::{Completion, Connection};
+use crate::links::LinkKind;
+
+/// How long one fetch waits in the broker before looking at its stop flag.
+const POLL: Duration = Duration::from_secs(1);
+/// The most credit a receiver link may hold.
+const MAX_CREDIT: u32 = 1000;
+/// Unsettled deliveries one session may hold before fetching pauses.
+const MAX_UNSETTLED: usize = 5000;
+
+/// A receiver link's state.
+pub(crate) struct Receiver {
+    worker: mpsc::Sender<()>,
+    /// Tells the worker to stop waiting (drain, detach) and fetch without waiting.
+    stop: Arc<AtomicBool>,
+    entity: String,
+    dlq: bool,
+    outstanding: bool,
+    draining: bool,
+}
+
+/// A delivery waiting for the peer's settlement.
+pub(crate) struct Unsettled {
+    handle: u32,
+    entity: String,
+    dlq: bool,
+    lock_token: String,
+}
+
+/// A fetch's result.
+pub(crate) struct Fetched {
+    channel: u16,
+    entity: (String, bool),
+    handle: u32,
+    link_id: u64,
+    result: Result<Option<ReceivedMessage>, BrokerError>,
+}
+
+/// A settlement's result.
+pub(crate) struct Settled {
+    channel: u16,
+    delivery_id: u32,
+    /// The state to echo when the broker settled it.
+    echo: Option<DeliveryState>,
+    result: Result<(), BrokerError>,
+}
+
+impl Receiver {
+    /// Starts the link's worker.
+    pub(crate) fn start(
+        broker: Broker,
+        entity: String,
+        dlq: bool,
+        done: mpsc::Sender<Completion>,
+        ids: (u16, u32, u64),
+    ) -> Self {
+        let (worker, fetches) = mpsc::channel(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        tokio::spawn(receive_worker(
+            broker,
+            (entity.clone(), dlq),
+            fetches,
+            stop.clone(),
+            done,
+            ids,
+        ));
+        Self {
+            worker,
+            stop,
+            entity,
+            dlq,
+            outstanding: false,
+            draining: false,
+        }
+    }
+
+    /// Stops the worker's current fetch (the link is going away).
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The lock token in .NET `Guid.ToByteArray()` order, as the SDKs read delivery tags.
+pub(crate) fn lock_token_tag(token: &str) -> Vec<u8> {
+    match uuid::Uuid::parse_str(token) {
+        Ok(uuid) => uuid.to_bytes_le().to_vec(),
+        Err(_) => token.as_bytes().to_vec(),
+    }
+}
+
+async fn receive_worker(
+    broker: Broker,
+    (entity, dlq): (String, bool),
+    mut fetches: mpsc::Receiver<()>,
+    stop: Arc<AtomicBool>,
+    done: mpsc::Sender<Completion>,
+    (channel, handle, link_id): (u16, u32, u64),
+) {
+    while fetches.recv().await.is_some() {
+        let result = loop {
+            let stopping = stop.load(Ordering::Relaxed);
+            let wait = if stopping { Duration::ZERO } else { POLL };
+            match broker
+                .receive(&entity, dlq, ReceiveMode::PeekLock, wait)
+                .await
+            {
+                Ok(None) if !stopping && !done.is_closed() => continue,
+                other => break other,
+            }
+        };
+        let fetched = Fetched {
+            channel,
+            entity: (entity.clone(), dlq),
+            handle,
+            link_id,
+            result,
+        };
+        if let Err(unsent) = done.send(Completion::Fetched(Box::new(fetched))).await {
+            // The connection is gone: release the lock at once rather than at its expiry.
+            if let Completion::Fetched(fetched) = unsent.0
+                && let Ok(Some(m)) = fetched.result
+                && let Some(token) = m.lock_token.as_deref()
+            {
+                let _ = broker
+                    .settle(&entity, dlq, token, None, Settlement::Abandon)
+                    .await;
+            }
+            break;
+        }
+    }
+}
+
+impl Connection {
+    /// The peer's flow on a receiver link: take its credit, honour drain, fetch.
+    pub(crate) fn on_receiver_flow(&mut self, channel: u16, handle: u32, flow: &Flow) {
+        let Some(link) = self.session(channel).links.get_mut(&handle) else {
+            return;
+        };
+        let credit = flow
+            .delivery_count
+            .unwrap_or(0)
+            .wrapping_add(flow.link_credit.unwrap_or(0))
+            .wrapping_sub(link.delivery_count);
+        link.credit = credit.min(MAX_CREDIT);
+        if let LinkKind::Receive(rx) = &mut link.kind {
+            rx.draining = flow.drain;
+        }
+        self.pump(channel, handle, false);
+    }
+
+    /// Asks the worker for the next message if credit allows; finishes a drain once a fetch
+    /// came back `empty`.
+    fn pump(&mut self, channel: u16, handle: u32, empty: bool) {
+        let session = self.session(channel);
+        let room = session.unsettled.len() < MAX_UNSETTLED;
+        let mut flow = session.flow();
+        let Some(link) = session.links.get_mut(&handle) else {
+            return;
+        };
+        let LinkKind::Receive(rx) = &mut link.kind else {
+            return;
+        };
+        if rx.outstanding {
+            if rx.draining {
+                rx.stop.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
+        if link.credit > 0 && room && !(rx.draining && empty) {
+            rx.stop.store(rx.draining, Ordering::Relaxed);
+            if rx.worker.try_send(()).is_ok() {
+                rx.outstanding = true;
+            }
+            return;
+        }
+        if rx.draining {
+            rx.draining = false;
+            link.delivery_count = link.delivery_count.wrapping_add(link.credit);
+            link.credit = 0;
+            flow.handle = Some(handle);
+            flow.delivery_count = Some(link.delivery_count);
+            flow.link_credit = Some(0);
+            flow.drain = true;
+            self.push(channel, &flow.into(), &[]);
+        }
+    }
+
+    pub(crate) fn on_fetched(&mut self, fetched: Fetched) {
+        let Fetched {
+            channel,
+            entity: source,
+            handle,
+            link_id,
+            result,
+        } = fetched;
+        let session = self.session(channel);
+        let delivery_id = session.next_delivery_id;
+        let link = session.links.get_mut(&handle).filter(|l| l.id == link_id);
+        let Some(link) = link else {
+            if let Ok(Some(m)) = result {
+                self.abandon_later(source, m);
+            }
+            return;
+        };
+        let LinkKind::Receive(rx) = &mut link.kind else {
+            return;
+        };
+        rx.outstanding = false;
+        let (entity, dlq) = (rx.entity.clone(), rx.dlq);
+        let message = match result {
+            Ok(Some(m)) if link.credit > 0 => m,
+            // The peer took its credit back meanwhile.
+            Ok(Some(m)) => return self.abandon_later(source, m),
+            Ok(None) => return self.pump(channel, handle, true),
+            Err(e) => {
+                let error = AmqpError::new("amqp:internal-error", e.to_string());
+                self.detach_with(channel, handle, error);
+                return;
+            }
+        };
+        link.credit -= 1;
+        link.delivery_count = link.delivery_count.wrapping_add(1);
+        let token = message.lock_token.clone().unwrap_or_default();
+        session.next_delivery_id = delivery_id.wrapping_add(1);
+        session.unsettled.insert(
+            delivery_id,
+            Unsettled {
+                handle,
+                entity,
+                dlq,
+                lock_token: token.clone(),
+            },
+        );
+        let transfer = Transfer {
+            handle,
+            delivery_id: Some(delivery_id),
+            delivery_tag: Some(lock_token_tag(&token)),
+            message_format: Some(0),
+            settled: Some(false),
+            ..Transfer::default()
+        };
+        let payload = to_amqp_message(&message).encode();
+        self.push_transfer(channel, transfer, &payload);
+        self.pump(channel, handle, false);
+    }
+
+    /// Releases a message fetched for a link that can no longer take it.
+    fn abandon_later(&self, (entity, dlq): (String, bool), message: ReceivedMessage) {
+        let broker = self.broker.clone();
+        tokio::spawn(async move {
+            if let Some(token) = message.lock_token.as_deref() {
+                let _ = broker
+                    .settle(&entity, dlq, token, None, Settlement::Abandon)
+                    .await;
+            }
+        });
+    }
+
+    /// Forgets a detached receiver link's unsettled deliveries (their locks lapse; the SDKs
+    /// settle them through management instead).
+    pub(crate) fn forget_unsettled(&mut self, channel: u16, handle: u32) {
+        self.session(channel)
+            .unsettled
+            .retain(|_, u| u.handle != handle);
+    }
+
+    /// The peer settled deliveries of receiver links.
+    pub(crate) fn on_receiver_disposition(&mut self, channel: u16, d: &Disposition) {
+        if d.role != Role::Receiver {
+            return;
+        }
+        let last = d.last.unwrap_or(d.first);
+        let Some(session) = self.sessions.get_mut(&channel) else {
+            return;
+        };
+        let ids: Vec<u32> = session
+            .unsettled
+            .keys()
+            .copied()
+            .filter(|id| (d.first..=last).contains(id))
+            .collect();
+        // A state the broker cannot act on (none, `received`) leaves the deliveries locked.
+        let Some((settlement, echo)) = d.state.as_ref().and_then(settlement_of) else {
+            return;
+        };
+        let echo = (!d.settled).then_some(echo);
+        for id in ids {
+            let Some(unsettled) = session.unsettled.remove(&id) else {
+                continue;
+            };
+            let (settlement, echo) = (settlement.clone(), echo.clone());
+            let broker = self.broker.clone();
+            let done = self.done_tx.clone();
+            tokio::spawn(async move {
+                let result = broker
+                    .settle(
+                        &unsettled.entity,
+                        unsettled.dlq,
+                        &unsettled.lock_token,
+                        None,
+                        settlement,
+                    )
+                    .await;
+                let settled = Settled {
+                    channel,
+                    delivery_id: id,
+                    echo,
+                    result,
+                };
+                let _ = done.send(Completion::Settled(settled)).await;
+            });
+        }
+    }
+
+    /// The broker settled a delivery: echo the outcome, or report the lost lock.
+    pub(crate) fn on_settled(&mut self, settled: Settled) {
+        let Some(echo) = settled.echo else {
+            return;
+        };
+        let state = match settled.result {
+            Ok(()) => echo,
+            Err(e) => {
+                let condition = match e {
+                    BrokerError::LockLost => "com.microsoft:message-lock-lost",
+                    _ => "amqp:internal-error",
+                };
+                DeliveryState::Rejected(Rejected {
+                    error: Some(AmqpError::new(condition, e.to_string())),
+                })
+            }
+        };
+        if !self.sessions.contains_key(&settled.channel) {
+            return;
+        }
+        let disposition = Disposition {
+            role: Role::Sender,
+            first: settled.delivery_id,
+            last: None,
+            settled: true,
+            state: Some(state),
+            batchable: false,
+        };
+        self.push(settled.channel, &disposition.into(), &[]);
+    }
+}
+
+/// What the broker does for a peer's outcome, and the state to echo (same type, no error).
+fn settlement_of(state: &DeliveryState) -> Option<(Settlement, DeliveryState)> {
+    Some(match state {
+        DeliveryState::Accepted(a) => (Settlement::Complete, DeliveryState::Accepted(*a)),
+        DeliveryState::Modified(m) if m.undeliverable_here == Some(true) => {
+            (Settlement::Defer, DeliveryState::Modified(m.clone()))
+        }
+        DeliveryState::Modified(m) => (Settlement::Abandon, DeliveryState::Modified(m.clone())),
+        DeliveryState::Released(r) => (Settlement::Abandon, DeliveryState::Released(*r)),
+        DeliveryState::Rejected(r) => {
+            let info = r
+                .error
+                .as_ref()
+                .map(|e| e.info.as_slice())
+                .unwrap_or_default();
+            let text = |name: &str| {
+                info.iter()
+                    .find(|(k, _)| matches!(k, Value::Symbol(s) | Value::String(s) if s == name))
+                    .and_then(|(_, v)| match v {
+                        Value::String(s) | Value::Symbol(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default()
+            };
+            let settlement = Settlement::DeadLetter {
+                reason: text("DeadLetterReason"),
+                description: text("DeadLetterErrorDescription"),
+            };
+            (
+                settlement,
+                DeliveryState::Rejected(Rejected { error: None }),
+            )
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_tokens_are_tagged_in_dotnet_guid_byte_order() {
+        let tag = lock_token_tag("00112233-4455-6677-8899-aabbccddeeff");
+        assert_eq!(
+            tag,
+            [
+                0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+                0xee, 0xff
+            ]
+        );
+    }
+}

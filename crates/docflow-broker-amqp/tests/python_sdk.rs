@@ -1,0 +1,129 @@
+//! Microsoft's Python SDK (`azure-servicebus` 7.14) against the AMQP front end. The SDK is
+//! installed by `scripts/install-servicebus-sdks.sh` (part of `scripts/install-test-tools.sh`)
+//! into `.tools/servicebus-sdk-venv`; `DOCFLOW_SB_PYTHON` names another interpreter.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{EMULATOR_KEY, EMULATOR_KEY_NAME, start};
+use docflow_broker::ReceiveMode;
+use docflow_servicebus::message::PropertyValue;
+
+const SEND: &str = r#"
+import os
+from azure.servicebus import ServiceBusClient, ServiceBusMessage
+with ServiceBusClient.from_connection_string(os.environ["SB_CONNECTION"], retry_total=0) as client:
+    with client.get_queue_sender(os.environ["SB_QUEUE"]) as sender:
+        sender.send_messages(ServiceBusMessage("hi", subject="lbl", application_properties={"k": "v"}))
+        batch = sender.create_message_batch()
+        for i in range(3):
+            batch.add_message(ServiceBusMessage(f"b{i}"))
+        sender.send_messages(batch)
+print("SENT")
+"#;
+
+const RECEIVE: &str = r#"
+import os
+from azure.servicebus import ServiceBusClient, ServiceBusMessage
+with ServiceBusClient.from_connection_string(os.environ["SB_CONNECTION"], retry_total=0) as client:
+    with client.get_queue_sender(os.environ["SB_QUEUE"]) as sender:
+        sender.send_messages([ServiceBusMessage(f"m{i}", application_properties={"i": i}) for i in range(3)])
+    with client.get_queue_receiver(os.environ["SB_QUEUE"], max_wait_time=5) as receiver:
+        first = receiver.receive_messages(max_message_count=2, max_wait_time=5)
+        print("FIRST", [(str(m), m.delivery_count, m.sequence_number, m.application_properties[b"i"]) for m in first])
+        receiver.complete_message(first[0])
+        receiver.abandon_message(first[1])
+        again = receiver.receive_messages(max_message_count=5, max_wait_time=3)
+        print("AGAIN", sorted((str(m), m.delivery_count) for m in again))
+        for m in again:
+            receiver.complete_message(m)
+print("DONE")
+"#;
+
+async fn run_python(port: u16, key: &str, queue: &str) -> std::process::Output {
+    run_script(SEND, port, key, queue).await
+}
+
+async fn run_script(script: &str, port: u16, key: &str, queue: &str) -> std::process::Output {
+    let python = std::env::var("DOCFLOW_SB_PYTHON").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../.tools/servicebus-sdk-venv/bin/python"
+        )
+        .to_string()
+    });
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} is missing: run bash scripts/install-test-tools.sh (it installs azure-servicebus)"
+    );
+    let connection = format!(
+        "Endpoint=sb://127.0.0.1:{port};SharedAccessKeyName={EMULATOR_KEY_NAME};SharedAccessKey={key};UseDevelopmentEmulator=true;"
+    );
+    let run = tokio::process::Command::new(python)
+        .args(["-c", script])
+        .env("SB_CONNECTION", connection)
+        .env("SB_QUEUE", queue)
+        .output();
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the SDK finished in time")
+        .expect("python runs")
+}
+
+#[tokio::test]
+async fn the_python_sdk_sends_a_message_and_a_batch() {
+    let server = start().await;
+    let output = run_python(server.port, EMULATOR_KEY, "q").await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let mut bodies = Vec::new();
+    while let Some(got) = server
+        .broker
+        .receive("q", false, ReceiveMode::ReceiveAndDelete, Duration::ZERO)
+        .await
+        .unwrap()
+    {
+        if bodies.is_empty() {
+            assert_eq!(got.message.subject.as_deref(), Some("lbl"));
+            assert_eq!(
+                got.message.property("k"),
+                Some(&PropertyValue::String("v".into()))
+            );
+        }
+        bodies.push(String::from_utf8(got.message.body).unwrap());
+    }
+    assert_eq!(bodies, ["hi", "b0", "b1", "b2"]);
+}
+
+#[tokio::test]
+async fn the_python_sdk_is_refused_a_wrong_key_and_an_unknown_queue() {
+    let server = start().await;
+    let output = run_python(server.port, "wrong-key", "q").await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ServiceBusAuthenticationError"), "{stderr}");
+    let output = run_python(server.port, EMULATOR_KEY, "nope").await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("MessagingEntityNotFoundError"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_python_sdk_receives_completes_and_abandons_with_peek_lock() {
+    let server = start().await;
+    let output = run_script(RECEIVE, server.port, EMULATOR_KEY, "q").await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("FIRST [('m0', 0, 1, 0), ('m1', 0, 2, 1)]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("AGAIN [('m1', 1), ('m2', 0)]"), "{stdout}");
+    assert!(stdout.contains("DONE"), "{stdout}");
+    let left = server
+        .broker
+        .receive("q", false, ReceiveMode::ReceiveAndDelete, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(left.is_none(), "every message was completed");
+}
