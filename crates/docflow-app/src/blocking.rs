@@ -17,3 +17,8 @@ where
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
+
+/// The SHA-256 (lower-case hex) of `bytes`, hashed off the reactor when they are large.
+pub async fn sha256_hex(bytes: bytes::Bytes) -> String {
+    off_the_reactor(bytes.len(), move || crate::poison::sha256_hex(&bytes)).await
+}

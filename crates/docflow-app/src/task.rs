@@ -53,7 +53,7 @@ impl Work {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Ai(operation) => operation.kind(),
-            Self::ExtractText => crate::pipeline::state::EXTRACT_TEXT_KIND,
+            Self::ExtractText => crate::pipeline::extraction::EXTRACT_TEXT_KIND,
         }
     }
 }
@@ -238,7 +238,7 @@ pub fn parse_task(body: &[u8]) -> Result<AiTask, TaskError> {
         Some(Value::Object(p)) => p,
         Some(_) => return Err(invalid("parameters", "must be an object")),
     };
-    let work = if kind == crate::pipeline::state::EXTRACT_TEXT_KIND {
+    let work = if kind == crate::pipeline::extraction::EXTRACT_TEXT_KIND {
         Work::ExtractText
     } else {
         Work::Ai(operation(&kind, &parameters)?)

@@ -155,6 +155,20 @@ pub enum ExtractionMethod {
     Email,
 }
 
+impl ExtractionMethod {
+    /// Its name, as in the status's `extraction.method`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PlainText => "plainText",
+            Self::TextLayer => "textLayer",
+            Self::Ocr => "ocr",
+            Self::Wordprocessing => "wordprocessing",
+            Self::Html => "html",
+            Self::Email => "email",
+        }
+    }
+}
+
 /// Where one page's text lies in the extracted text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -276,5 +290,39 @@ impl ExtractError {
             code,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_names_are_the_status_names() {
+        for method in [
+            ExtractionMethod::PlainText,
+            ExtractionMethod::TextLayer,
+            ExtractionMethod::Ocr,
+            ExtractionMethod::Wordprocessing,
+            ExtractionMethod::Html,
+            ExtractionMethod::Email,
+        ] {
+            assert_eq!(serde_json::to_value(method).unwrap(), method.as_str());
+        }
+    }
+
+    #[test]
+    fn pages_are_joined_with_their_spans() {
+        let mut joined = PageText::default();
+        assert!(joined.push(1, "one"));
+        assert!(!joined.push(2, ""));
+        assert!(joined.push(3, "three"));
+        assert_eq!(joined.text, "one\n\nthree");
+        let spans: Vec<_> = joined
+            .spans
+            .iter()
+            .map(|s| (s.page, s.offset, s.length))
+            .collect();
+        assert_eq!(spans, vec![(1, 0, 3), (2, 3, 0), (3, 5, 5)]);
     }
 }

@@ -19,7 +19,8 @@ use crate::outcome::Outcome;
 use crate::pipeline::events::{
     AnalysisDeadline, DEADLINE_SCHEMA, DocumentSubmitted, SUBMITTED_SCHEMA,
 };
-use crate::pipeline::state::{DocumentState, EXTRACT_TEXT_KIND, task_id};
+use crate::pipeline::extraction::EXTRACT_TEXT_KIND;
+use crate::pipeline::state::{DocumentState, task_id};
 use crate::task::{TASK_SCHEMA, TaskMessage, TaskMessageInput, TaskParameters};
 use docflow_custom_handler::protocol::{InvocationRequest, InvocationResponse};
 use docflow_servicebus::Message;

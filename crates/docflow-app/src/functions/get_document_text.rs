@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::context::PipelineContext;
 use super::http::{HttpCall, HttpFunction, HttpReply};
-use crate::pipeline::state::ExtractionStatus;
+use crate::pipeline::extraction::ExtractionStatus;
 use crate::pipeline::store::StoreError;
 use docflow_blob::BlobError;
 
@@ -81,12 +81,7 @@ impl GetDocumentText {
                 state
                     .extraction
                     .as_ref()
-                    .map_or("plainText".to_string(), |e| {
-                        serde_json::to_value(e.method)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default()
-                    }),
+                    .map_or("plainText", |e| e.method.as_str()),
             ))
     }
 }

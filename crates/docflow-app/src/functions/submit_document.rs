@@ -22,8 +22,9 @@ use super::http::{HttpCall, HttpFunction, HttpReply};
 use crate::extract::EXTRACTION_TIME_LIMIT;
 use crate::pipeline::correlation::correlation_id;
 use crate::pipeline::events::{DocumentSubmitted, SUBMITTED_SCHEMA, SUBMITTED_SUBJECT};
+use crate::pipeline::extraction::ExtractionInfo;
 use crate::pipeline::intake::{Intake, take_in};
-use crate::pipeline::state::{DocumentState, DocumentStatus, ExtractionInfo, STATE_SCHEMA};
+use crate::pipeline::state::{DocumentState, DocumentStatus, STATE_SCHEMA};
 use crate::pipeline::store::{IdempotencyRecord, IndexEntry, StoreError};
 use crate::pipeline::submission::{HttpInput, Submission, SubmitError, read_submission};
 use crate::poison::to_hex;
@@ -107,10 +108,11 @@ impl SubmitDocument {
         intake: Intake,
     ) -> Result<DocumentState, StoreError> {
         let store = &self.ctx.store;
-        let (bytes, extraction) = match intake {
+        // A scan is kept as it is (its text comes later, from OCR); text is stored as text.
+        let (bytes, mut extraction, scan_type) = match intake {
             Intake::Text(extraction) => {
                 let info = ExtractionInfo::done(&extraction, None);
-                (Bytes::from(extraction.text), info)
+                (Bytes::from(extraction.text), info, None)
             }
             Intake::Ocr {
                 bytes,
@@ -118,28 +120,16 @@ impl SubmitDocument {
                 warnings,
             } => {
                 let provider = self.ctx.options.ocr_provider.as_deref().unwrap_or("ocr");
-                let placeholder = store.source_ref(document_id, &content_type, 0, String::new());
-                (
-                    bytes,
-                    ExtractionInfo::pending_ocr(placeholder, provider, warnings),
-                )
+                let info = ExtractionInfo::pending_ocr(provider, warnings);
+                (bytes, info, Some(content_type))
             }
         };
-        let hashed = bytes.clone();
-        let sha256 = crate::blocking::off_the_reactor(bytes.len(), move || {
-            crate::poison::sha256_hex(&hashed)
-        })
-        .await;
-        let mut extraction = extraction;
-        let content = match &mut extraction.source {
-            // A scan is kept as it is: its text comes later, from OCR.
-            Some(source) => {
-                source.size_bytes = Some(bytes.len() as u64);
-                source.sha256 = Some(sha256);
-                source.clone()
-            }
+        let sha256 = crate::blocking::sha256_hex(bytes.clone()).await;
+        let content = match &scan_type {
+            Some(content_type) => store.source_ref(document_id, content_type, bytes.len(), sha256),
             None => store.payload_ref(document_id, bytes.len(), sha256),
         };
+        extraction.source = scan_type.map(|_| content.clone());
         store.store_payload(&content, bytes).await?;
         let now = Utc::now();
         let state = store

@@ -2,6 +2,7 @@
 //! each document. Pure rules live here; the functions in [`crate::functions`] do the I/O.
 //!
 //! - [`events`]: `DocumentSubmitted`, `AnalysisCompleted`, the deadline, refine steps.
+//! - [`extraction`]: how a document's text was obtained (the status's `extraction`).
 //! - [`state`]: the document state record and the rules of fan-in.
 //! - [`submission`]: reading `POST /api/documents` (text, files, JSON, multipart, options).
 //! - [`intake`]: a submitted file's text and how it was read, or a scan for OCR.
@@ -13,6 +14,7 @@
 pub mod chunking;
 pub mod correlation;
 pub mod events;
+pub mod extraction;
 pub mod intake;
 pub mod state;
 pub mod store;

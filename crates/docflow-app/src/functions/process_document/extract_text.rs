@@ -20,13 +20,16 @@ use bytes::Bytes;
 use tracing::info;
 
 use super::{Delivery, ProcessDocument, Stop};
+use docflow_blob::BlobError;
+
 use crate::ai::budget::{BudgetStore, RateHeaders, Reservation};
 use crate::extract::Extraction;
 use crate::functions::analyze_document::analysis_tasks;
 use crate::functions::content::load_file;
 use crate::functions::context::AI_TASKS_QUEUE;
 use crate::ocr::{OcrError, OcrProvider};
-use crate::pipeline::state::{DocumentState, ExtractionInfo, ExtractionStatus};
+use crate::pipeline::extraction::{ExtractionInfo, ExtractionStatus};
+use crate::pipeline::state::DocumentState;
 use crate::pipeline::store::DocumentStore;
 use crate::task::{AiTask, TaskInput};
 use docflow_custom_handler::protocol::InvocationResponse;
@@ -191,22 +194,31 @@ impl ProcessDocument {
         document_id: &str,
         text: &str,
     ) -> Result<crate::task::ContentRef, Stop> {
-        let reference = step.store.payload_ref(document_id, 0, String::new());
-        step.store
-            .store_payload(&reference, Bytes::from(text.to_owned()))
-            .await
-            .map_err(storage)?;
-        let stored = step
+        let mine = Bytes::from(text.to_owned());
+        let sha256 = crate::blocking::sha256_hex(mine.clone()).await;
+        let reference = step.store.payload_ref(document_id, mine.len(), sha256);
+        let content_type = reference.content_type.as_deref().unwrap_or("text/plain");
+        match step
             .store
             .blobs()
-            .get(&reference.container, &reference.blob)
+            .create_if_absent(&reference.container, &reference.blob, mine, content_type)
             .await
-            .map_err(|e| storage(e.into()))?;
-        let data = stored.data;
-        let size = data.len();
-        let sha256 =
-            crate::blocking::off_the_reactor(size, move || crate::poison::sha256_hex(&data)).await;
-        Ok(step.store.payload_ref(document_id, size, sha256))
+        {
+            Ok(_) => Ok(reference),
+            Err(BlobError::AlreadyExists { .. }) => {
+                let stored = step
+                    .store
+                    .blobs()
+                    .get(&reference.container, &reference.blob)
+                    .await
+                    .map_err(|e| storage(e.into()))?
+                    .data;
+                let size = stored.len();
+                let sha256 = crate::blocking::sha256_hex(stored).await;
+                Ok(step.store.payload_ref(document_id, size, sha256))
+            }
+            Err(e) => Err(storage(e.into())),
+        }
     }
 
     async fn state_of(
