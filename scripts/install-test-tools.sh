@@ -3,7 +3,7 @@
 # Storage emulator, from npm), the real local model (llama.cpp's server and SmolLM2), and
 # cargo-zigbuild with Zig for `docflow package`, the document tools (poppler, Ghostscript,
 # LibreOffice, Tesseract), the public PDF corpus the extraction is measured on, and Microsoft's
-# Service Bus SDK for Python (the AMQP front end's client).
+# Service Bus SDKs for Python and JavaScript (the AMQP front end's clients).
 set -euo pipefail
 cd "$(dirname "$0")"
 bash ./install-azurite.sh
