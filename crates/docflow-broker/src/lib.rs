@@ -306,6 +306,22 @@ impl Broker {
             .await
     }
 
+    /// Settles a locked message after merging `properties` into its application properties
+    /// (the `properties-to-modify` of an AMQP abandon, defer or dead-letter), in one
+    /// transaction.
+    pub async fn settle_modified(
+        &self,
+        path: &str,
+        dlq: bool,
+        lock_token: &str,
+        settlement: Settlement,
+        properties: std::collections::BTreeMap<String, docflow_servicebus::message::PropertyValue>,
+    ) -> Result<(), BrokerError> {
+        let (path, token) = (path.to_string(), lock_token.to_string());
+        self.call(move |core| core.settle_modified(&path, dlq, &token, settlement, properties))
+            .await
+    }
+
     /// Completes a received message.
     pub async fn complete_message(
         &self,

@@ -170,6 +170,32 @@ impl<'a> Core<'a> {
         Ok(())
     }
 
+    /// Merges `properties` into a locked message's application properties, then settles it:
+    /// the `properties-to-modify` of an AMQP abandon, defer or dead-letter.
+    pub fn settle_modified(
+        &mut self,
+        path: &str,
+        dlq: bool,
+        lock_token: &str,
+        settlement: Settlement,
+        properties: std::collections::BTreeMap<String, PropertyValue>,
+    ) -> Result<()> {
+        if !properties.is_empty() {
+            let (_, row) = self.locked_row(path, dlq, lock_token, None)?;
+            let mut meta = row.message();
+            meta.body = Vec::new();
+            meta.properties.extend(properties);
+            self.exec(
+                "UPDATE messages SET meta = ?1 WHERE id = ?2",
+                params![
+                    serde_json::to_string(&meta).expect("message metadata serializes"),
+                    row.id
+                ],
+            )?;
+        }
+        self.settle(path, dlq, lock_token, None, settlement)
+    }
+
     /// Renews a message lock; returns the new end of the lock.
     pub fn renew_lock(
         &mut self,
@@ -192,6 +218,38 @@ impl<'a> Core<'a> {
 mod tests {
     use super::super::fixture::{T0, empty, lock, open};
     use super::*;
+
+    #[test]
+    fn properties_to_modify_are_merged_before_the_settlement() {
+        let (db, entities) = open();
+        Core::new(&db, &entities, T0)
+            .send("q", vec![Message::new("m").with_property("kept", "yes")])
+            .unwrap();
+        let token = lock(&db, &entities, "q", T0).lock_token.unwrap();
+        let properties = [("tries".to_string(), PropertyValue::Int(1))].into();
+        Core::new(&db, &entities, T0 + 1)
+            .settle_modified("q", false, &token, Settlement::Abandon, properties)
+            .unwrap();
+        let again = lock(&db, &entities, "q", T0 + 2);
+        assert_eq!(
+            again.message.property("tries"),
+            Some(&PropertyValue::Int(1))
+        );
+        assert_eq!(
+            again.message.property("kept"),
+            Some(&PropertyValue::String("yes".into()))
+        );
+        assert_eq!(&again.message.body[..], b"m");
+        // A lost lock changes nothing.
+        let gone = Core::new(&db, &entities, T0 + 3).settle_modified(
+            "q",
+            false,
+            &token,
+            Settlement::Complete,
+            [("x".to_string(), PropertyValue::Bool(true))].into(),
+        );
+        assert_eq!(gone, Err(BrokerError::LockLost));
+    }
 
     #[test]
     fn settling_needs_a_live_lock() {
