@@ -179,7 +179,7 @@ fn id_text(id: &Value) -> Option<String> {
 
 /// An application property as the broker's typed value; `None` for types it cannot hold
 /// (lists, maps, arrays, described values).
-fn property_value(value: &Value) -> Option<PropertyValue> {
+pub(crate) fn property_value(value: &Value) -> Option<PropertyValue> {
     Some(match value {
         Value::String(s) | Value::Symbol(s) => PropertyValue::String(s.clone()),
         Value::Char(c) => PropertyValue::String(c.to_string()),

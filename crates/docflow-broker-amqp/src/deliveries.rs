@@ -171,12 +171,20 @@ impl Connection {
                 for request in &messages {
                     let reply = cbs::handle_request(request, &mut self.auth, &rules, now);
                     let reply_to = request.properties.as_ref().and_then(|p| p.reply_to.clone());
-                    self.queue_reply(channel, reply_to.as_deref(), reply.encode());
+                    let node = cbs::CBS_ADDRESS;
+                    self.queue_reply(channel, node, reply_to.as_deref(), reply.encode());
                 }
                 let outcome = DeliveryState::Accepted(Accepted);
                 self.settle(channel, partial.delivery_id, partial.settled, outcome);
             }
-            LinkKind::CbsReplies { .. } | LinkKind::Receive(_) => {}
+            LinkKind::Management(_) => {
+                for request in &messages {
+                    self.on_management_request(channel, handle, request);
+                }
+                let outcome = DeliveryState::Accepted(Accepted);
+                self.settle(channel, partial.delivery_id, partial.settled, outcome);
+            }
+            LinkKind::Replies { .. } | LinkKind::Receive(_) => {}
         }
         self.grant_credit(channel, handle);
     }

@@ -34,6 +34,8 @@ pub(crate) enum Completion {
     Fetched(Box<Fetched>),
     /// The broker answered a settlement.
     Settled(Settled),
+    /// A management request link's worker answered a request.
+    Managed(Box<crate::management::Reply>),
 }
 
 /// One session, keyed by the peer's channel (the broker answers on the same number).
@@ -270,6 +272,10 @@ impl Connection {
                 }
                 Event::Done(Completion::Settled(settled)) => {
                     self.on_settled(settled);
+                    Next::Continue
+                }
+                Event::Done(Completion::Managed(reply)) => {
+                    self.on_managed(*reply);
                     Next::Continue
                 }
                 Event::Heartbeat => {

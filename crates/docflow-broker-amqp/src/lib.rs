@@ -4,18 +4,23 @@
 //! This first slice serves a connection through SASL (`MSSBCBS`, `ANONYMOUS`), `open`,
 //! sessions and links; authorises entities by CBS `put-token` with the REST API's SAS rules;
 //! and accepts messages (single and batched) on sender links, answering `accepted` only once
-//! the broker has made them durable; and delivers messages to peek-lock receiver links
-//! (credit and drain, lock tokens as delivery tags, settlements echoed). Receive-and-delete,
-//! session receivers and `$management` are refused with `amqp:not-implemented` for now.
+//! the broker has made them durable; delivers messages to peek-lock receiver links (credit
+//! and drain, lock tokens as delivery tags, settlements echoed) and to receive-and-delete
+//! ones (pre-settled); and answers `$management` requests (lock renewal, peek, scheduling,
+//! deferred messages, settlement by lock token). Session receivers and the sessions'
+//! management operations are refused with `amqp:not-implemented` for now.
 //!
 //! # Layout
 //! - [`serve_connection`] and [`AmqpOptions`]: the entry point, one call per TCP connection.
 //! - `handshake`: protocol headers and the SASL exchange.
 //! - `io`: bounded frame reading and writing over the socket.
 //! - `engine`: the connection's state machine (open, sessions, links, flow, close).
-//! - `links`: attach, detach, flow and credit; CBS replies on the `$cbs` receiver link.
+//! - `links`: attach, detach, flow and credit; replies on `$cbs` and `$management` receiver
+//!   links.
 //! - `deliveries`: incoming transfers, the per-link send worker, settlement.
-//! - `receive`: peek-lock receiver links: credit, drain, lock-token tags, settlement echo.
+//! - `receive`: receiver links: credit, drain, lock-token tags, settlement echo; pre-settled
+//!   receive-and-delete deliveries.
+//! - `management`: `<entity>/$management` request/response links and their operations.
 //! - `cbs`: SAS token checks, address normalisation, the connection's authorisations.
 //! - `convert`: AMQP messages to the broker's messages.
 
@@ -26,6 +31,7 @@ mod engine;
 mod handshake;
 mod io;
 mod links;
+mod management;
 mod receive;
 
 use std::time::Duration;

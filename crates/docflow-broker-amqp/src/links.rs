@@ -1,40 +1,47 @@
-//! Links: attach and detach, flow and credit, and CBS replies on the `$cbs` receiver link.
+//! Links: attach and detach, flow and credit, and request/response replies (CBS on `$cbs`,
+//! management on `<entity>/$management`) on the client's receiver links of those nodes.
 
 use std::collections::VecDeque;
 
 use docflow_amqp::performative::{Attach, Detach, Flow, Transfer};
-use docflow_amqp::{AmqpError, Performative, ReceiverSettleMode, Role};
+use docflow_amqp::{AmqpError, Performative, ReceiverSettleMode, Role, SenderSettleMode};
 use docflow_broker::entities::Target;
-use docflow_broker::split_dlq;
+use docflow_broker::{ReceiveMode, split_dlq};
 use docflow_servicebus::sas::Right;
 use tokio::sync::mpsc;
 
 use crate::cbs::{CBS_ADDRESS, normalize_address};
 use crate::deliveries::{Delivery, Partial, send_worker, transfer_payload};
 use crate::engine::{Connection, Next, Session};
+use crate::management::{self, ManagementRequests};
 use crate::receive::Receiver;
 
 /// Credit the broker grants a sender link; refilled when half is used.
 pub(crate) const LINK_CREDIT: u32 = 100;
-/// CBS replies queued for a client that gives no credit.
+/// Replies queued on one link for a client that gives no credit.
 const MAX_PENDING_REPLIES: usize = 16;
 
 /// What a link is for.
 pub(crate) enum LinkKind {
     /// The client sends CBS requests to `$cbs`.
     CbsRequests,
-    /// The broker sends CBS replies to the client.
-    CbsReplies {
+    /// The broker sends replies of a request/response node (`$cbs`, `<entity>/$management`)
+    /// to the client.
+    Replies {
+        /// The node's normalised address: replies of this node only go on this link.
+        node: String,
         /// Its target address or name, to match a request's `reply-to`.
         address: String,
         pending: VecDeque<Vec<u8>>,
     },
+    /// The client sends management requests to `<entity>/$management`.
+    Management(ManagementRequests),
     /// The client sends messages to an entity; a worker forwards them in order.
     Entity {
         /// Where the link's deliveries go, in order.
         worker: mpsc::Sender<Delivery>,
     },
-    /// The broker sends an entity's messages to the client (peek-lock).
+    /// The broker sends an entity's messages to the client (peek-lock or receive-and-delete).
     Receive(Receiver),
 }
 
@@ -105,6 +112,14 @@ impl Connection {
         }
         .unwrap_or_default();
         let normalized = normalize_address(&address);
+        let replies = || {
+            let address = attach.target.as_ref().and_then(|t| t.address.clone());
+            LinkKind::Replies {
+                node: normalized.clone(),
+                address: address.unwrap_or_else(|| attach.name.clone()),
+                pending: VecDeque::new(),
+            }
+        };
         let kind = if too_many {
             Err(AmqpError::new(
                 "amqp:resource-limit-exceeded",
@@ -114,12 +129,12 @@ impl Connection {
             Ok(if client_sends {
                 LinkKind::CbsRequests
             } else {
-                let address = attach.target.as_ref().and_then(|t| t.address.clone());
-                LinkKind::CbsReplies {
-                    address: address.unwrap_or_else(|| attach.name.clone()),
-                    pending: VecDeque::new(),
-                }
+                replies()
             })
+        } else if let Some(entity) = management::entity_of(&normalized) {
+            let ids = (channel, attach.handle, self.next_link_id + 1);
+            self.management_link(entity, client_sends, ids)
+                .map(|requests| requests.map_or_else(replies, LinkKind::Management))
         } else {
             self.entity_link(channel, &attach, &normalized, client_sends)
         };
@@ -203,7 +218,9 @@ impl Connection {
         } else {
             Right::Listen
         };
-        if !self.auth.allows(&base, right, self.now_secs()) {
+        // The path itself: a token for `q` covers `q/$deadletterqueue`, and the SDKs put one
+        // for `q/$DeadLetterQueue` when they receive from the dead-letter queue.
+        if !self.auth.allows(normalized, right, self.now_secs()) {
             return Err(AmqpError::new(
                 "amqp:unauthorized-access",
                 format!(
@@ -218,15 +235,28 @@ impl Connection {
                 .entities()
                 .resolve(&base)
                 .is_some_and(|t| t.settings().requires_session);
-            if sessions || attach.rcv_settle_mode != ReceiverSettleMode::Second {
+            // Receive-and-delete: the SDKs attach with snd-settle-mode=settled. Peek-lock:
+            // rcv-settle-mode=second, the broker echoing each settlement.
+            let mode = if attach.snd_settle_mode == SenderSettleMode::Settled {
+                ReceiveMode::ReceiveAndDelete
+            } else if attach.rcv_settle_mode == ReceiverSettleMode::Second {
+                ReceiveMode::PeekLock
+            } else {
                 return Err(AmqpError::new(
                     "amqp:not-implemented",
-                    "only peek-lock receivers on entities without sessions are served over AMQP yet",
+                    "a receiver link is served pre-settled (snd-settle-mode settled: \
+                     receive-and-delete) or with rcv-settle-mode second (peek-lock)",
+                ));
+            };
+            if sessions {
+                return Err(AmqpError::new(
+                    "amqp:not-implemented",
+                    "session receivers are not served over AMQP yet",
                 ));
             }
             let ids = (channel, attach.handle, self.next_link_id + 1);
             let done = self.done_tx.clone();
-            let receiver = Receiver::start(self.broker.clone(), entity, dlq, done, ids);
+            let receiver = Receiver::start(self.broker.clone(), (entity, dlq, mode), done, ids);
             return Ok(LinkKind::Receive(receiver));
         }
         let (worker, deliveries) = mpsc::channel(LINK_CREDIT as usize);
@@ -302,7 +332,7 @@ impl Connection {
                     self.push(channel, &reply.into(), &[]);
                 }
             }
-        } else if let LinkKind::CbsReplies { .. } = link.kind {
+        } else if let LinkKind::Replies { .. } = link.kind {
             // Credit as part 2, section 2.6.7 computes it on the sending side.
             let credit = flow
                 .delivery_count
@@ -333,26 +363,33 @@ impl Connection {
         Next::Continue
     }
 
-    /// Queues a CBS reply on the session's `$cbs` receiver link (preferring the one named by
-    /// `reply-to`) and sends what credit allows.
-    pub(crate) fn queue_reply(&mut self, channel: u16, reply_to: Option<&str>, reply: Vec<u8>) {
+    /// Queues a reply of `node` (normalised: `$cbs`, `q/$management`) on the session's
+    /// receiver link of that node (preferring the one named by `reply-to`) and sends what
+    /// credit allows.
+    pub(crate) fn queue_reply(
+        &mut self,
+        channel: u16,
+        node: &str,
+        reply_to: Option<&str>,
+        reply: Vec<u8>,
+    ) {
         let session = self.session(channel);
         let mut handles: Vec<(u32, bool)> = session
             .links
             .iter()
             .filter_map(|(h, l)| match &l.kind {
-                LinkKind::CbsReplies { address, .. } => {
-                    Some((*h, Some(address.as_str()) == reply_to))
-                }
+                LinkKind::Replies {
+                    node: n, address, ..
+                } if n == node => Some((*h, Some(address.as_str()) == reply_to)),
                 _ => None,
             })
             .collect();
         handles.sort_by_key(|(h, preferred)| (!preferred, *h));
         let Some(&(handle, _)) = handles.first() else {
-            tracing::debug!("a CBS request arrived with no $cbs receiver link to answer on");
+            tracing::debug!(node, "a request arrived with no receiver link to answer on");
             return;
         };
-        if let Some(LinkKind::CbsReplies { pending, .. }) =
+        if let Some(LinkKind::Replies { pending, .. }) =
             session.links.get_mut(&handle).map(|l| &mut l.kind)
             && pending.len() < MAX_PENDING_REPLIES
         {
@@ -371,7 +408,7 @@ impl Connection {
             if link.credit == 0 {
                 return;
             }
-            let LinkKind::CbsReplies { pending, .. } = &mut link.kind else {
+            let LinkKind::Replies { pending, .. } = &mut link.kind else {
                 return;
             };
             let Some(reply) = pending.pop_front() else {

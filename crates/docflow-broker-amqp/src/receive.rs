@@ -1,6 +1,8 @@
-//! Peek-lock receiver links: credit turned into fetches from the broker (one at a time per
-//! link, so no message is ever taken without credit for it), 16-byte lock tokens as delivery
-//! tags, and settlements echoed as the SDKs require.
+//! Receiver links: credit turned into fetches from the broker (one at a time per link, so no
+//! message is ever taken without credit for it). Peek-lock links carry 16-byte lock tokens as
+//! delivery tags and echo settlements as the SDKs require; receive-and-delete links (the peer
+//! attached with `snd-settle-mode=settled`) take each message out of the entity and send it
+//! pre-settled.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +33,8 @@ pub(crate) struct Receiver {
     stop: Arc<AtomicBool>,
     entity: String,
     dlq: bool,
+    /// Peek-lock, or receive-and-delete (deliveries sent pre-settled).
+    mode: ReceiveMode,
     outstanding: bool,
     draining: bool,
 }
@@ -65,8 +69,7 @@ impl Receiver {
     /// Starts the link's worker.
     pub(crate) fn start(
         broker: Broker,
-        entity: String,
-        dlq: bool,
+        (entity, dlq, mode): (String, bool, ReceiveMode),
         done: mpsc::Sender<Completion>,
         ids: (u16, u32, u64),
     ) -> Self {
@@ -74,7 +77,7 @@ impl Receiver {
         let stop = Arc::new(AtomicBool::new(false));
         tokio::spawn(receive_worker(
             broker,
-            (entity.clone(), dlq),
+            (entity.clone(), dlq, mode),
             fetches,
             stop.clone(),
             done,
@@ -85,6 +88,7 @@ impl Receiver {
             stop,
             entity,
             dlq,
+            mode,
             outstanding: false,
             draining: false,
         }
@@ -106,7 +110,7 @@ pub(crate) fn lock_token_tag(token: &str) -> Vec<u8> {
 
 async fn receive_worker(
     broker: Broker,
-    (entity, dlq): (String, bool),
+    (entity, dlq, mode): (String, bool, ReceiveMode),
     mut fetches: mpsc::Receiver<()>,
     stop: Arc<AtomicBool>,
     done: mpsc::Sender<Completion>,
@@ -116,10 +120,7 @@ async fn receive_worker(
         let result = loop {
             let stopping = stop.load(Ordering::Relaxed);
             let wait = if stopping { Duration::ZERO } else { POLL };
-            match broker
-                .receive(&entity, dlq, ReceiveMode::PeekLock, wait)
-                .await
-            {
+            match broker.receive(&entity, dlq, mode, wait).await {
                 Ok(None) if !stopping && !done.is_closed() => continue,
                 other => break other,
             }
@@ -209,7 +210,13 @@ impl Connection {
             link_id,
             result,
         } = fetched;
-        let session = self.session(channel);
+        // Not `self.session`: a fetch ending after its session did must not bring it back.
+        let Some(session) = self.sessions.get_mut(&channel) else {
+            if let Ok(Some(m)) = result {
+                self.abandon_later(source, m);
+            }
+            return;
+        };
         let delivery_id = session.next_delivery_id;
         let link = session.links.get_mut(&handle).filter(|l| l.id == link_id);
         let Some(link) = link else {
@@ -222,7 +229,7 @@ impl Connection {
             return;
         };
         rx.outstanding = false;
-        let (entity, dlq) = (rx.entity.clone(), rx.dlq);
+        let (entity, dlq, mode) = (rx.entity.clone(), rx.dlq, rx.mode);
         let message = match result {
             Ok(Some(m)) if link.credit > 0 => m,
             // The peer took its credit back meanwhile.
@@ -236,23 +243,29 @@ impl Connection {
         };
         link.credit -= 1;
         link.delivery_count = link.delivery_count.wrapping_add(1);
-        let token = message.lock_token.clone().unwrap_or_default();
         session.next_delivery_id = delivery_id.wrapping_add(1);
-        session.unsettled.insert(
-            delivery_id,
-            Unsettled {
+        let settled = mode == ReceiveMode::ReceiveAndDelete;
+        let tag = if settled {
+            // No lock: a fresh 16-byte tag, unique on the link, that no settlement refers to.
+            uuid::Uuid::new_v4().as_bytes().to_vec()
+        } else {
+            let token = message.lock_token.clone().unwrap_or_default();
+            let tag = lock_token_tag(&token);
+            let unsettled = Unsettled {
                 handle,
                 entity,
                 dlq,
-                lock_token: token.clone(),
-            },
-        );
+                lock_token: token,
+            };
+            session.unsettled.insert(delivery_id, unsettled);
+            tag
+        };
         let transfer = Transfer {
             handle,
             delivery_id: Some(delivery_id),
-            delivery_tag: Some(lock_token_tag(&token)),
+            delivery_tag: Some(tag),
             message_format: Some(0),
-            settled: Some(false),
+            settled: Some(settled),
             ..Transfer::default()
         };
         let payload = to_amqp_message(&message).encode();
@@ -262,6 +275,17 @@ impl Connection {
 
     /// Releases a message fetched for a link that can no longer take it.
     fn abandon_later(&self, (entity, dlq): (String, bool), message: ReceivedMessage) {
+        if message.lock_token.is_none() {
+            // Receive-and-delete: the broker removed it when the worker took it, and the link
+            // went away (or took its credit back) meanwhile. Service Bus gives such messages
+            // at-most-once delivery too; say so rather than lose it silently.
+            tracing::warn!(
+                entity = %entity,
+                sequence_number = message.sequence_number,
+                "a receive-and-delete message was taken for a link that could no longer take it"
+            );
+            return;
+        }
         let broker = self.broker.clone();
         tokio::spawn(async move {
             if let Some(token) = message.lock_token.as_deref() {

@@ -131,10 +131,11 @@ async fn a_topic_accepts_sends_and_a_namespace_token_covers_it() {
 }
 
 #[tokio::test]
-async fn receive_and_delete_links_are_refused_until_they_are_served() {
+async fn a_receiver_link_neither_pre_settled_nor_settling_second_is_refused() {
     let server = start().await;
     let mut client = namespace_client(server.port).await;
-    // rcv-settle-mode first (the default): receive-and-delete.
+    // The defaults, snd-settle-mode mixed and rcv-settle-mode first: neither receive-and-delete
+    // (settled) nor peek-lock (second).
     client.attach("receiver", 2, Role::Receiver, "q").await;
     let Performative::Attach(reply) = client.recv().await.1 else {
         panic!("expected attach");
