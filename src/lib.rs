@@ -30,6 +30,8 @@ pub use docflow_app::{
 pub use docflow_blob as blob;
 #[cfg(feature = "local")]
 pub use docflow_broker as broker;
+#[cfg(feature = "local")]
+pub use docflow_broker_amqp as broker_amqp;
 pub use docflow_custom_handler::{app_config, host_json_overrides, protocol};
 #[cfg(feature = "local")]
 pub use docflow_local_host as host;

@@ -58,9 +58,12 @@ enum Command {
         /// Port of the HTTP triggers.
         #[arg(long, default_value_t = 7071)]
         http_port: u16,
-        /// Port of the embedded broker's REST API.
+        /// Port of the embedded broker (REST and AMQP, told apart by each connection's first bytes).
         #[arg(long, default_value_t = 7072)]
         broker_port: u16,
+        /// An extra AMQP port of the embedded broker, for tools that insist on one (e.g. 5672).
+        #[arg(long)]
+        amqp_port: Option<u16>,
     },
     #[cfg(feature = "local")]
     /// Process documents end to end on the local stack and print the results.
@@ -94,7 +97,7 @@ enum Command {
         timeout_secs: u64,
     },
     #[cfg(feature = "local")]
-    /// Run the embedded Service Bus broker (Service Bus REST API on 127.0.0.1).
+    /// Run the embedded Service Bus broker (Service Bus REST API and AMQP 1.0 on 127.0.0.1).
     Broker {
         /// Topology in the Service Bus emulator's Config.json format.
         #[arg(long, default_value = "servicebus.config.json")]
@@ -102,9 +105,15 @@ enum Command {
         /// Folder of the durable store.
         #[arg(long, default_value = ".docflow/broker")]
         data_dir: PathBuf,
-        /// Port to listen on (0 picks a free one).
+        /// Port of REST and AMQP, told apart by each connection's first bytes (0 picks a free one).
         #[arg(long, default_value_t = 7072)]
         port: u16,
+        /// An extra port for AMQP clients that insist on a port of their own (e.g. 5672).
+        #[arg(long)]
+        amqp_port: Option<u16>,
+        /// Connections served at once, over every port and both protocols.
+        #[arg(long, default_value_t = 1000)]
+        max_connections: usize,
         /// Extra SAS policy NAME=KEY[:Rights], Rights from Manage, Send, Listen (repeatable).
         #[arg(long = "sas-rule")]
         sas_rules: Vec<String>,
@@ -303,6 +312,8 @@ fn main() -> ExitCode {
             config,
             data_dir,
             port,
+            amqp_port,
+            max_connections,
             sas_rules,
         } => runtime.block_on(async {
             telemetry::init(LogFormat::Text);
@@ -313,6 +324,8 @@ fn main() -> ExitCode {
                         config,
                         data_dir,
                         port,
+                        amqp_port,
+                        max_connections,
                         sas_rules,
                     },
                     shutdown,
@@ -326,6 +339,7 @@ fn main() -> ExitCode {
             data_dir,
             http_port,
             broker_port,
+            amqp_port,
         } => runtime.block_on(async {
             telemetry::init(LogFormat::Text);
             let shutdown = on_signal();
@@ -334,6 +348,7 @@ fn main() -> ExitCode {
                 data_dir,
                 http_port,
                 broker_port,
+                amqp_port,
                 handler_log: None,
                 env: Vec::new(),
             };

@@ -85,6 +85,7 @@ async fn start_with_env(
         data_dir: app.data.path().to_path_buf(),
         http_port: 0,
         broker_port: 0,
+        amqp_port: None,
         handler_log: None,
         env,
     };

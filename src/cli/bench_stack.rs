@@ -45,6 +45,7 @@ impl Stack {
                 data_dir: data_dir.clone(),
                 http_port: 0,
                 broker_port: 0,
+                amqp_port: None,
                 handler_log: Some(data_dir.join("handler.log")),
                 env,
             },

@@ -1,10 +1,12 @@
-//! `docflow broker`: runs the embedded Service Bus broker standalone.
+//! `docflow broker`: runs the embedded Service Bus broker standalone, REST and AMQP 1.0 on one
+//! port.
 
 use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{Broker, BrokerOptions, Entities, rest};
+use crate::broker::{Broker, BrokerOptions, Entities};
+use crate::broker_amqp::{self, ListenOptions};
 use crate::servicebus::connection::Namespace;
 use crate::servicebus::sas::{Rights, SasRule};
 
@@ -15,8 +17,12 @@ pub struct BrokerCommand {
     pub config: PathBuf,
     /// Folder of the durable store.
     pub data_dir: PathBuf,
-    /// Port on 127.0.0.1.
+    /// Port on 127.0.0.1: REST and AMQP, told apart by each connection's first bytes.
     pub port: u16,
+    /// An extra port (for example 5672) for tools that insist on AMQP's default.
+    pub amqp_port: Option<u16>,
+    /// Connections served at once, over every port and both protocols.
+    pub max_connections: usize,
     /// Extra SAS policies `NAME=KEY[:Rights]` (Rights: Manage, Send, Listen; default Manage).
     pub sas_rules: Vec<String>,
 }
@@ -80,23 +86,31 @@ pub async fn run(command: BrokerCommand, shutdown: CancellationToken) -> u8 {
             return super::EXIT_CONFIG;
         }
     };
-    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", command.port)).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "docflow broker: cannot listen on 127.0.0.1:{}: {e}",
-                command.port
-            );
-            return super::EXIT_CONFIG;
+    let mut listeners = Vec::new();
+    for port in std::iter::once(command.port).chain(command.amqp_port) {
+        match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => listeners.push(l),
+            Err(e) => {
+                eprintln!("docflow broker: cannot listen on 127.0.0.1:{port}: {e}");
+                return super::EXIT_CONFIG;
+            }
         }
-    };
-    let port = listener
+    }
+    let port = listeners[0]
         .local_addr()
         .map(|a| a.port())
         .unwrap_or(command.port);
     println!("{}", Namespace::emulator_connection_string(port));
-    tracing::info!(port, data_dir = %command.data_dir.display(), queues = broker.entities().queues().count(),
-        topics = broker.entities().topics().count(), "broker listening");
-    rest::serve(broker, listener, async move { shutdown.cancelled().await }).await;
+    tracing::info!(port, amqp_port = ?command.amqp_port, data_dir = %command.data_dir.display(),
+        queues = broker.entities().queues().count(), topics = broker.entities().topics().count(),
+        "broker listening (REST and AMQP)");
+    let options = ListenOptions {
+        max_connections: command.max_connections,
+        ..ListenOptions::default()
+    };
+    broker_amqp::serve(broker, listeners, options, async move {
+        shutdown.cancelled().await
+    })
+    .await;
     0
 }

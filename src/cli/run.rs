@@ -108,6 +108,7 @@ pub async fn run(command: RunCommand, shutdown: CancellationToken) -> u8 {
         data_dir: data_dir.clone(),
         http_port: 0,
         broker_port: 0,
+        amqp_port: None,
         handler_log: Some(log.clone()),
         env: vec![("RUST_LOG".into(), "warn".into())],
     };

@@ -329,6 +329,7 @@ impl PipelineApp {
             data_dir: data.path().to_path_buf(),
             http_port: 0,
             broker_port: 0,
+            amqp_port: None,
             handler_log: Some(data.path().join("handler.log")),
             env: env
                 .iter()

@@ -2,7 +2,7 @@
 //! in one task; handlers are synchronous and only queue frames, which the loop writes after
 //! each event, so no lock is ever held across an await.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use docflow_amqp::frame::{self, FrameType, HEARTBEAT, MIN_MAX_FRAME_SIZE};
@@ -12,6 +12,7 @@ use docflow_broker::Broker;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval};
+use tokio_util::sync::CancellationToken;
 
 use crate::cbs::Authorizations;
 use crate::deliveries::SendDone;
@@ -75,12 +76,17 @@ pub(crate) struct Connection {
     /// The largest frame the peer accepts.
     pub(crate) peer_max_frame: u32,
     pub(crate) sessions: HashMap<u16, Session>,
+    /// Channels whose session the broker ended with an error, until the peer's `end` comes:
+    /// frames still arriving on them are dropped, and that `end` is not answered again.
+    ending: HashSet<u16>,
     pub(crate) auth: Authorizations,
     pub(crate) done_tx: mpsc::Sender<Completion>,
     done_rx: mpsc::Receiver<Completion>,
     heartbeat: Option<Interval>,
     last_read: Instant,
     pub(crate) next_link_id: u64,
+    /// Cancelled when the broker shuts down.
+    stop: CancellationToken,
 }
 
 enum Event {
@@ -89,6 +95,7 @@ enum Event {
     Done(Completion),
     Heartbeat,
     Idle,
+    Shutdown,
 }
 
 /// What a handler decided about the connection.
@@ -98,12 +105,43 @@ pub(crate) enum Next {
     Close(Option<AmqpError>),
 }
 
-/// Runs a connection from its first byte to its end.
+/// Runs a connection from its first byte to its end, or until `stop` (then closed with
+/// `amqp:connection:forced`).
 pub(crate) async fn run(
     broker: Broker,
     stream: TcpStream,
     options: AmqpOptions,
+    stop: CancellationToken,
 ) -> Result<(), ConnectionError> {
+    let mut connection = tokio::select! {
+        opened = opened(broker, stream, options, stop.clone()) => opened?,
+        () = stop.cancelled() => return Ok(()),
+    };
+    connection.flush().await?;
+    connection.serve().await
+}
+
+/// Turns a connection away with `amqp:resource-limit-exceeded` once it has opened (so the
+/// SDK reports the reason), or as soon as the handshake fails or times out.
+pub(crate) async fn refuse(
+    broker: Broker,
+    stream: TcpStream,
+    options: AmqpOptions,
+    reason: &str,
+) -> Result<(), ConnectionError> {
+    let mut connection = opened(broker, stream, options, CancellationToken::new()).await?;
+    let error = AmqpError::new("amqp:resource-limit-exceeded", reason);
+    connection.close(Some(error)).await;
+    Ok(())
+}
+
+/// The handshake and `open`, answered (queued, not yet written).
+async fn opened(
+    broker: Broker,
+    stream: TcpStream,
+    options: AmqpOptions,
+    stop: CancellationToken,
+) -> Result<Connection, ConnectionError> {
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
     let mut reader = Reader::new(read);
@@ -127,16 +165,17 @@ pub(crate) async fn run(
         out: Vec::new(),
         peer_max_frame: open.max_frame_size.max(MIN_MAX_FRAME_SIZE),
         sessions: HashMap::new(),
+        ending: HashSet::new(),
         auth: Authorizations::default(),
         done_tx,
         done_rx,
         heartbeat: None,
         last_read: Instant::now(),
         next_link_id: 0,
+        stop,
     };
     connection.on_open(&open);
-    connection.flush().await?;
-    connection.serve().await
+    Ok(connection)
 }
 
 fn decode(frame: &OwnedFrame) -> Result<Option<Performative>, AmqpError> {
@@ -250,6 +289,7 @@ impl Connection {
                 Some(done) = self.done_rx.recv() => return Ok(Event::Done(done)),
                 () = tick(&mut self.heartbeat) => return Ok(Event::Heartbeat),
                 () = tokio::time::sleep_until(idle_deadline) => return Ok(Event::Idle),
+                () = self.stop.cancelled() => return Ok(Event::Shutdown),
             }
         }
     }
@@ -292,6 +332,12 @@ impl Connection {
                     self.close(Some(error)).await;
                     return Err(ConnectionError::Timeout("idle"));
                 }
+                Event::Shutdown => {
+                    let error =
+                        AmqpError::new("amqp:connection:forced", "the broker is shutting down");
+                    self.close(Some(error)).await;
+                    return Ok(());
+                }
             };
             self.flush().await?;
             if let Next::Close(error) = next {
@@ -323,10 +369,16 @@ impl Connection {
             Performative::Close(_) => Next::Close(None),
             Performative::Begin(begin) => self.on_begin(channel, &begin),
             Performative::End(_) => {
-                self.sessions.remove(&channel);
+                if self.ending.remove(&channel) {
+                    // The peer answers the broker's own end.
+                    return Next::Continue;
+                }
+                self.drop_session(channel);
                 self.push(channel, &End::default().into(), &[]);
                 Next::Continue
             }
+            // Frames the peer sent before it saw the broker's end.
+            _ if self.ending.contains(&channel) => Next::Continue,
             p => {
                 if !self.sessions.contains_key(&channel) {
                     return Next::Close(Some(AmqpError::new(
@@ -339,14 +391,40 @@ impl Connection {
         }
     }
 
+    /// Ends a session with a session error (part 2, section 2.7.7): its links go, the broker
+    /// sends `end` with `error` and waits for the peer's; the connection goes on.
+    pub(crate) fn end_session(&mut self, channel: u16, error: AmqpError) -> Next {
+        self.drop_session(channel);
+        self.ending.insert(channel);
+        self.push(channel, &End { error: Some(error) }.into(), &[]);
+        Next::Continue
+    }
+
+    /// Forgets a session, stopping its links' workers first.
+    fn drop_session(&mut self, channel: u16) {
+        let handles: Vec<u32> = match self.sessions.get(&channel) {
+            Some(session) => session.links.keys().copied().collect(),
+            None => return,
+        };
+        for handle in handles {
+            self.remove_link(channel, handle);
+        }
+        self.sessions.remove(&channel);
+    }
+
     fn on_begin(&mut self, channel: u16, begin: &Begin) -> Next {
-        if begin.remote_channel.is_some() || self.sessions.contains_key(&channel) {
+        let busy = self.sessions.contains_key(&channel) || self.ending.contains(&channel);
+        if begin.remote_channel.is_some() || busy {
             return Next::Close(Some(AmqpError::new(
                 "amqp:illegal-state",
                 format!("unexpected begin on channel {channel}"),
             )));
         }
-        if self.sessions.len() >= self.options.max_sessions {
+        // Channels run from 0 to the channel-max announced in open (max_sessions - 1).
+        let sessions = self.sessions.len() + self.ending.len();
+        if sessions >= self.options.max_sessions
+            || usize::from(channel) >= self.options.max_sessions
+        {
             return Next::Close(Some(AmqpError::new(
                 "amqp:resource-limit-exceeded",
                 "too many sessions on one connection",

@@ -12,6 +12,8 @@
 //!
 //! # Layout
 //! - [`serve_connection`] and [`AmqpOptions`]: the entry point, one call per TCP connection.
+//! - [`serve`] and [`ListenOptions`]: the broker's ports, AMQP and HTTP told apart by each
+//!   connection's first bytes, with a connection cap and a graceful drain.
 //! - `handshake`: protocol headers and the SASL exchange.
 //! - `io`: bounded frame reading and writing over the socket.
 //! - `engine`: the connection's state machine (open, sessions, links, flow, close).
@@ -31,6 +33,7 @@ mod engine;
 mod handshake;
 mod io;
 mod links;
+mod listener;
 mod management;
 mod receive;
 
@@ -38,8 +41,10 @@ use std::time::Duration;
 
 use docflow_broker::Broker;
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 pub use cbs::normalize_address;
+pub use listener::{ListenOptions, Protocol, serve, sniff};
 
 /// Limits and timeouts of the AMQP front end.
 #[derive(Debug, Clone)]
@@ -89,11 +94,22 @@ pub enum ConnectionError {
 ///
 /// Every error is logged and ends only this connection; the broker keeps serving others.
 pub async fn serve_connection(broker: Broker, stream: TcpStream, options: AmqpOptions) {
+    serve_connection_until(broker, stream, options, CancellationToken::new()).await;
+}
+
+/// [`serve_connection`] until `stop` is cancelled: the connection is then closed with
+/// `amqp:connection:forced` (the broker is shutting down).
+pub async fn serve_connection_until(
+    broker: Broker,
+    stream: TcpStream,
+    options: AmqpOptions,
+    stop: CancellationToken,
+) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    match engine::run(broker, stream, options).await {
+    match engine::run(broker, stream, options, stop).await {
         Ok(()) => tracing::debug!(%peer, "amqp connection closed"),
         Err(e) => tracing::info!(%peer, error = %e, "amqp connection ended"),
     }

@@ -11,8 +11,11 @@
 //! - [`http`]: HTTP triggers.
 //! - [`timings`]: queue wait, handler call and settle time per function.
 //!
-//! Depends on `docflow-broker`, `docflow-custom-handler`, `docflow-blob` and
-//! `docflow-servicebus`; never on the app.
+//! The broker's port serves REST and AMQP 1.0 (`docflow-broker-amqp`), so a user's own
+//! services reach the running app's queues with Microsoft's SDKs.
+//!
+//! Depends on `docflow-broker`, `docflow-broker-amqp`, `docflow-custom-handler`, `docflow-blob`
+//! and `docflow-servicebus`; never on the app.
 
 pub use docflow_custom_handler::app_config as config;
 pub mod handler;
@@ -34,7 +37,8 @@ use self::config::{AppConfig, AppError, FunctionDef, Trigger};
 use self::handler::{Handler, HandlerSpec, resolve_executable};
 use self::invoke::BindingData;
 use docflow_blob::LocalFolderStore;
-use docflow_broker::{Broker, BrokerOptions, Entities, rest};
+use docflow_broker::{Broker, BrokerOptions, Entities};
+use docflow_broker_amqp::ListenOptions;
 use docflow_servicebus::connection::Namespace;
 
 /// Options of the local host.
@@ -46,8 +50,10 @@ pub struct DevOptions {
     pub data_dir: PathBuf,
     /// HTTP trigger port (0: a free one).
     pub http_port: u16,
-    /// Broker REST port (0: a free one).
+    /// The broker's port, REST and AMQP (0: a free one).
     pub broker_port: u16,
+    /// An extra AMQP port of the broker, for tools that insist on one.
+    pub amqp_port: Option<u16>,
     /// Handler stdout/stderr go to this file instead of the terminal.
     pub handler_log: Option<PathBuf>,
     /// Extra environment for the handler (overrides local.settings.json).
@@ -216,6 +222,10 @@ impl LocalHost {
                 message: e.to_string(),
             })?
             .port();
+        let mut broker_listeners = vec![broker_listener];
+        if let Some(port) = options.amqp_port {
+            broker_listeners.push(bind(port).await?);
+        }
         let http_listener = bind(options.http_port).await?;
         let http_port = http_listener
             .local_addr()
@@ -228,9 +238,10 @@ impl LocalHost {
         // use them (outputs, reschedules, lock renewals) while the listeners drain.
         let stopped = CancellationToken::new();
         let stop = stopped.clone();
-        let serving = vec![tokio::spawn(rest::serve(
+        let serving = vec![tokio::spawn(docflow_broker_amqp::serve(
             broker.clone(),
-            broker_listener,
+            broker_listeners,
+            ListenOptions::default(),
             async move { stop.cancelled().await },
         ))];
 

@@ -2,6 +2,8 @@
 //! docflow-amqp.
 #![allow(dead_code, unused_imports)]
 
+pub mod sdk;
+
 use std::time::Duration;
 
 use docflow_amqp::delivery_state::DeliveryState;
@@ -26,7 +28,8 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
-/// Starts a broker with queues `q` and `sessions` (sessions required) and a topic `t`, and
+/// Starts a broker with queues `q`, `sessions` (sessions required) and `retries` (three
+/// deliveries, expired messages dead-lettered) and a topic `t` with subscription `s`, and
 /// serves AMQP on 127.0.0.1 with an ephemeral port.
 pub async fn start() -> Server {
     start_with(AmqpOptions::default()).await
@@ -37,7 +40,8 @@ pub async fn start_with(options: AmqpOptions) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let topology = serde_json::json!({"UserConfig": {"Namespaces": [{"Name": "sbemulatorns",
         "Queues": [{"Name": "q", "Properties": {}},
-                   {"Name": "sessions", "Properties": {"RequiresSession": true}}],
+                   {"Name": "sessions", "Properties": {"RequiresSession": true}},
+                   {"Name": "retries", "Properties": {"MaxDeliveryCount": 3, "DeadLetteringOnMessageExpiration": true}}],
         "Topics": [{"Name": "t", "Properties": {}, "Subscriptions": [{"Name": "s", "Properties": {}, "Rules": []}]}]}]}});
     let broker = Broker::open(
         Entities::from_json(&topology).unwrap(),
