@@ -216,9 +216,11 @@ impl Message {
         let mut message = Message::default();
         let mut has_body = false;
         let mut pos = 0;
+        // One budget of zero-width array elements for all the sections together.
+        let mut zero_width = bytes.len();
         while pos < bytes.len() {
             let offset = pos;
-            let (value, end) = codec::decode_from(bytes, pos)?;
+            let (value, end) = codec::decode_from(bytes, pos, &mut zero_width)?;
             pos = end;
             let Value::Described(described) = value else {
                 return Err(MessageError::UnknownSection {

@@ -2,8 +2,9 @@
 //!
 //! Guarantees: no panic on any input; a declared size larger than the bytes that remain is an
 //! error before anything is allocated; element counts are checked against the bytes that can
-//! hold them (at most one element per input byte, even for zero-width array elements), so
-//! memory stays proportional to the input; nesting deeper than [`MAX_DEPTH`] is an error.
+//! hold them, and zero-width array elements (null, true, uint0, list0...) share one budget of
+//! one element per input byte across the whole decode (nested arrays included), so memory
+//! stays proportional to the input; nesting deeper than [`MAX_DEPTH`] is an error.
 
 use thiserror::Error;
 
@@ -131,19 +132,29 @@ pub enum DecodeError {
 /// Use it on frame bodies and message sections; bytes after the value are left for the
 /// caller (a transfer's payload follows its performative).
 pub fn decode(input: &[u8]) -> Result<(Value, usize), DecodeError> {
-    decode_from(input, 0)
+    decode_from(input, 0, &mut input.len())
 }
 
 /// Decodes one value starting at `start`, so that error offsets are relative to the whole of
 /// `input`; returns the value and the offset just after it.
-pub(crate) fn decode_from(input: &[u8], start: usize) -> Result<(Value, usize), DecodeError> {
+///
+/// `zero_width` is the number of zero-width array elements the value may still hold; a caller
+/// decoding several values from one input (a message's sections) passes the same budget to
+/// each, so that together they hold at most one such element per input byte.
+pub(crate) fn decode_from(
+    input: &[u8],
+    start: usize,
+    zero_width: &mut usize,
+) -> Result<(Value, usize), DecodeError> {
     let mut d = Decoder {
         input,
         pos: start,
         limit: input.len(),
+        zero_width: *zero_width,
     };
-    let value = d.value(0)?;
-    Ok((value, d.pos))
+    let value = d.value(0);
+    *zero_width = d.zero_width;
+    Ok((value?, d.pos))
 }
 
 struct Decoder<'a> {
@@ -151,6 +162,8 @@ struct Decoder<'a> {
     pos: usize,
     /// Reads stop here: the end of the input, or of the compound being read.
     limit: usize,
+    /// Zero-width array elements that may still be decoded.
+    zero_width: usize,
 }
 
 impl<'a> Decoder<'a> {
@@ -424,6 +437,23 @@ impl<'a> Decoder<'a> {
             offset: constructor_at,
             code: element_code,
         })?;
+        // Elements of these codes take no bytes: without a shared budget, nested arrays (or
+        // many message sections) of them would hold input-length elements each.
+        let zero_width = matches!(
+            element_code,
+            code::NULL | code::TRUE | code::FALSE | code::UINT0 | code::ULONG0 | code::LIST0
+        );
+        if zero_width {
+            if count > self.zero_width {
+                return Err(DecodeError::CountTooLarge {
+                    offset,
+                    what: "array",
+                    count,
+                    size,
+                });
+            }
+            self.zero_width -= count;
+        }
         let mut items = Vec::with_capacity(count.min(size));
         for _ in 0..count {
             let at = self.pos;

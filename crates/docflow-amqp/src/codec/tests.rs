@@ -210,3 +210,50 @@ fn round_trip_of_a_nested_value() {
     ]);
     assert_eq!(dec(&encode_to_vec(&v)), v);
 }
+
+/// An array32 of `n` nulls: 10 bytes whatever `n` is.
+fn nulls(n: u32) -> Vec<u8> {
+    let mut bytes = vec![0xf0, 0, 0, 0, 5];
+    bytes.extend(n.to_be_bytes());
+    bytes.push(0x40);
+    bytes
+}
+
+// Regression: every array of zero-width elements could hold input-length elements on its own,
+// so an array of such arrays held (input length)² / 10 values (gigabytes from 64 KiB).
+#[test]
+fn zero_width_elements_share_one_budget_across_nested_arrays() {
+    // One array of as many nulls as there are input bytes is fine...
+    let one = nulls(10);
+    assert_eq!(
+        dec(&one),
+        Value::Array(Array::new(None, ElementType::Null, vec![Value::Null; 10]).unwrap())
+    );
+    // ...but 200 such arrays nested in one are refused, not 200 × 2010 nulls.
+    let inner = 1810u32;
+    let mut bytes = vec![0xf0];
+    let elements: Vec<u8> = (0..200).flat_map(|_| nulls(inner)[1..].to_vec()).collect();
+    bytes.extend((elements.len() as u32 + 5).to_be_bytes());
+    bytes.extend(200u32.to_be_bytes());
+    bytes.push(0xf0);
+    bytes.extend(&elements);
+    assert_eq!(bytes.len(), 1810);
+    assert!(matches!(
+        decode(&bytes).unwrap_err(),
+        DecodeError::CountTooLarge {
+            what: "array",
+            count: 1810,
+            ..
+        }
+    ));
+    // The same in a list, where each array also sits alone.
+    let mut list = vec![0xd0];
+    let items: Vec<u8> = (0..3).flat_map(|_| nulls(20)).collect();
+    list.extend((items.len() as u32 + 4).to_be_bytes());
+    list.extend(3u32.to_be_bytes());
+    list.extend(&items);
+    assert!(matches!(
+        decode(&list).unwrap_err(),
+        DecodeError::CountTooLarge { what: "array", .. }
+    ));
+}

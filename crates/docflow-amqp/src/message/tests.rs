@@ -185,3 +185,28 @@ fn batches_split_into_their_messages() {
         Err(MessageError::BatchEntry { index: 1, .. })
     ));
 }
+
+// Regression: each section was decoded with its own zero-width budget, so many amqp-sequence
+// sections each holding an array of input-length nulls held (input length)² / 16 values.
+#[test]
+fn zero_width_elements_share_one_budget_across_sections() {
+    let section = |n: u32| {
+        // amqp-sequence [array32 of n nulls]
+        let mut bytes = vec![0x00, 0x53, 0x76, 0xc0, 11, 1, 0xf0, 0, 0, 0, 5];
+        bytes.extend(n.to_be_bytes());
+        bytes.push(0x40);
+        bytes
+    };
+    let one = section(16);
+    let message = Message::decode(&one).unwrap();
+    assert!(matches!(&message.body, Body::Sequence(s) if s.len() == 1));
+    let many: Vec<u8> = (0..100).flat_map(|_| section(1600)).collect();
+    assert_eq!(many.len(), 1600);
+    assert!(matches!(
+        Message::decode(&many),
+        Err(MessageError::Decode(DecodeError::CountTooLarge {
+            what: "array",
+            ..
+        }))
+    ));
+}
