@@ -58,13 +58,15 @@ impl Connection {
         }
         let session = self.session(channel);
         let Some(link) = session.links.get_mut(&transfer.handle) else {
-            return Next::Close(Some(AmqpError::new(
+            // A session error (part 2, section 2.7.5): the session ends, not the connection.
+            let error = AmqpError::new(
                 "amqp:session:unattached-handle",
                 format!(
                     "transfer on handle {}, which is not attached",
                     transfer.handle
                 ),
-            )));
+            );
+            return self.end_session(channel, error);
         };
         if link.partial.is_none() {
             let Some(delivery_id) = transfer.delivery_id else {
