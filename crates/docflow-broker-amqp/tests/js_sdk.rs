@@ -1,105 +1,29 @@
 //! Microsoft's JavaScript SDK (`@azure/service-bus` 7.9.5, on `@azure/core-amqp` and `rhea`)
 //! against the AMQP front end. The SDK is installed by `scripts/install-servicebus-sdks.sh`
 //! (part of `scripts/install-test-tools.sh`) into `.tools/servicebus-sdk-js`, pinned by
-//! `scripts/servicebus-sdk-js/package-lock.json`; the scenarios are `tests/js/sdk.cjs`.
+//! `scripts/servicebus-sdk-js/package-lock.json`; the scenarios are `tests/js/sdk.cjs`, run
+//! by `tests/js/harness.rs`.
 
 mod common;
+#[path = "js/harness.rs"]
+mod harness;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::{EMULATOR_KEY, EMULATOR_KEY_NAME, Server, start};
-use docflow_broker::ReceiveMode;
+use common::{EMULATOR_KEY, Server, start};
 use docflow_servicebus::message::{Message, PropertyValue};
+use harness::{Outcome, text};
 use serde_json::{Value, json};
 
-/// Where the install script puts the SDK.
-const NODE_MODULES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../.tools/servicebus-sdk-js/node_modules"
-);
-const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js/sdk.cjs");
-
-/// What a scenario printed: its result, or the SDK's error.
-#[derive(Debug)]
-enum Outcome {
-    Result(Value),
-    Error(Value),
-}
-
-impl Outcome {
-    fn ok(self) -> Value {
-        match self {
-            Outcome::Result(v) => v,
-            Outcome::Error(e) => panic!("the scenario failed: {e}"),
-        }
-    }
-}
-
-/// Runs scenario `name` of `tests/js/sdk.cjs` with key `key` and `env` (`SB_QUEUE` and the
-/// like) against `server`.
+/// Runs a scenario of `tests/js/sdk.cjs`.
 async fn js(server: &Server, key: &str, name: &str, env: &[(&str, &str)]) -> Outcome {
-    assert!(
-        std::path::Path::new(NODE_MODULES)
-            .join("@azure/service-bus")
-            .exists(),
-        "{NODE_MODULES}/@azure/service-bus is missing: run bash scripts/install-test-tools.sh \
-         (it installs @azure/service-bus with Node.js)"
-    );
-    let connection = format!(
-        "Endpoint=sb://127.0.0.1:{};SharedAccessKeyName={EMULATOR_KEY_NAME};SharedAccessKey={key};UseDevelopmentEmulator=true;",
-        server.port
-    );
-    let run = tokio::process::Command::new("node")
-        .args([SCENARIOS, name])
-        .env("NODE_PATH", NODE_MODULES)
-        .env("SB_CONNECTION", connection)
-        .envs(env.iter().copied())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the SDK finished in time")
-        .unwrap_or_else(|e| {
-            panic!("node runs ({e}): run bash scripts/install-test-tools.sh (it installs Node.js)")
-        });
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let line = |prefix: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .map(|json| serde_json::from_str::<Value>(json).unwrap())
-    };
-    if let Some(result) = line("RESULT ") {
-        assert!(output.status.success(), "{stdout}\n{stderr}");
-        Outcome::Result(result)
-    } else if let Some(error) = line("ERROR ") {
-        Outcome::Error(error)
-    } else {
-        panic!(
-            "scenario {name} printed no outcome ({}):\n{stdout}\n{stderr}",
-            output.status
-        )
-    }
+    harness::js(server, key, "sdk.cjs", name, env).await
 }
 
-/// Every message left in `path`, received and deleted through the broker's own API.
+/// Every message left in `path`.
 async fn drain(server: &Server, path: &str) -> Vec<Message> {
-    let mut messages = Vec::new();
-    while let Some(got) = server
-        .broker
-        .receive(path, false, ReceiveMode::ReceiveAndDelete, Duration::ZERO)
-        .await
-        .unwrap()
-    {
-        messages.push(got.message);
-    }
-    messages
-}
-
-fn text(body: &[u8]) -> &str {
-    std::str::from_utf8(body).unwrap()
+    harness::drain(server, path, false).await
 }
 
 fn at() -> DateTime<Utc> {
