@@ -8,7 +8,8 @@
 //! - [`connection`]: connection strings and identity-based connection settings.
 //! - [`client`]: the Service Bus REST data-plane client.
 //! - [`sender`]: the sending seam functions use, with a recording implementation for tests.
-//! - [`topology`]: the entities of `servicebus.config.json` (the emulator's `Config.json`).
+//! - [`topology`]: the entities of `servicebus.config.json` (the emulator's `Config.json`), and
+//!   [`topology::emulator`], the same topology within the emulator's limits.
 //! - [`identity`]: Microsoft Entra credentials for identity-based connections.
 //! - [`http_body`]: bounded request bodies and the `413`, for every server.
 //! - [`http_url`]: path segments and query pairs, decoded the same way by every server.

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod emulator;
+
 /// Service Bus's default `MaxDeliveryCount`.
 pub const DEFAULT_MAX_DELIVERY_COUNT: u32 = 10;
 
