@@ -208,6 +208,13 @@ enum TopologyWhat {
         #[arg(long, default_value = "servicebus.config.json")]
         config: PathBuf,
     },
+    /// Print the topology as a Config.json for Microsoft's Service Bus emulator, within its
+    /// limits; each value clamped is named on stderr.
+    Emulator {
+        /// Topology in the Service Bus emulator's Config.json format.
+        #[arg(long, default_value = "servicebus.config.json")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -407,6 +414,9 @@ fn main() -> ExitCode {
                 ExitCode::from(cli::EXIT_CONFIG)
             }
         },
+        Command::Topology {
+            what: TopologyWhat::Emulator { config },
+        } => ExitCode::from(cli::topology::emulator(&config)),
         Command::Package {
             out,
             app_root,

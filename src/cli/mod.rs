@@ -23,6 +23,7 @@ pub mod fake_llm;
 pub mod package;
 #[cfg(feature = "local")]
 pub mod run;
+pub mod topology;
 
 /// Exit code for a configuration or start-up problem.
 pub const EXIT_CONFIG: u8 = 2;
