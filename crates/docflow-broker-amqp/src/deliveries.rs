@@ -186,7 +186,7 @@ impl Connection {
                 let outcome = DeliveryState::Accepted(Accepted);
                 self.settle(channel, partial.delivery_id, partial.settled, outcome);
             }
-            LinkKind::Replies { .. } | LinkKind::Receive(_) => {}
+            LinkKind::Replies { .. } | LinkKind::Receive(_) | LinkKind::SessionPending(_) => {}
         }
         self.grant_credit(channel, handle);
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use docflow_amqp::frame::{self, FrameType, HEARTBEAT, MIN_MAX_FRAME_SIZE};
 use docflow_amqp::performative::{self, Begin, Close, End, Flow, Open};
 use docflow_amqp::{AmqpError, Composite, Performative, Value, codec};
-use docflow_broker::Broker;
+use docflow_broker::{Broker, SessionLock};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval};
@@ -37,6 +37,8 @@ pub(crate) enum Completion {
     Settled(Settled),
     /// A management request link's worker answered a request.
     Managed(Box<crate::management::Reply>),
+    /// The broker locked a session for a session receiver (or could not).
+    SessionAccepted(Box<crate::sessions::SessionAccepted>),
 }
 
 /// One session, keyed by the peer's channel (the broker answers on the same number).
@@ -87,6 +89,28 @@ pub(crate) struct Connection {
     pub(crate) next_link_id: u64,
     /// Cancelled when the broker shuts down.
     stop: CancellationToken,
+    /// Sessions this connection's receivers hold, by entity key and session id.
+    pub(crate) held_sessions: HashMap<(String, String), SessionLock>,
+}
+
+impl Drop for Connection {
+    /// The connection is gone: the sessions its receivers held are released at once, as
+    /// Service Bus does, rather than when their locks lapse.
+    fn drop(&mut self) {
+        if self.held_sessions.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let broker = self.broker.clone();
+        let held = std::mem::take(&mut self.held_sessions);
+        runtime.spawn(async move {
+            for ((entity, _), lock) in held {
+                let _ = broker.close_session(&entity, &lock).await;
+            }
+        });
+    }
 }
 
 enum Event {
@@ -173,6 +197,7 @@ async fn opened(
         last_read: Instant::now(),
         next_link_id: 0,
         stop,
+        held_sessions: HashMap::new(),
     };
     connection.on_open(&open);
     Ok(connection)
@@ -312,6 +337,10 @@ impl Connection {
                 }
                 Event::Done(Completion::Settled(settled)) => {
                     self.on_settled(settled);
+                    Next::Continue
+                }
+                Event::Done(Completion::SessionAccepted(accepted)) => {
+                    self.on_session_accepted(*accepted);
                     Next::Continue
                 }
                 Event::Done(Completion::Managed(reply)) => {

@@ -1,14 +1,15 @@
 //! The embedded broker's AMQP 1.0 front end: the protocol Microsoft's Service Bus SDKs speak,
 //! served from the same [`Broker`] core as the REST data plane.
 //!
-//! This first slice serves a connection through SASL (`MSSBCBS`, `ANONYMOUS`), `open`,
-//! sessions and links; authorises entities by CBS `put-token` with the REST API's SAS rules;
-//! and accepts messages (single and batched) on sender links, answering `accepted` only once
-//! the broker has made them durable; delivers messages to peek-lock receiver links (credit
-//! and drain, lock tokens as delivery tags, settlements echoed) and to receive-and-delete
-//! ones (pre-settled); and answers `$management` requests (lock renewal, peek, scheduling,
-//! deferred messages, settlement by lock token). Session receivers and the sessions'
-//! management operations are refused with `amqp:not-implemented` for now.
+//! It serves a connection through SASL (`MSSBCBS`, `ANONYMOUS`), `open`, sessions and links;
+//! authorises entities by CBS `put-token` with the REST API's SAS rules; accepts messages
+//! (single and batched) on sender links, answering `accepted` only once the broker has made
+//! them durable; delivers messages to peek-lock receiver links (credit and drain, lock tokens
+//! as delivery tags, settlements echoed) and to receive-and-delete ones (pre-settled), named
+//! and next-available session receivers included; and answers `$management` requests (lock
+//! renewal, peek, scheduling, deferred messages, settlement by lock token, session locks and
+//! state). `com.microsoft:get-message-sessions` is the one operation refused
+//! (`amqp:not-implemented`).
 //!
 //! # Layout
 //! - [`serve_connection`] and [`AmqpOptions`]: the entry point, one call per TCP connection.
@@ -23,6 +24,8 @@
 //! - `receive`: receiver links: credit, drain, lock-token tags, settlement echo; pre-settled
 //!   receive-and-delete deliveries.
 //! - `management`: `<entity>/$management` request/response links and their operations.
+//! - `sessions`: session receivers (session filter, lock, `locked-until-utc`) and the
+//!   sessions a connection holds.
 //! - `cbs`: SAS token checks, address normalisation, the connection's authorisations.
 //! - `convert`: AMQP messages to the broker's messages.
 
@@ -36,6 +39,7 @@ mod links;
 mod listener;
 mod management;
 mod receive;
+mod sessions;
 
 use std::time::Duration;
 

@@ -15,6 +15,7 @@ use crate::deliveries::{Delivery, Partial, send_worker, transfer_payload};
 use crate::engine::{Connection, Next, Session};
 use crate::management::{self, ManagementRequests};
 use crate::receive::Receiver;
+use crate::sessions::{SessionWanted, session_filter, wait_of};
 
 /// Credit the broker grants a sender link; refilled when half is used.
 pub(crate) const LINK_CREDIT: u32 = 100;
@@ -43,6 +44,9 @@ pub(crate) enum LinkKind {
     },
     /// The broker sends an entity's messages to the client (peek-lock or receive-and-delete).
     Receive(Receiver),
+    /// A session receiver waiting for the broker to lock its session; its attach reply is
+    /// held back until then.
+    SessionPending(SessionWanted),
 }
 
 /// One attached link.
@@ -172,8 +176,12 @@ impl Connection {
                 };
                 self.push(channel, &detach.into(), &[]);
             }
-            Ok(kind) => {
-                self.push(channel, &reply.into(), &[]);
+            Ok(mut kind) => {
+                if let LinkKind::SessionPending(wanted) = &mut kind {
+                    wanted.reply = Some(Box::new(reply));
+                } else {
+                    self.push(channel, &reply.into(), &[]);
+                }
                 self.next_link_id += 1;
                 let link = Link {
                     id: self.next_link_id,
@@ -184,6 +192,9 @@ impl Connection {
                     in_flight: 0,
                     partial: None,
                 };
+                if let LinkKind::SessionPending(wanted) = &link.kind {
+                    self.accept_session_for(channel, attach.handle, link.id, wanted);
+                }
                 self.session(channel).links.insert(attach.handle, link);
                 if client_sends {
                     self.grant_credit(channel, attach.handle);
@@ -248,15 +259,34 @@ impl Connection {
                      receive-and-delete) or with rcv-settle-mode second (peek-lock)",
                 ));
             };
-            if sessions {
-                return Err(AmqpError::new(
-                    "amqp:not-implemented",
-                    "session receivers are not served over AMQP yet",
-                ));
+            match (session_filter(attach.source.as_ref()), sessions && !dlq) {
+                (Some(session_id), true) => {
+                    return Ok(LinkKind::SessionPending(SessionWanted {
+                        entity,
+                        mode,
+                        session_id,
+                        timeout: wait_of(attach),
+                        reply: None,
+                    }));
+                }
+                (Some(_), false) => {
+                    return Err(AmqpError::new(
+                        "amqp:not-allowed",
+                        format!("'{normalized}' is not session-enabled: receive without a session"),
+                    ));
+                }
+                (None, true) => {
+                    return Err(AmqpError::new(
+                        "amqp:not-allowed",
+                        format!("'{normalized}' requires sessions: accept a session to receive"),
+                    ));
+                }
+                (None, false) => {}
             }
             let ids = (channel, attach.handle, self.next_link_id + 1);
             let done = self.done_tx.clone();
-            let receiver = Receiver::start(self.broker.clone(), (entity, dlq, mode), done, ids);
+            let source = (entity, dlq, mode);
+            let receiver = Receiver::start(self.broker.clone(), source, None, done, ids);
             return Ok(LinkKind::Receive(receiver));
         }
         let (worker, deliveries) = mpsc::channel(LINK_CREDIT as usize);
@@ -279,6 +309,10 @@ impl Connection {
         if let LinkKind::Receive(rx) = &link.kind {
             rx.stop();
             self.forget_unsettled(channel, handle);
+            if let Some(lock) = rx.session.clone() {
+                let entity = rx.entity.clone();
+                self.release_session(&entity, lock);
+            }
         }
         true
     }
@@ -320,7 +354,7 @@ impl Connection {
         let Some(link) = session.links.get_mut(&handle) else {
             return Next::Continue;
         };
-        if let LinkKind::Receive(_) = link.kind {
+        if let LinkKind::Receive(_) | LinkKind::SessionPending(_) = link.kind {
             self.on_receiver_flow(channel, handle, flow);
             if flow.echo {
                 let session = self.session(channel);

@@ -11,7 +11,7 @@ use std::time::Duration;
 use docflow_amqp::delivery_state::Rejected;
 use docflow_amqp::performative::{Disposition, Flow, Transfer};
 use docflow_amqp::{AmqpError, DeliveryState, Role, Value};
-use docflow_broker::{Broker, BrokerError, ReceiveMode, Settlement};
+use docflow_broker::{Broker, BrokerError, ReceiveMode, SessionLock, Settlement};
 use docflow_servicebus::message::ReceivedMessage;
 use tokio::sync::mpsc;
 
@@ -31,10 +31,12 @@ pub(crate) struct Receiver {
     worker: mpsc::Sender<()>,
     /// Tells the worker to stop waiting (drain, detach) and fetch without waiting.
     stop: Arc<AtomicBool>,
-    entity: String,
+    pub(crate) entity: String,
     dlq: bool,
     /// Peek-lock, or receive-and-delete (deliveries sent pre-settled).
     mode: ReceiveMode,
+    /// The session a session receiver holds.
+    pub(crate) session: Option<SessionLock>,
     outstanding: bool,
     draining: bool,
 }
@@ -70,6 +72,7 @@ impl Receiver {
     pub(crate) fn start(
         broker: Broker,
         (entity, dlq, mode): (String, bool, ReceiveMode),
+        session: Option<SessionLock>,
         done: mpsc::Sender<Completion>,
         ids: (u16, u32, u64),
     ) -> Self {
@@ -78,6 +81,7 @@ impl Receiver {
         tokio::spawn(receive_worker(
             broker,
             (entity.clone(), dlq, mode),
+            session.clone(),
             fetches,
             stop.clone(),
             done,
@@ -89,6 +93,7 @@ impl Receiver {
             entity,
             dlq,
             mode,
+            session,
             outstanding: false,
             draining: false,
         }
@@ -111,6 +116,7 @@ pub(crate) fn lock_token_tag(token: &str) -> Vec<u8> {
 async fn receive_worker(
     broker: Broker,
     (entity, dlq, mode): (String, bool, ReceiveMode),
+    session: Option<SessionLock>,
     mut fetches: mpsc::Receiver<()>,
     stop: Arc<AtomicBool>,
     done: mpsc::Sender<Completion>,
@@ -120,7 +126,11 @@ async fn receive_worker(
         let result = loop {
             let stopping = stop.load(Ordering::Relaxed);
             let wait = if stopping { Duration::ZERO } else { POLL };
-            match broker.receive(&entity, dlq, mode, wait).await {
+            let received = match &session {
+                Some(lock) => broker.receive_in_session(&entity, lock, mode, wait).await,
+                None => broker.receive(&entity, dlq, mode, wait).await,
+            };
+            match received {
                 Ok(None) if !stopping && !done.is_closed() => continue,
                 other => break other,
             }
@@ -167,7 +177,7 @@ impl Connection {
 
     /// Asks the worker for the next message if credit allows; finishes a drain once a fetch
     /// came back `empty`.
-    fn pump(&mut self, channel: u16, handle: u32, empty: bool) {
+    pub(crate) fn pump(&mut self, channel: u16, handle: u32, empty: bool) {
         let session = self.session(channel);
         let room = session.unsettled.len() < MAX_UNSETTLED;
         let mut flow = session.flow();
@@ -236,8 +246,11 @@ impl Connection {
             Ok(Some(m)) => return self.abandon_later(source, m),
             Ok(None) => return self.pump(channel, handle, true),
             Err(e) => {
-                let error = AmqpError::new("amqp:internal-error", e.to_string());
-                self.detach_with(channel, handle, error);
+                let condition = match e {
+                    BrokerError::SessionLockLost => "com.microsoft:session-lock-lost",
+                    _ => "amqp:internal-error",
+                };
+                self.detach_with(channel, handle, AmqpError::new(condition, e.to_string()));
                 return;
             }
         };

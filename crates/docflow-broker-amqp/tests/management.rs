@@ -425,14 +425,27 @@ async fn deferred_messages_come_back_by_sequence_number_with_uuid_lock_tokens() 
 }
 
 #[tokio::test]
-async fn session_operations_and_unknown_ones_are_refused_not_pretended() {
+async fn session_operations_need_a_held_session_and_unknown_ones_are_refused() {
     let server = start().await;
     let mut client = management_client(server.port).await;
+    // No receiver of this connection holds session `s`: its lock is lost, as on Azure.
     let reply = request(
         &mut client,
         "com.microsoft:get-session-state",
         Value::String("g".into()),
         map(vec![("session-id", Value::String("s".into()))]),
+    )
+    .await;
+    assert_eq!(status_code(&reply), Value::Int(410));
+    assert_eq!(
+        property(&reply, "errorCondition"),
+        Some(&Value::Symbol("com.microsoft:session-lock-lost".into()))
+    );
+    let reply = request(
+        &mut client,
+        "com.microsoft:get-message-sessions",
+        Value::String("m".into()),
+        map(vec![("skip", Value::Int(0)), ("top", Value::Int(10))]),
     )
     .await;
     assert_eq!(status_code(&reply), Value::Int(501));

@@ -56,6 +56,8 @@ pub(crate) struct ManagementRequests {
     node: String,
     /// The normalised entity path the CBS tokens are checked against (`q/$deadletterqueue`).
     path: String,
+    /// The broker's key of the entity, to find the sessions this connection holds on it.
+    key: String,
     /// The worker carrying the requests out in order.
     worker: mpsc::Sender<Job>,
 }
@@ -147,6 +149,18 @@ impl Failure {
             status: 501,
             condition: "amqp:not-implemented",
             description: description.into(),
+        }
+    }
+
+    /// `410 com.microsoft:session-lock-lost`: no receiver link of this connection holds the
+    /// session (it was never accepted here, or its link is gone).
+    pub(crate) fn session_not_held(session_id: &str) -> Self {
+        Self {
+            status: 410,
+            condition: "com.microsoft:session-lock-lost",
+            description: format!(
+                "the session '{session_id}' is not locked by a receiver on this connection"
+            ),
         }
     }
 
@@ -252,7 +266,10 @@ impl Connection {
             return Ok(None);
         }
         let (worker, jobs) = mpsc::channel(LINK_CREDIT as usize);
-        let node = Node { key, dlq };
+        let node = Node {
+            key: key.clone(),
+            dlq,
+        };
         let ids = (channel, handle, link_id);
         let node_address = format!("{entity}{MANAGEMENT_SUFFIX}");
         tokio::spawn(run_worker(
@@ -266,6 +283,7 @@ impl Connection {
         Ok(Some(ManagementRequests {
             node: node_address,
             path: entity.to_string(),
+            key,
             worker,
         }))
     }
@@ -285,7 +303,11 @@ impl Connection {
         let LinkKind::Management(requests) = &link.kind else {
             return;
         };
-        let (node, path) = (requests.node.clone(), requests.path.clone());
+        let (node, path, key) = (
+            requests.node.clone(),
+            requests.path.clone(),
+            requests.key.clone(),
+        );
         let properties = request.properties.as_ref();
         let reply_to = properties.and_then(|p| p.reply_to.clone());
         let correlation_id = properties.and_then(|p| p.message_id.clone());
@@ -303,7 +325,13 @@ impl Connection {
                 }
             });
         let failure = match checked {
-            Ok(operation) => {
+            Ok(mut operation) => {
+                if let Operation::Session {
+                    session_id, lock, ..
+                } = &mut operation
+                {
+                    *lock = self.held_session(&key, session_id);
+                }
                 let job = Job {
                     reply_to: reply_to.clone(),
                     correlation_id: correlation_id.clone(),

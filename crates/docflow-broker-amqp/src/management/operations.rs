@@ -7,7 +7,7 @@ use docflow_amqp::{Array, ElementType, Value};
 use docflow_broker::{Broker, ReceiveMode, Settlement};
 use docflow_servicebus::message::ReceivedMessage;
 
-use super::request::{Disposition, Operation};
+use super::request::{Disposition, Operation, SessionAction};
 use super::{Failure, Node, Response};
 use crate::convert::to_amqp_message;
 
@@ -36,12 +36,27 @@ pub(super) async fn execute(
             let expirations = array(ElementType::Timestamp, expirations);
             Ok(Response::ok(vec![("expirations", expirations)]))
         }
-        Operation::Peek { from, count } => {
+        Operation::Peek {
+            from,
+            count,
+            session_id,
+        } => {
             let count = count.min(MAX_PEEK);
             if count == 0 {
                 return Ok(Response::no_content());
             }
-            let found = broker.browse(&node.key, node.dlq, from, count).await?;
+            let found = match session_id {
+                None => broker.browse(&node.key, node.dlq, from, count).await?,
+                // A session receiver peeks its own session: look through a page of the
+                // entity and keep that session's messages.
+                Some(id) => broker
+                    .browse(&node.key, node.dlq, from, MAX_PEEK)
+                    .await?
+                    .into_iter()
+                    .filter(|m| m.message.session_id.as_deref() == Some(id.as_str()))
+                    .take(count)
+                    .collect(),
+            };
             if found.is_empty() {
                 return Ok(Response::no_content());
             }
@@ -106,6 +121,28 @@ pub(super) async fn execute(
                     .await?;
             }
             Ok(Response::done())
+        }
+        Operation::Session {
+            session_id,
+            action,
+            lock,
+        } => {
+            let lock = lock.ok_or_else(|| Failure::session_not_held(&session_id))?;
+            match action {
+                SessionAction::RenewLock => {
+                    let until = broker.renew_session_lock(&node.key, &lock).await?;
+                    Ok(Response::ok(vec![("expiration", Value::Timestamp(until))]))
+                }
+                SessionAction::GetState => {
+                    let state = broker.session_state(&node.key, &lock).await?;
+                    let state = state.map_or(Value::Null, Value::Binary);
+                    Ok(Response::ok(vec![("session-state", state)]))
+                }
+                SessionAction::SetState(state) => {
+                    broker.set_session_state(&node.key, &lock, state).await?;
+                    Ok(Response::done())
+                }
+            }
         }
     }
 }

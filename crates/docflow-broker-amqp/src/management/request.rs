@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use docflow_amqp::Value;
 use docflow_amqp::message::{Body, Message as AmqpMessage};
-use docflow_broker::ReceiveMode;
+use docflow_broker::{ReceiveMode, SessionLock};
 use docflow_servicebus::message::{Message, PropertyValue};
 use docflow_servicebus::sas::Right;
 
@@ -19,8 +19,12 @@ use crate::convert::{property_value, to_broker_message};
 pub(crate) enum Operation {
     /// `com.microsoft:renew-lock`.
     RenewLock { lock_tokens: Vec<String> },
-    /// `com.microsoft:peek-message`.
-    Peek { from: i64, count: usize },
+    /// `com.microsoft:peek-message` (of one session when `session_id` is given).
+    Peek {
+        from: i64,
+        count: usize,
+        session_id: Option<String>,
+    },
     /// `com.microsoft:schedule-message`: broker messages carrying their scheduled time.
     Schedule { messages: Vec<Message> },
     /// `com.microsoft:cancel-scheduled-message`.
@@ -36,6 +40,24 @@ pub(crate) enum Operation {
         disposition: Disposition,
         properties: BTreeMap<String, PropertyValue>,
     },
+    /// `com.microsoft:renew-session-lock`, `get-session-state`, `set-session-state`: on a
+    /// session a receiver link of this connection holds, whose lock the connection fills in.
+    Session {
+        session_id: String,
+        action: SessionAction,
+        lock: Option<SessionLock>,
+    },
+}
+
+/// What a session operation does.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SessionAction {
+    /// `com.microsoft:renew-session-lock`.
+    RenewLock,
+    /// `com.microsoft:get-session-state`.
+    GetState,
+    /// `com.microsoft:set-session-state` (`None` clears it).
+    SetState(Option<Vec<u8>>),
 }
 
 /// The `disposition-status` of an `update-disposition`.
@@ -61,15 +83,6 @@ impl Operation {
         }
     }
 }
-
-/// Sessions' operations: served with session receivers (a later slice of the front end).
-/// They are refused with `amqp:not-implemented` until then, rather than half-served.
-const SESSION_OPERATIONS: [&str; 4] = [
-    "com.microsoft:renew-session-lock",
-    "com.microsoft:get-session-state",
-    "com.microsoft:set-session-state",
-    "com.microsoft:get-message-sessions",
-];
 
 /// The request's `operation` application property.
 pub(crate) fn operation_name(request: &AmqpMessage) -> Result<&str, Failure> {
@@ -97,18 +110,9 @@ pub(crate) fn parse(operation: &str, body: &Body) -> Result<Operation, Failure> 
             ));
         }
     };
-    if SESSION_OPERATIONS.contains(&operation) {
-        // The place for renew-session-lock, get/set-session-state and get-message-sessions.
-        return Err(Failure::not_implemented(format!(
-            "{operation} is served with session receivers, which this broker does not serve \
-             over AMQP yet"
-        )));
-    }
-    if let Some(session) = map.get("session-id").filter(|v| **v != Value::Null) {
-        return Err(Failure::not_implemented(format!(
-            "session-id {session:?}: session operations are not served over AMQP yet"
-        )));
-    }
+    // `session-id` beside lock tokens (update-disposition, receive-by-sequence-number) names
+    // the session the tokens belong to; the tokens alone identify the messages.
+    let session_id = map.text("session-id")?;
     Ok(match operation {
         "com.microsoft:renew-lock" => Operation::RenewLock {
             lock_tokens: lock_tokens(&map)?,
@@ -118,7 +122,26 @@ pub(crate) fn parse(operation: &str, body: &Body) -> Result<Operation, Failure> 
             let count = map.integer("message-count")?;
             let count = usize::try_from(count)
                 .map_err(|_| Failure::argument("message-count must not be negative"))?;
-            Operation::Peek { from, count }
+            Operation::Peek {
+                from,
+                count,
+                session_id,
+            }
+        }
+        "com.microsoft:renew-session-lock" => session(session_id, SessionAction::RenewLock)?,
+        "com.microsoft:get-session-state" => session(session_id, SessionAction::GetState)?,
+        "com.microsoft:set-session-state" => {
+            let state = match map.get("session-state") {
+                None | Some(Value::Null) => None,
+                Some(Value::Binary(bytes)) => Some(bytes.clone()),
+                Some(other) => {
+                    return Err(Failure::argument(format!(
+                        "session-state is a {}, not binary",
+                        other.type_name()
+                    )));
+                }
+            };
+            session(session_id, SessionAction::SetState(state))?
         }
         "com.microsoft:schedule-message" => Operation::Schedule {
             messages: scheduled_messages(&map)?,
@@ -151,6 +174,18 @@ pub(crate) fn parse(operation: &str, body: &Body) -> Result<Operation, Failure> 
                 "the management operation {other:?} is not served"
             )));
         }
+    })
+}
+
+/// A session operation: `session-id` is required.
+fn session(session_id: Option<String>, action: SessionAction) -> Result<Operation, Failure> {
+    let session_id = session_id
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Failure::argument("a session operation needs 'session-id'"))?;
+    Ok(Operation::Session {
+        session_id,
+        action,
+        lock: None,
     })
 }
 
@@ -396,17 +431,53 @@ mod tests {
     }
 
     #[test]
-    fn wrong_types_are_argument_errors_and_session_operations_are_not_pretended() {
+    fn wrong_types_are_argument_errors() {
         let request = body(vec![("lock-tokens", Value::Long(1))]);
         let error = parse("com.microsoft:renew-lock", &request).unwrap_err();
         assert_eq!(error.condition, "com.microsoft:argument-error");
-        let request = body(vec![("session-id", Value::String("s".into()))]);
-        let error = parse("com.microsoft:get-session-state", &request).unwrap_err();
+        let error = parse("com.microsoft:peek-message", &Body::Value(Value::Null)).unwrap_err();
+        assert_eq!(error.status, 400);
+        let request = body(vec![("session-state", Value::Long(1))]);
+        let error = parse("com.microsoft:set-session-state", &request).unwrap_err();
+        assert_eq!(error.status, 400, "no session-id");
+    }
+
+    #[test]
+    fn session_operations_name_their_session_and_carry_state_as_binary() {
+        let request = body(vec![
+            ("session-id", Value::String("s-1".into())),
+            ("session-state", Value::Binary(b"state".to_vec())),
+        ]);
+        let Operation::Session {
+            session_id, action, ..
+        } = parse("com.microsoft:set-session-state", &request).unwrap()
+        else {
+            panic!("a session operation");
+        };
+        assert_eq!(session_id, "s-1");
+        assert_eq!(action, SessionAction::SetState(Some(b"state".to_vec())));
+        let request = body(vec![
+            ("session-id", Value::String("s-1".into())),
+            ("session-state", Value::Null),
+        ]);
+        let Operation::Session { action, .. } =
+            parse("com.microsoft:set-session-state", &request).unwrap()
+        else {
+            panic!("a session operation");
+        };
+        assert_eq!(action, SessionAction::SetState(None), "null clears it");
+        let request = body(vec![("session-id", Value::String("s-1".into()))]);
+        assert!(matches!(
+            parse("com.microsoft:renew-session-lock", &request).unwrap(),
+            Operation::Session {
+                action: SessionAction::RenewLock,
+                ..
+            }
+        ));
+        let error = parse("com.microsoft:get-message-sessions", &request).unwrap_err();
         assert_eq!(
             (error.status, error.condition),
             (501, "amqp:not-implemented")
         );
-        let error = parse("com.microsoft:peek-message", &Body::Value(Value::Null)).unwrap_err();
-        assert_eq!(error.status, 400);
     }
 }
