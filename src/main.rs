@@ -461,7 +461,9 @@ async fn serve(port_flag: Option<u16>) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(&e.to_string()),
     };
-    server::serve(listener, registry, on_signal(), settings.drain_timeout).await;
+    let shutdown = on_signal();
+    server::stop_with_local_host(shutdown.clone());
+    server::serve(listener, registry, shutdown, settings.drain_timeout).await;
     ExitCode::SUCCESS
 }
 

@@ -212,3 +212,69 @@ fn docflow_run_lists_files_the_api_refuses() {
         "{message}"
     );
 }
+
+/// The processes whose parent is `pid`, from `/proc/*/stat`, and whether each still runs.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            children.push(head.split_whitespace().next().unwrap().parse().unwrap());
+        }
+    }
+    children
+}
+
+/// Running (not gone, not a zombie waiting for a parent to reap it).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().to_string())
+        })
+        .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+}
+
+#[test]
+fn a_handler_does_not_outlive_a_killed_docflow_dev() {
+    let data = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_docflow"))
+        .args(["dev", "--app-root", env!("CARGO_MANIFEST_DIR")])
+        .args(["--http-port", &http_port.to_string(), "--broker-port", "0"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+        assert!(Instant::now() < deadline, "docflow dev did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let handlers = children_of(dev.id());
+    assert!(
+        !handlers.is_empty(),
+        "docflow dev runs its handler as a child"
+    );
+    dev.kill().unwrap();
+    dev.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handlers.iter().any(|&pid| running(pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "the handler kept running after docflow dev was killed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

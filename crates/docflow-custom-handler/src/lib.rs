@@ -13,3 +13,9 @@
 pub mod app_config;
 pub mod host_json_overrides;
 pub mod protocol;
+
+/// Set by the local host (`docflow dev`) in the environment of a handler it starts: its own
+/// process id. A handler that honours it stops once that process is gone, so that a host
+/// killed outright (`kill -9`, a test that ends) leaves no handler behind. The Functions host
+/// on Azure does not set it.
+pub const HOST_PID_ENV: &str = "DOCFLOW_HOST_PID";

@@ -192,7 +192,11 @@ impl Handler {
                 uuid::Uuid::new_v4().to_string(),
             )
             .env("FUNCTIONS_HTTPWORKER_ID", uuid::Uuid::new_v4().to_string())
-            .env("FUNCTIONS_APP_ROOT_PATH", &spec.cwd);
+            .env("FUNCTIONS_APP_ROOT_PATH", &spec.cwd)
+            .env(
+                docflow_custom_handler::HOST_PID_ENV,
+                std::process::id().to_string(),
+            );
         if let Some(path) = &spec.log_file {
             let open = || {
                 std::fs::OpenOptions::new()

@@ -253,6 +253,35 @@ fn json_reply(status: StatusCode, value: &Value) -> Response {
     )
 }
 
+/// Cancels `shutdown` once the local host that started this handler is gone (it named itself
+/// in [`docflow_custom_handler::HOST_PID_ENV`]): this process has then been handed to another
+/// parent. Without that variable (the Functions host on Azure), nothing is watched.
+pub fn stop_with_local_host(shutdown: CancellationToken) {
+    let Some(host) = std::env::var(docflow_custom_handler::HOST_PID_ENV)
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok())
+    else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            if std::os::unix::process::parent_id() != host {
+                tracing::warn!(
+                    host,
+                    "the local host that started this handler is gone: stopping"
+                );
+                shutdown.cancel();
+                return;
+            }
+        }
+    });
+}
+
 /// Serves until `shutdown` is cancelled, then stops accepting and waits for in-flight
 /// invocations, at most `drain_timeout`.
 pub async fn serve(
