@@ -114,6 +114,12 @@ enum Command {
         /// Connections served at once, over every port and both protocols.
         #[arg(long, default_value_t = 1000)]
         max_connections: usize,
+        /// AMQP: links one session may hold.
+        #[arg(long, default_value_t = 256)]
+        max_links_per_session: usize,
+        /// AMQP: seconds a silent peer is kept (announced in `open`; peers send heartbeats).
+        #[arg(long, default_value_t = 120)]
+        idle_timeout_secs: u64,
         /// Extra SAS policy NAME=KEY[:Rights], Rights from Manage, Send, Listen (repeatable).
         #[arg(long = "sas-rule")]
         sas_rules: Vec<String>,
@@ -321,6 +327,8 @@ fn main() -> ExitCode {
             port,
             amqp_port,
             max_connections,
+            max_links_per_session,
+            idle_timeout_secs,
             sas_rules,
         } => runtime.block_on(async {
             telemetry::init(LogFormat::Text);
@@ -333,6 +341,8 @@ fn main() -> ExitCode {
                         port,
                         amqp_port,
                         max_connections,
+                        max_links_per_session,
+                        idle_timeout: std::time::Duration::from_secs(idle_timeout_secs),
                         sas_rules,
                     },
                     shutdown,

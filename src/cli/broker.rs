@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerOptions, Entities};
-use crate::broker_amqp::{self, ListenOptions};
+use crate::broker_amqp::{self, AmqpOptions, ListenOptions};
 use crate::servicebus::connection::Namespace;
 use crate::servicebus::sas::{Rights, SasRule};
 
@@ -23,6 +23,10 @@ pub struct BrokerCommand {
     pub amqp_port: Option<u16>,
     /// Connections served at once, over every port and both protocols.
     pub max_connections: usize,
+    /// AMQP: links one session may hold.
+    pub max_links_per_session: usize,
+    /// AMQP: how long a silent peer is kept.
+    pub idle_timeout: std::time::Duration,
     /// Extra SAS policies `NAME=KEY[:Rights]` (Rights: Manage, Send, Listen; default Manage).
     pub sas_rules: Vec<String>,
 }
@@ -104,9 +108,15 @@ pub async fn run(command: BrokerCommand, shutdown: CancellationToken) -> u8 {
     tracing::info!(port, amqp_port = ?command.amqp_port, data_dir = %command.data_dir.display(),
         queues = broker.entities().queues().count(), topics = broker.entities().topics().count(),
         "broker listening (REST and AMQP)");
+    let defaults = ListenOptions::default();
     let options = ListenOptions {
         max_connections: command.max_connections,
-        ..ListenOptions::default()
+        amqp: AmqpOptions {
+            max_links_per_session: command.max_links_per_session,
+            idle_timeout: command.idle_timeout,
+            ..defaults.amqp.clone()
+        },
+        ..defaults
     };
     broker_amqp::serve(broker, listeners, options, async move {
         shutdown.cancelled().await
