@@ -35,6 +35,7 @@ const PAGES: &[&str] = &[
     "docs/api.md",
     "docs/pipeline.md",
     "docs/local.md",
+    "docs/servicebus-sdks.md",
     "docs/configuration.md",
     "docs/ai.md",
     "docs/operations.md",
