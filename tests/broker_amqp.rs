@@ -7,9 +7,8 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{Running, free_port};
+use common::{Running, free_port, start_dev};
 
 fn python() -> String {
     let python = std::env::var("DOCFLOW_SB_PYTHON").unwrap_or_else(|_| {
@@ -134,23 +133,7 @@ with ServiceBusClient.from_connection_string(os.environ["SB_CONNECTION"], retry_
 fn a_users_own_service_reaches_the_running_apps_queues_with_the_sdk() {
     let data = tempfile::tempdir().unwrap();
     let (http_port, broker_port) = (free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_docflow"))
-        .args(["dev", "--app-root", env!("CARGO_MANIFEST_DIR")])
-        .args(["--http-port", &http_port.to_string()])
-        .args(["--broker-port", &broker_port.to_string()])
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _dev = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
-        assert!(Instant::now() < deadline, "docflow dev did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _dev = start_dev(data.path(), http_port, broker_port, Stdio::null());
     let connection = format!(
         "Endpoint=sb://127.0.0.1:{broker_port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;"
     );

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{Running, free_port};
+use common::{free_port, start_dev};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -14,29 +14,7 @@ use serde_json::Value;
 async fn docflow_dev_serves_the_document_api() {
     let data = tempfile::tempdir().unwrap();
     let http_port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_docflow"))
-        .args([
-            "dev",
-            "--app-root",
-            env!("CARGO_MANIFEST_DIR"),
-            "--http-port",
-            &http_port.to_string(),
-            "--broker-port",
-            "0",
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut dev = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
-        assert!(Instant::now() < deadline, "docflow dev did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut dev = start_dev(data.path(), http_port, 0, Stdio::piped());
     let api = format!("http://127.0.0.1:{http_port}/api/documents");
     let http = reqwest::Client::new();
     let text = "Either party may terminate this Agreement for material breach. Globex GmbH will pay $1,200.00 on March 3, 2025.";
@@ -247,28 +225,14 @@ fn running(pid: u32) -> bool {
 fn a_handler_does_not_outlive_a_killed_docflow_dev() {
     let data = tempfile::tempdir().unwrap();
     let http_port = free_port();
-    let mut dev = Command::new(env!("CARGO_BIN_EXE_docflow"))
-        .args(["dev", "--app-root", env!("CARGO_MANIFEST_DIR")])
-        .args(["--http-port", &http_port.to_string(), "--broker-port", "0"])
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
-        assert!(Instant::now() < deadline, "docflow dev did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let handlers = children_of(dev.id());
+    let mut dev = start_dev(data.path(), http_port, 0, Stdio::null());
+    let handlers = children_of(dev.0.id());
     assert!(
         !handlers.is_empty(),
         "docflow dev runs its handler as a child"
     );
-    dev.kill().unwrap();
-    dev.wait().unwrap();
+    dev.0.kill().unwrap();
+    dev.0.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while handlers.iter().any(|&pid| running(pid)) {
         assert!(

@@ -261,3 +261,34 @@ impl Drop for Running {
         let _ = self.0.wait();
     }
 }
+
+/// Starts `docflow dev` on the repository's app with its state in `data`, HTTP triggers on
+/// `http_port` and the broker on `broker_port` (0: any), and waits until it serves HTTP.
+pub fn start_dev(
+    data: &std::path::Path,
+    http_port: u16,
+    broker_port: u16,
+    stdout: std::process::Stdio,
+) -> Running {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_docflow"))
+        .args(["dev", "--app-root", env!("CARGO_MANIFEST_DIR")])
+        .args(["--http-port", &http_port.to_string()])
+        .args(["--broker-port", &broker_port.to_string()])
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(stdout)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "docflow dev did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    running
+}
