@@ -4,6 +4,7 @@
 //! attached with `snd-settle-mode=settled`) take each message out of the entity and send it
 //! pre-settled.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,10 +13,10 @@ use docflow_amqp::delivery_state::Rejected;
 use docflow_amqp::performative::{Disposition, Flow, Transfer};
 use docflow_amqp::{AmqpError, DeliveryState, Role, Value};
 use docflow_broker::{Broker, BrokerError, ReceiveMode, SessionLock, Settlement};
-use docflow_servicebus::message::ReceivedMessage;
+use docflow_servicebus::message::{PropertyValue, ReceivedMessage};
 use tokio::sync::mpsc;
 
-use crate::convert::to_amqp_message;
+use crate::convert::{property_value, to_amqp_message};
 use crate::engine::{Completion, Connection};
 use crate::links::LinkKind;
 
@@ -333,7 +334,7 @@ impl Connection {
             .filter(|id| (d.first..=last).contains(id))
             .collect();
         // A state the broker cannot act on (none, `received`) leaves the deliveries locked.
-        let Some((settlement, echo)) = d.state.as_ref().and_then(settlement_of) else {
+        let Some((settlement, properties, echo)) = d.state.as_ref().and_then(settlement_of) else {
             return;
         };
         let echo = (!d.settled).then_some(echo);
@@ -341,17 +342,18 @@ impl Connection {
             let Some(unsettled) = session.unsettled.remove(&id) else {
                 continue;
             };
-            let (settlement, echo) = (settlement.clone(), echo.clone());
+            let (settlement, properties, echo) =
+                (settlement.clone(), properties.clone(), echo.clone());
             let broker = self.broker.clone();
             let done = self.done_tx.clone();
             tokio::spawn(async move {
                 let result = broker
-                    .settle(
+                    .settle_modified(
                         &unsettled.entity,
                         unsettled.dlq,
                         &unsettled.lock_token,
-                        None,
                         settlement,
+                        properties,
                     )
                     .await;
                 let settled = Settled {
@@ -397,15 +399,31 @@ impl Connection {
     }
 }
 
-/// What the broker does for a peer's outcome, and the state to echo (same type, no error).
-fn settlement_of(state: &DeliveryState) -> Option<(Settlement, DeliveryState)> {
+/// What the broker does for a peer's outcome: the settlement, the properties to merge into
+/// the message's application properties first (a `modified` outcome's message annotations;
+/// a `rejected` outcome's `error.info` other than the reason and description), and the state
+/// to echo (same type, no error).
+fn settlement_of(state: &DeliveryState) -> Option<(Settlement, Properties, DeliveryState)> {
     Some(match state {
-        DeliveryState::Accepted(a) => (Settlement::Complete, DeliveryState::Accepted(*a)),
-        DeliveryState::Modified(m) if m.undeliverable_here == Some(true) => {
-            (Settlement::Defer, DeliveryState::Modified(m.clone()))
+        DeliveryState::Accepted(a) => (
+            Settlement::Complete,
+            Properties::new(),
+            DeliveryState::Accepted(*a),
+        ),
+        DeliveryState::Modified(m) => {
+            let settlement = if m.undeliverable_here == Some(true) {
+                Settlement::Defer
+            } else {
+                Settlement::Abandon
+            };
+            let properties = properties_of(&m.message_annotations, &[]);
+            (settlement, properties, DeliveryState::Modified(m.clone()))
         }
-        DeliveryState::Modified(m) => (Settlement::Abandon, DeliveryState::Modified(m.clone())),
-        DeliveryState::Released(r) => (Settlement::Abandon, DeliveryState::Released(*r)),
+        DeliveryState::Released(r) => (
+            Settlement::Abandon,
+            Properties::new(),
+            DeliveryState::Released(*r),
+        ),
         DeliveryState::Rejected(r) => {
             let info = r
                 .error
@@ -414,7 +432,7 @@ fn settlement_of(state: &DeliveryState) -> Option<(Settlement, DeliveryState)> {
                 .unwrap_or_default();
             let text = |name: &str| {
                 info.iter()
-                    .find(|(k, _)| matches!(k, Value::Symbol(s) | Value::String(s) if s == name))
+                    .find(|(k, _)| key_of(k) == Some(name))
                     .and_then(|(_, v)| match v {
                         Value::String(s) | Value::Symbol(s) => Some(s.clone()),
                         _ => None,
@@ -422,11 +440,13 @@ fn settlement_of(state: &DeliveryState) -> Option<(Settlement, DeliveryState)> {
                     .unwrap_or_default()
             };
             let settlement = Settlement::DeadLetter {
-                reason: text("DeadLetterReason"),
-                description: text("DeadLetterErrorDescription"),
+                reason: text(DEAD_LETTER_REASON),
+                description: text(DEAD_LETTER_DESCRIPTION),
             };
+            let properties = properties_of(info, &[DEAD_LETTER_REASON, DEAD_LETTER_DESCRIPTION]);
             (
                 settlement,
+                properties,
                 DeliveryState::Rejected(Rejected { error: None }),
             )
         }
@@ -434,9 +454,102 @@ fn settlement_of(state: &DeliveryState) -> Option<(Settlement, DeliveryState)> {
     })
 }
 
+/// Application properties to merge into a settled message.
+type Properties = BTreeMap<String, PropertyValue>;
+
+/// The `info` key of a dead-letter outcome's reason.
+const DEAD_LETTER_REASON: &str = "DeadLetterReason";
+/// The `info` key of a dead-letter outcome's description.
+const DEAD_LETTER_DESCRIPTION: &str = "DeadLetterErrorDescription";
+
+/// A fields key as text (the SDKs send symbols; a string is taken too).
+fn key_of(key: &Value) -> Option<&str> {
+    match key {
+        Value::Symbol(s) | Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// The properties to modify carried in `fields`, except the keys in `skip`. A null value (the
+/// JavaScript SDK's `undefined`) or one that is no simple value is left out: Service Bus keeps
+/// only simple types in application properties.
+fn properties_of(fields: &[(Value, Value)], skip: &[&str]) -> Properties {
+    fields
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = key_of(k)?;
+            if skip.contains(&key) {
+                return None;
+            }
+            Some((key.to_string(), property_value(v)?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_modified_outcome_carries_its_annotations_as_properties_to_modify() {
+        let modified = |undeliverable_here| {
+            DeliveryState::Modified(docflow_amqp::delivery_state::Modified {
+                delivery_failed: Some(true),
+                undeliverable_here: Some(undeliverable_here),
+                message_annotations: vec![
+                    (Value::Symbol("added".into()), Value::String("x".into())),
+                    (Value::Symbol("count".into()), Value::Uint(3)),
+                    (Value::Symbol("gone".into()), Value::Null),
+                ],
+            })
+        };
+        let want: Properties = [
+            ("added".to_string(), PropertyValue::String("x".into())),
+            ("count".to_string(), PropertyValue::Int(3)),
+        ]
+        .into();
+        let (settlement, properties, echo) = settlement_of(&modified(false)).unwrap();
+        assert!(matches!(settlement, Settlement::Abandon));
+        assert_eq!(properties, want);
+        assert_eq!(echo, modified(false));
+        let (settlement, properties, _) = settlement_of(&modified(true)).unwrap();
+        assert!(matches!(settlement, Settlement::Defer));
+        assert_eq!(properties, want);
+    }
+
+    #[test]
+    fn a_rejected_outcome_carries_its_other_info_as_properties_to_modify() {
+        let mut error = AmqpError::new("com.microsoft:dead-letter", "");
+        error.info = vec![
+            (Value::Symbol("extra".into()), Value::String("e".into())),
+            (Value::Symbol("n".into()), Value::Int(-2)),
+            (
+                Value::Symbol(DEAD_LETTER_REASON.into()),
+                Value::String("why".into()),
+            ),
+            (
+                Value::Symbol(DEAD_LETTER_DESCRIPTION.into()),
+                Value::String("what".into()),
+            ),
+        ];
+        let rejected = DeliveryState::Rejected(Rejected { error: Some(error) });
+        let (settlement, properties, echo) = settlement_of(&rejected).unwrap();
+        let Settlement::DeadLetter {
+            reason,
+            description,
+        } = settlement
+        else {
+            panic!("a dead-letter settlement");
+        };
+        assert_eq!((reason.as_str(), description.as_str()), ("why", "what"));
+        let want: Properties = [
+            ("extra".to_string(), PropertyValue::String("e".into())),
+            ("n".to_string(), PropertyValue::Int(-2)),
+        ]
+        .into();
+        assert_eq!(properties, want);
+        assert_eq!(echo, DeliveryState::Rejected(Rejected { error: None }));
+    }
 
     #[test]
     fn lock_tokens_are_tagged_in_dotnet_guid_byte_order() {

@@ -302,3 +302,64 @@ async fn a_message_sent_through_the_broker_api_reaches_the_js_sdk_unchanged() {
     assert_eq!(m["applicationProperties"], every_property_as_received());
     assert!(drain(&server, "q").await.is_empty(), "completed by the SDK");
 }
+
+#[tokio::test]
+async fn the_js_sdk_abandons_defers_and_dead_letters_with_properties_to_modify() {
+    let server = start().await;
+    let got = js(
+        &server,
+        EMULATOR_KEY,
+        "settle-with-properties",
+        &[("SB_QUEUE", "q")],
+    )
+    .await
+    .ok();
+    // Abandoned with properties: delivered again carrying them, each with its type.
+    let again = got["again"].as_array().unwrap();
+    assert_eq!(again.len(), 1, "{got}");
+    assert_eq!(again[0]["messageId"], "a0");
+    assert_eq!(again[0]["deliveryCount"], 1);
+    assert_eq!(
+        again[0]["applicationProperties"],
+        json!({
+            "kept": {"string": "a0"},
+            "added": {"string": "x"},
+            "count": {"number": 3},
+            "ratio": {"number": 0.5},
+            "yes": {"boolean": true},
+            "when": {"date": "2024-05-06T07:08:09.123Z"},
+        })
+    );
+    // Deferred with properties.
+    let deferred = got["deferred"].as_array().unwrap();
+    assert_eq!(deferred.len(), 1, "{got}");
+    assert_eq!(deferred[0]["messageId"], "a1");
+    assert_eq!(deferred[0]["state"], "deferred");
+    assert_eq!(
+        deferred[0]["applicationProperties"],
+        json!({
+            "kept": {"string": "a1"},
+            "deferredBy": {"string": "js"},
+            "count": {"number": 7},
+        })
+    );
+    // Dead-lettered with a reason, a description and more properties.
+    let dead = got["dead"].as_array().unwrap();
+    assert_eq!(dead.len(), 1, "{got}");
+    assert_eq!(dead[0]["messageId"], "a2");
+    assert_eq!(dead[0]["deadLetterReason"], "with-properties");
+    assert_eq!(dead[0]["deadLetterErrorDescription"], "and more");
+    assert_eq!(
+        dead[0]["applicationProperties"],
+        json!({
+            "kept": {"string": "a2"},
+            "extra": {"string": "e"},
+            "n": {"number": 9},
+            "DeadLetterReason": {"string": "with-properties"},
+            "DeadLetterErrorDescription": {"string": "and more"},
+        })
+    );
+    server.broker.advance_clock(Duration::from_secs(600));
+    assert!(drain(&server, "q").await.is_empty(), "all were completed");
+    assert!(harness::drain(&server, "q", true).await.is_empty());
+}

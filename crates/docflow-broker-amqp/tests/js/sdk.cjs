@@ -64,6 +64,40 @@ run({
     });
   },
 
+  // Settlements with properties to modify over the receive link: abandons a0 with
+  // properties (received again carrying them), defers a1 with properties (read back with
+  // receiveDeferredMessages), dead-letters a2 with a reason, a description and more
+  // properties (read back from the dead-letter queue). Everything is completed at the end.
+  async "settle-with-properties"() {
+    await withSender((sender) =>
+      sender.sendMessages(
+        ["a0", "a1", "a2"].map((b) => ({ body: b, messageId: b, applicationProperties: { kept: b } })),
+      ),
+    );
+    const when = new Date("2024-05-06T07:08:09.123Z");
+    const main = await withReceiver({ skipConvertingDate: true }, async (r) => {
+      const [a0, a1, a2] = await receiveAll(r, 3);
+      await r.abandonMessage(a0, { added: "x", count: 3, ratio: 0.5, yes: true, when });
+      await r.deferMessage(a1, { deferredBy: "js", count: 7 });
+      await r.deadLetterMessage(a2, {
+        deadLetterReason: "with-properties",
+        deadLetterErrorDescription: "and more",
+        extra: "e",
+        n: 9,
+      });
+      const again = await receiveAll(r, 1);
+      const deferred = await r.receiveDeferredMessages([a1.sequenceNumber]);
+      for (const m of [...again, ...deferred]) await r.completeMessage(m);
+      return { again: again.map(summary), deferred: deferred.map(summary) };
+    });
+    const dead = await withReceiver({ subQueueType: "deadLetter" }, async (r) => {
+      const got = await receiveAll(r, 1);
+      for (const m of got) await r.completeMessage(m);
+      return got.map(summary);
+    });
+    return { ...main, dead };
+  },
+
   // subscribe(): SB_COUNT messages through processMessage, completed automatically.
   async "subscribe"() {
     return withReceiver({}, async (r) => {
