@@ -42,6 +42,7 @@ function summary(m) {
     subject: m.subject,
     to: m.to,
     replyTo: m.replyTo,
+    sessionId: m.sessionId,
     timeToLive: m.timeToLive,
     deliveryCount: m.deliveryCount,
     sequenceNumber: m.sequenceNumber === undefined ? undefined : m.sequenceNumber.toNumber(),
