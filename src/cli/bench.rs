@@ -1,9 +1,13 @@
 //! `docflow bench broker`: durable throughput and receive latency of the embedded broker,
-//! measured through its REST API with docflow's own client, as an application would use it.
+//! measured on its one port through its REST API with docflow's own client, as an application
+//! would use it, and over AMQP with a Rust AMQP client as Microsoft's SDKs use it
+//! (`bench_amqp`), each AMQP figure printed with its ratio to the REST one.
 
 use std::time::{Duration, Instant};
 
-use crate::broker::{Broker, BrokerOptions, Entities, rest};
+use super::bench_amqp;
+use crate::broker::{Broker, BrokerOptions, Entities};
+use crate::broker_amqp::{self, ListenOptions};
 use crate::servicebus::message::Message;
 use crate::servicebus::{Namespace, ServiceBusClient, ServiceBusClientOptions};
 
@@ -39,9 +43,14 @@ async fn measure(bench: &BrokerBench) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(rest::serve(broker.clone(), listener, async move {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(broker_amqp::serve(
+        broker.clone(),
+        vec![listener],
+        ListenOptions::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     let namespace = Namespace::from_connection_string(&Namespace::emulator_connection_string(port))
         .map_err(|e| e.to_string())?;
     let client = ServiceBusClient::new(namespace, ServiceBusClientOptions::default())
@@ -59,25 +68,35 @@ async fn measure(bench: &BrokerBench) -> Result<(), String> {
         dir.display()
     );
     println!(
-        "every operation below is a REST call over loopback, answered after its transaction is durable"
+        "REST: each operation a call over loopback, answered after its transaction is durable"
+    );
+    println!(
+        "AMQP (fe2o3-amqp): links kept open; {} sends in flight per sender, each awaited to `accepted` (durable); receiver credit {}; completed by disposition",
+        bench_amqp::SEND_WINDOW,
+        bench_amqp::RECEIVE_CREDIT
     );
     for clients in [1usize, 8] {
         let (elapsed, done) = throughput(&client, clients, bench.messages).await?;
+        let rest = print_throughput("REST", clients, elapsed, done);
+        let (elapsed, done) =
+            bench_amqp::throughput(&broker, port, "throughput", clients, bench.messages).await?;
+        let amqp = print_throughput("AMQP", clients, elapsed, done);
         println!(
-            "throughput, {clients} client(s): {done} send+receive+complete in {:.2} s = {:.0} messages/s ({:.0} operations/s)",
-            elapsed.as_secs_f64(),
-            done as f64 / elapsed.as_secs_f64(),
-            3.0 * done as f64 / elapsed.as_secs_f64()
+            "throughput, {clients} client(s): AMQP/REST {:.2}x",
+            amqp / rest
         );
     }
     for &backlog in &bench.backlogs {
-        let (p50, p99, mean) = latency(&broker, &client, backlog, bench.samples).await?;
+        fill(&broker, backlog).await?;
+        let rest = summary(latency(&broker, &client, bench.samples).await?);
+        print_latency("REST", backlog, rest, bench.samples);
+        let amqp = summary(bench_amqp::latency(&broker, port, "latency", bench.samples).await?);
+        print_latency("AMQP", backlog, amqp, bench.samples);
         println!(
-            "receive latency, {backlog} messages backlogged: p50 {:.2} ms, p99 {:.2} ms, mean {:.2} ms (peek-lock, {} samples)",
-            ms(p50),
-            ms(p99),
-            ms(mean),
-            bench.samples
+            "receive latency, {backlog} messages backlogged: AMQP/REST p50 {:.2}x, p99 {:.2}x, mean {:.2}x",
+            ratio(amqp.0, rest.0),
+            ratio(amqp.1, rest.1),
+            ratio(amqp.2, rest.2)
         );
     }
     let _ = stop.send(());
@@ -89,6 +108,46 @@ async fn measure(bench: &BrokerBench) -> Result<(), String> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(f64::MIN_POSITIVE)
+}
+
+/// Prints one throughput figure; returns messages per second.
+fn print_throughput(protocol: &str, clients: usize, elapsed: Duration, done: usize) -> f64 {
+    let rate = done as f64 / elapsed.as_secs_f64();
+    println!(
+        "throughput, {clients} client(s), {protocol}: {done} send+receive+complete in {:.2} s = {rate:.0} messages/s ({:.0} operations/s)",
+        elapsed.as_secs_f64(),
+        3.0 * rate
+    );
+    rate
+}
+
+fn print_latency(
+    protocol: &str,
+    backlog: usize,
+    (p50, p99, mean): (Duration, Duration, Duration),
+    samples: usize,
+) {
+    println!(
+        "receive latency, {backlog} messages backlogged, {protocol}: p50 {:.2} ms, p99 {:.2} ms, mean {:.2} ms (peek-lock, {samples} samples)",
+        ms(p50),
+        ms(p99),
+        ms(mean)
+    );
+}
+
+/// p50, p99 and mean of `timings`.
+fn summary(mut timings: Vec<Duration>) -> (Duration, Duration, Duration) {
+    if timings.is_empty() {
+        return (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    }
+    timings.sort();
+    let mean = timings.iter().sum::<Duration>() / timings.len() as u32;
+    let at = |q: f64| timings[((timings.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.5), at(0.99), mean)
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf, String> {
@@ -141,14 +200,8 @@ async fn throughput(
     Ok((started.elapsed(), total))
 }
 
-/// Fills the queue to `backlog`, then times peek-lock receives (each completed afterwards,
-/// and replaced, so the backlog stays constant).
-async fn latency(
-    broker: &Broker,
-    client: &ServiceBusClient,
-    backlog: usize,
-    samples: usize,
-) -> Result<(Duration, Duration, Duration), String> {
+/// Empties the latency queue and fills it with `backlog` messages.
+async fn fill(broker: &Broker, backlog: usize) -> Result<(), String> {
     broker
         .purge("latency", false)
         .await
@@ -165,6 +218,16 @@ async fn latency(
             .map_err(|e| e.to_string())?;
         filled += n;
     }
+    Ok(())
+}
+
+/// Times peek-lock receives on the filled latency queue (each completed afterwards, and
+/// replaced, so the backlog stays constant).
+async fn latency(
+    broker: &Broker,
+    client: &ServiceBusClient,
+    samples: usize,
+) -> Result<Vec<Duration>, String> {
     let mut timings = Vec::with_capacity(samples);
     for _ in 0..samples {
         let started = Instant::now();
@@ -183,8 +246,5 @@ async fn latency(
             .await
             .map_err(|e| e.to_string())?;
     }
-    timings.sort();
-    let mean = timings.iter().sum::<Duration>() / timings.len().max(1) as u32;
-    let at = |q: f64| timings[((timings.len() as f64 - 1.0) * q).round() as usize];
-    Ok((at(0.5), at(0.99), mean))
+    Ok(timings)
 }

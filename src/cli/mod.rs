@@ -4,6 +4,8 @@
 #[cfg(feature = "local")]
 pub mod bench;
 #[cfg(feature = "local")]
+pub mod bench_amqp;
+#[cfg(feature = "local")]
 pub mod bench_app;
 #[cfg(feature = "local")]
 pub mod bench_budget;
