@@ -16,6 +16,12 @@ use crate::types::{Array, Described, ElementType, Value};
 /// hostile frame cannot exhaust the stack.
 pub const MAX_DEPTH: usize = 64;
 
+/// The most elements reserved ahead for a compound: beyond it the vector grows as elements
+/// actually decode. A declared count is only checked against the bytes, and a [`Value`] is
+/// far larger than a byte, so reserving the whole count at each of 64 nested levels would
+/// reserve gigabytes for a frame whose values fail on their first element.
+const PREALLOCATE: usize = 256;
+
 /// Why bytes could not be decoded as an AMQP value; every variant names the byte offset (from
 /// the start of the decoded buffer) where the problem starts.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -369,7 +375,7 @@ impl<'a> Decoder<'a> {
                 size,
             });
         }
-        let mut items = Vec::with_capacity(count);
+        let mut items = Vec::with_capacity(count.min(PREALLOCATE));
         for _ in 0..count {
             items.push(self.value(depth + 1)?);
         }
@@ -394,7 +400,7 @@ impl<'a> Decoder<'a> {
                 size,
             });
         }
-        let mut pairs = Vec::with_capacity(count / 2);
+        let mut pairs = Vec::with_capacity((count / 2).min(PREALLOCATE));
         for _ in 0..count / 2 {
             let key = self.value(depth + 1)?;
             let value = self.value(depth + 1)?;
@@ -454,7 +460,7 @@ impl<'a> Decoder<'a> {
             }
             self.zero_width -= count;
         }
-        let mut items = Vec::with_capacity(count.min(size));
+        let mut items = Vec::with_capacity(count.min(size).min(PREALLOCATE));
         for _ in 0..count {
             let at = self.pos;
             items.push(self.body(element_code, at, depth + 1)?);

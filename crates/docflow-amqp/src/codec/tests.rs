@@ -257,3 +257,34 @@ fn zero_width_elements_share_one_budget_across_nested_arrays() {
         DecodeError::CountTooLarge { what: "array", .. }
     ));
 }
+
+// Regression (found by fuzzing amqp_message, whose memory crept to 2 GiB): every list, map
+// and array reserved its whole declared count of values up front. 64 nested list32s, each
+// declaring as many elements as its bytes and failing on its first, reserved 64 × the input
+// × the size of a value: 671 MB for one 256 KiB frame. Now at most 256 are reserved ahead,
+// and a well-formed long list still decodes whole.
+#[test]
+fn declared_counts_are_not_reserved_ahead() {
+    let len = 256 * 1024;
+    let mut bytes = Vec::with_capacity(len);
+    while bytes.len() + 9 < len && bytes.len() < 9 * MAX_DEPTH {
+        let size = (len - bytes.len() - 5) as u32;
+        bytes.push(0xd0);
+        bytes.extend(size.to_be_bytes());
+        bytes.extend((size - 4).to_be_bytes());
+    }
+    bytes.resize(len, 0xff);
+    let error = decode(&bytes).unwrap_err();
+    assert!(
+        matches!(error, DecodeError::UnknownFormatCode { code: 0xff, .. }),
+        "{error:?}"
+    );
+    let mut long = vec![0xd0];
+    long.extend(10_004u32.to_be_bytes());
+    long.extend(10_000u32.to_be_bytes());
+    long.extend([0x40; 10_000]);
+    let Value::List(items) = dec(&long) else {
+        panic!("a list");
+    };
+    assert_eq!(items, vec![Value::Null; 10_000]);
+}
