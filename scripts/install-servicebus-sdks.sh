@@ -53,5 +53,36 @@ install_js() {
   echo "@azure/service-bus $JS_SDK installed in $JS_DIR" >&2
 }
 
+# The SDK's own samples (samples/sync_samples and samples/async_samples of the azure-servicebus
+# sdist), run unchanged against the broker by tests/servicebus_samples.rs. The sdist is pinned
+# by version and SHA-256; only its samples/ folder is kept, as $SAMPLES_DIR/{sync,async}_samples.
+SAMPLES_DIR=.tools/servicebus-sdk-samples
+SAMPLES_STAMP="$SAMPLES_DIR/.docflow-installed"
+SAMPLES_SDIST="azure_servicebus-$AZURE_SERVICEBUS.tar.gz"
+SAMPLES_SHA256=4014b7ac882e0d9ff876a3302818607e1a640b93e9d482073d639f5b04266e5c
+
+install_samples() {
+  local want="$SAMPLES_SDIST $SAMPLES_SHA256"
+  if [ -f "$SAMPLES_STAMP" ] && [ "$(cat "$SAMPLES_STAMP")" = "$want" ]; then
+    return 0
+  fi
+  local tmp="$SAMPLES_DIR.download"
+  rm -rf "$tmp"
+  "$VENV/bin/pip" download -q --no-binary :all: --no-deps "$WANT" -d "$tmp"
+  [ -f "$tmp/$SAMPLES_SDIST" ] || { echo "pip download did not produce $SAMPLES_SDIST" >&2; exit 1; }
+  local got
+  got=$(sha256sum "$tmp/$SAMPLES_SDIST" | cut -d' ' -f1)
+  [ "$got" = "$SAMPLES_SHA256" ] || { echo "$SAMPLES_SDIST: sha256 $got, expected $SAMPLES_SHA256" >&2; exit 1; }
+  rm -rf "$SAMPLES_DIR"
+  mkdir -p "$SAMPLES_DIR"
+  tar -xzf "$tmp/$SAMPLES_SDIST" -C "$SAMPLES_DIR" --strip-components=2 \
+    "azure_servicebus-$AZURE_SERVICEBUS/samples/"
+  rm -rf "$tmp"
+  [ -f "$SAMPLES_DIR/sync_samples/send_queue.py" ] || { echo "no samples in $SAMPLES_SDIST" >&2; exit 1; }
+  echo "$want" > "$SAMPLES_STAMP"
+  echo "azure-servicebus $AZURE_SERVICEBUS samples unpacked in $SAMPLES_DIR" >&2
+}
+
 install_python
 install_js
+install_samples
