@@ -14,7 +14,7 @@ use docflow_amqp::performative::{Disposition, Flow, Transfer};
 use docflow_amqp::{AmqpError, DeliveryState, Role, Value};
 use docflow_broker::{Broker, BrokerError, ReceiveMode, SessionLock, Settlement};
 use docflow_servicebus::message::{PropertyValue, ReceivedMessage};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::convert::{property_value, to_amqp_message};
 use crate::engine::{Completion, Connection};
@@ -31,7 +31,7 @@ const MAX_UNSETTLED: usize = 5000;
 pub(crate) struct Receiver {
     worker: mpsc::Sender<()>,
     /// Tells the worker to stop waiting (drain, detach) and fetch without waiting.
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
     pub(crate) entity: String,
     dlq: bool,
     /// Peek-lock, or receive-and-delete (deliveries sent pre-settled).
@@ -40,6 +40,29 @@ pub(crate) struct Receiver {
     pub(crate) session: Option<SessionLock>,
     outstanding: bool,
     draining: bool,
+}
+
+/// Tells a receiver link's worker to fetch without waiting: a flag read before each fetch,
+/// and a notification that cuts short a fetch already waiting (a drain is answered at once,
+/// as the SDKs expect: the JavaScript SDK closes a link whose drain takes over 200 ms).
+#[derive(Default)]
+struct Stop {
+    flag: AtomicBool,
+    wake: Notify,
+}
+
+impl Stop {
+    /// Sets the flag; when set, wakes a waiting fetch.
+    fn set(&self, stop: bool) {
+        self.flag.store(stop, Ordering::Relaxed);
+        if stop {
+            self.wake.notify_one();
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
 }
 
 /// A delivery waiting for the peer's settlement.
@@ -78,7 +101,7 @@ impl Receiver {
         ids: (u16, u32, u64),
     ) -> Self {
         let (worker, fetches) = mpsc::channel(1);
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(Stop::default());
         tokio::spawn(receive_worker(
             broker,
             (entity.clone(), dlq, mode),
@@ -102,7 +125,7 @@ impl Receiver {
 
     /// Stops the worker's current fetch (the link is going away).
     pub(crate) fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.set(true);
     }
 }
 
@@ -119,17 +142,26 @@ async fn receive_worker(
     (entity, dlq, mode): (String, bool, ReceiveMode),
     session: Option<SessionLock>,
     mut fetches: mpsc::Receiver<()>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
     done: mpsc::Sender<Completion>,
     (channel, handle, link_id): (u16, u32, u64),
 ) {
     while fetches.recv().await.is_some() {
         let result = loop {
-            let stopping = stop.load(Ordering::Relaxed);
+            let stopping = stop.is_set();
             let wait = if stopping { Duration::ZERO } else { POLL };
+            let wake = Some(&stop.wake);
             let received = match &session {
-                Some(lock) => broker.receive_in_session(&entity, lock, mode, wait).await,
-                None => broker.receive(&entity, dlq, mode, wait).await,
+                Some(lock) => {
+                    broker
+                        .receive_in_session_unless_stopped(&entity, lock, mode, wait, wake)
+                        .await
+                }
+                None => {
+                    broker
+                        .receive_unless_stopped(&entity, dlq, mode, wait, wake)
+                        .await
+                }
             };
             match received {
                 Ok(None) if !stopping && !done.is_closed() => continue,
@@ -190,12 +222,12 @@ impl Connection {
         };
         if rx.outstanding {
             if rx.draining {
-                rx.stop.store(true, Ordering::Relaxed);
+                rx.stop.set(true);
             }
             return;
         }
         if link.credit > 0 && room && !(rx.draining && empty) {
-            rx.stop.store(rx.draining, Ordering::Relaxed);
+            rx.stop.set(rx.draining);
             if rx.worker.try_send(()).is_ok() {
                 rx.outstanding = true;
             }

@@ -179,6 +179,37 @@ async fn drain_on_an_empty_queue_uses_up_the_credit() {
 }
 
 #[tokio::test]
+async fn a_drain_while_a_fetch_waits_is_answered_at_once() {
+    let server = start().await;
+    let mut client = receiver(server.port).await;
+    // Credit first: the broker starts waiting for a message; the drain comes meanwhile.
+    credit(&mut client, 0, 5, false).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = std::time::Instant::now();
+    credit(&mut client, 0, 5, true).await;
+    let Performative::Flow(flow) = client.recv().await.1 else {
+        panic!("expected the drain flow");
+    };
+    let took = asked.elapsed();
+    assert!(flow.drain);
+    assert_eq!((flow.delivery_count, flow.link_credit), (Some(5), Some(0)));
+    // The JavaScript SDK gives a drain 200 ms before it closes the link.
+    assert!(took < Duration::from_millis(150), "the drain took {took:?}");
+    // New credit after the drain: a message sent now is delivered.
+    credit(&mut client, 5, 1, false).await;
+    server
+        .broker
+        .send("q", vec![BrokerMessage::new(b"after".to_vec())])
+        .await
+        .unwrap();
+    let (_, _, message) = delivery(&mut client).await;
+    assert_eq!(
+        message.body,
+        docflow_amqp::message::Body::Data(vec![b"after".to_vec()])
+    );
+}
+
+#[tokio::test]
 async fn settling_after_the_lock_expired_is_answered_with_message_lock_lost() {
     let server = start().await;
     server

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 pub use self::clock::{AdjustableClock, Clock, Millis};
 pub use self::core::{BrokerError, Counts, Receipt, ReceiveMode, SessionLock, Settlement};
@@ -210,9 +210,24 @@ impl Broker {
         mode: ReceiveMode,
         timeout: Duration,
     ) -> Result<Option<ReceivedMessage>, BrokerError> {
+        self.receive_unless_stopped(path, dlq, mode, timeout, None)
+            .await
+    }
+
+    /// [`Broker::receive`] that stops waiting, answering `Ok(None)`, once `stop` is notified
+    /// (an AMQP receiver link being drained must answer at once). Only the wait is cut short,
+    /// never the store taking a message: a message taken is returned, not lost.
+    pub async fn receive_unless_stopped(
+        &self,
+        path: &str,
+        dlq: bool,
+        mode: ReceiveMode,
+        timeout: Duration,
+        stop: Option<&Notify>,
+    ) -> Result<Option<ReceivedMessage>, BrokerError> {
         let key = self.receivable_key(path, dlq)?;
         let owned = path.to_string();
-        self.wait_for(&key, timeout, move || {
+        self.wait_for(&key, timeout, stop, move || {
             let path = owned.clone();
             move |core: &mut Core<'_>| core.receive(&path, dlq, mode)
         })
@@ -250,10 +265,13 @@ impl Broker {
     }
 
     /// Long-poll loop: try, then sleep until notified, the next lock/schedule deadline, or the timeout.
+    /// Takes a message with `make`'s job, waiting up to `timeout` for one; `stop` (when
+    /// notified) ends the wait between two attempts, never an attempt itself.
     async fn wait_for<M, F>(
         &self,
         key: &str,
         timeout: Duration,
+        stop: Option<&Notify>,
         make: M,
     ) -> Result<Option<ReceivedMessage>, BrokerError>
     where
@@ -263,6 +281,13 @@ impl Broker {
         let timeout = timeout.min(self.options.max_receive_timeout);
         let deadline = tokio::time::Instant::now() + timeout;
         let notify = self.notifiers.get(key);
+        let stopped = async {
+            match stop {
+                Some(stop) => stop.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(stopped);
         loop {
             let notified = notify.notified();
             tokio::pin!(notified);
@@ -284,6 +309,7 @@ impl Broker {
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep_until(wake) => {}
+                () = &mut stopped => return Ok(None),
             }
         }
     }
@@ -446,13 +472,27 @@ impl Broker {
         mode: ReceiveMode,
         timeout: Duration,
     ) -> Result<Option<ReceivedMessage>, BrokerError> {
+        self.receive_in_session_unless_stopped(path, lock, mode, timeout, None)
+            .await
+    }
+
+    /// [`Broker::receive_in_session`] that stops waiting once `stop` is notified, as
+    /// [`Broker::receive_unless_stopped`] does.
+    pub async fn receive_in_session_unless_stopped(
+        &self,
+        path: &str,
+        lock: &SessionLock,
+        mode: ReceiveMode,
+        timeout: Duration,
+        stop: Option<&Notify>,
+    ) -> Result<Option<ReceivedMessage>, BrokerError> {
         let key = self.receivable_key(path, false)?;
         let (owned, session, token) = (
             path.to_string(),
             lock.session_id.clone(),
             lock.lock_token.clone(),
         );
-        self.wait_for(&key, timeout, move || {
+        self.wait_for(&key, timeout, stop, move || {
             let (path, session, token) = (owned.clone(), session.clone(), token.clone());
             move |core: &mut Core<'_>| core.receive_in_session(&path, &session, &token, mode)
         })
