@@ -28,9 +28,11 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
-/// Starts a broker with queues `q`, `sessions` (sessions required) and `retries` (three
-/// deliveries, expired messages dead-lettered) and a topic `t` with subscription `s`, and
-/// serves AMQP on 127.0.0.1 with an ephemeral port.
+/// Starts a broker with queues `q`, `sessions` (sessions required), `retries` (three
+/// deliveries, expired messages dead-lettered) and `dedup` (duplicate detection over a
+/// minute), a topic `t` with subscription `s`, and a topic `orders` with subscriptions `big`
+/// (SQL filter `amount > 100`) and `eu` (correlation filter on the property `region = 'eu'`),
+/// and serves AMQP on 127.0.0.1 with an ephemeral port.
 pub async fn start() -> Server {
     start_with(AmqpOptions::default()).await
 }
@@ -41,8 +43,14 @@ pub async fn start_with(options: AmqpOptions) -> Server {
     let topology = serde_json::json!({"UserConfig": {"Namespaces": [{"Name": "sbemulatorns",
         "Queues": [{"Name": "q", "Properties": {}},
                    {"Name": "sessions", "Properties": {"RequiresSession": true}},
-                   {"Name": "retries", "Properties": {"MaxDeliveryCount": 3, "DeadLetteringOnMessageExpiration": true}}],
-        "Topics": [{"Name": "t", "Properties": {}, "Subscriptions": [{"Name": "s", "Properties": {}, "Rules": []}]}]}]}});
+                   {"Name": "retries", "Properties": {"MaxDeliveryCount": 3, "DeadLetteringOnMessageExpiration": true}},
+                   {"Name": "dedup", "Properties": {"RequiresDuplicateDetection": true, "DuplicateDetectionHistoryTimeWindow": "PT1M"}}],
+        "Topics": [{"Name": "t", "Properties": {}, "Subscriptions": [{"Name": "s", "Properties": {}, "Rules": []}]},
+                   {"Name": "orders", "Properties": {}, "Subscriptions": [
+                       {"Name": "big", "Properties": {}, "Rules": [{"Name": "big-orders", "Properties": {
+                           "FilterType": "Sql", "SqlFilter": {"SqlExpression": "amount > 100"}}}]},
+                       {"Name": "eu", "Properties": {}, "Rules": [{"Name": "eu-orders", "Properties": {
+                           "FilterType": "Correlation", "CorrelationFilter": {"Properties": {"region": "eu"}}}}]}]}]}]}});
     let broker = Broker::open(
         Entities::from_json(&topology).unwrap(),
         BrokerOptions::new(dir.path()),
