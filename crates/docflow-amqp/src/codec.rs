@@ -5,8 +5,8 @@
 mod decode;
 mod encode;
 
-pub(crate) use decode::decode_from;
-pub use decode::{DecodeError, MAX_DEPTH, decode};
+pub use decode::{DecodeError, MAX_DEPTH, ZERO_WIDTH_FLOOR, decode};
+pub(crate) use decode::{decode_from, zero_width_budget};
 pub(crate) use encode::encode_binary;
 pub use encode::{encode, encode_to_vec};
 

@@ -217,7 +217,7 @@ impl Message {
         let mut has_body = false;
         let mut pos = 0;
         // One budget of zero-width array elements for all the sections together.
-        let mut zero_width = bytes.len();
+        let mut zero_width = codec::zero_width_budget(bytes.len());
         while pos < bytes.len() {
             let offset = pos;
             let (value, end) = codec::decode_from(bytes, pos, &mut zero_width)?;

@@ -3,8 +3,9 @@
 //! Guarantees: no panic on any input; a declared size larger than the bytes that remain is an
 //! error before anything is allocated; element counts are checked against the bytes that can
 //! hold them, and zero-width array elements (null, true, uint0, list0...) share one budget of
-//! one element per input byte across the whole decode (nested arrays included), so memory
-//! stays proportional to the input; nesting deeper than [`MAX_DEPTH`] is an error.
+//! one element per input byte (at least [`ZERO_WIDTH_FLOOR`]) across the whole decode, nested
+//! arrays included, so memory stays proportional to the input; nesting deeper than
+//! [`MAX_DEPTH`] is an error.
 
 use thiserror::Error;
 
@@ -15,6 +16,16 @@ use crate::types::{Array, Described, ElementType, Value};
 /// enough for any real AMQP frame (a transfer's state is about 4 levels), small enough that a
 /// hostile frame cannot exhaust the stack.
 pub const MAX_DEPTH: usize = 64;
+
+/// The smallest budget of zero-width array elements a decode gets, whatever the input's
+/// length: a value re-encoded in compact forms is shorter than it was, and with a budget of
+/// exactly its length an array of nulls that decoded once would not decode again.
+pub const ZERO_WIDTH_FLOOR: usize = 64 * 1024;
+
+/// The budget of zero-width array elements for an input of `len` bytes.
+pub(crate) fn zero_width_budget(len: usize) -> usize {
+    len.max(ZERO_WIDTH_FLOOR)
+}
 
 /// The most elements reserved ahead for a compound: beyond it the vector grows as elements
 /// actually decode. A declared count is only checked against the bytes, and a [`Value`] is
@@ -138,7 +149,7 @@ pub enum DecodeError {
 /// Use it on frame bodies and message sections; bytes after the value are left for the
 /// caller (a transfer's payload follows its performative).
 pub fn decode(input: &[u8]) -> Result<(Value, usize), DecodeError> {
-    decode_from(input, 0, &mut input.len())
+    decode_from(input, 0, &mut zero_width_budget(input.len()))
 }
 
 /// Decodes one value starting at `start`, so that error offsets are relative to the whole of
@@ -418,7 +429,7 @@ impl<'a> Decoder<'a> {
     ) -> Result<Array, DecodeError> {
         // Zero-width elements (null, true, uint0, list0...) take no bytes, so the size cannot
         // bound them: one element per byte of the whole input keeps memory proportional.
-        if count > self.input.len() {
+        if count > zero_width_budget(self.input.len()) {
             return Err(DecodeError::CountTooLarge {
                 offset,
                 what: "array",

@@ -220,17 +220,19 @@ fn nulls(n: u32) -> Vec<u8> {
 }
 
 // Regression: every array of zero-width elements could hold input-length elements on its own,
-// so an array of such arrays held (input length)² / 10 values (gigabytes from 64 KiB).
+// so an array of such arrays held (input length)² / 9 values (gigabytes from 64 KiB). Now
+// they share one budget: one per input byte, at least ZERO_WIDTH_FLOOR.
 #[test]
 fn zero_width_elements_share_one_budget_across_nested_arrays() {
-    // One array of as many nulls as there are input bytes is fine...
-    let one = nulls(10);
-    assert_eq!(
-        dec(&one),
-        Value::Array(Array::new(None, ElementType::Null, vec![Value::Null; 10]).unwrap())
-    );
-    // ...but 200 such arrays nested in one are refused, not 200 × 2010 nulls.
-    let inner = 1810u32;
+    // One array of more nulls than input bytes is fine, up to the floor...
+    let one = nulls(ZERO_WIDTH_FLOOR as u32);
+    let Value::Array(array) = dec(&one) else {
+        panic!("an array");
+    };
+    assert_eq!(array.items().len(), ZERO_WIDTH_FLOOR);
+    assert_eq!(array.element(), ElementType::Null);
+    // ...but 200 arrays of 40,000 nested in one are refused, not 8 million nulls.
+    let inner = 40_000u32;
     let mut bytes = vec![0xf0];
     let elements: Vec<u8> = (0..200).flat_map(|_| nulls(inner)[1..].to_vec()).collect();
     bytes.extend((elements.len() as u32 + 5).to_be_bytes());
@@ -242,13 +244,13 @@ fn zero_width_elements_share_one_budget_across_nested_arrays() {
         decode(&bytes).unwrap_err(),
         DecodeError::CountTooLarge {
             what: "array",
-            count: 1810,
+            count: 40_000,
             ..
         }
     ));
     // The same in a list, where each array also sits alone.
     let mut list = vec![0xd0];
-    let items: Vec<u8> = (0..3).flat_map(|_| nulls(20)).collect();
+    let items: Vec<u8> = (0..3).flat_map(|_| nulls(30_000)).collect();
     list.extend((items.len() as u32 + 4).to_be_bytes());
     list.extend(3u32.to_be_bytes());
     list.extend(&items);

@@ -197,10 +197,10 @@ fn zero_width_elements_share_one_budget_across_sections() {
         bytes.push(0x40);
         bytes
     };
-    let one = section(16);
+    let one = section(40_000);
     let message = Message::decode(&one).unwrap();
     assert!(matches!(&message.body, Body::Sequence(s) if s.len() == 1));
-    let many: Vec<u8> = (0..100).flat_map(|_| section(1600)).collect();
+    let many: Vec<u8> = (0..100).flat_map(|_| section(40_000)).collect();
     assert_eq!(many.len(), 1600);
     assert!(matches!(
         Message::decode(&many),
@@ -209,4 +209,21 @@ fn zero_width_elements_share_one_budget_across_sections() {
             ..
         }))
     ));
+}
+
+// Regression (found by fuzzing amqp_message): the zero-width budget was exactly the input's
+// length, so 66 nulls in a 66-byte message decoded, but not from its shorter re-encoding.
+#[test]
+fn a_decoded_message_decodes_again_from_its_encoding() {
+    let bytes = [
+        0x00, 0x53, 0x77, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x41, 0xe0, 0x2a, 0x05, 0x83, 0x00,
+        0x00, 0xff, 0x80, 0x06, 0x00, 0x07, 0x00, 0x00, 0x05, 0x00, 0x0a, 0xff, 0xff, 0xff, 0xff,
+        0x30, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x51, 0x42, 0x00, 0x42, 0x00, 0x42,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x51, 0x51, 0x51, 0x51, 0x51, 0x51, 0x51, 0x51, 0x53, 0x77,
+        0xe0, 0x02, 0x42, 0x40, 0x53, 0x00,
+    ];
+    let message = Message::decode(&bytes).unwrap();
+    let encoded = message.encode();
+    assert!(encoded.len() < bytes.len());
+    assert_eq!(Message::decode(&encoded).unwrap(), message);
 }
