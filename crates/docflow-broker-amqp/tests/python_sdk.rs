@@ -127,3 +127,67 @@ async fn the_python_sdk_receives_completes_and_abandons_with_peek_lock() {
         .unwrap();
     assert!(left.is_none(), "every message was completed");
 }
+
+const ROUTING: &str = r#"
+import json, os
+from azure.servicebus import ServiceBusClient, ServiceBusMessage
+out = {}
+with ServiceBusClient.from_connection_string(os.environ["SB_CONNECTION"], retry_total=0) as client:
+    with client.get_queue_sender("dedup") as sender:
+        sender.send_messages(ServiceBusMessage("first", message_id="dup-1"))
+        sender.send_messages(ServiceBusMessage("second", message_id="dup-1"))
+        sender.send_messages([ServiceBusMessage("other", message_id="dup-2"), ServiceBusMessage("third", message_id="dup-1")])
+    with client.get_topic_sender("orders") as sender:
+        sender.send_messages([
+            ServiceBusMessage(f"o-{i}", message_id=f"o-{i}", application_properties={"amount": amount, "region": region})
+            for i, (amount, region) in enumerate([(150, "eu"), (50, "eu"), (500, "us"), (10, "us")], start=1)
+        ])
+    for sub in ["big", "eu"]:
+        with client.get_subscription_receiver("orders", sub, max_wait_time=2) as r:
+            got = r.receive_messages(max_message_count=10, max_wait_time=2)
+            got += r.receive_messages(max_message_count=10, max_wait_time=1)
+            out[sub] = [m.message_id for m in got]
+            for m in got:
+                r.complete_message(m)
+print("RESULT", json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn the_python_sdk_meets_duplicate_detection_and_subscription_filters() {
+    let server = start().await;
+    let output = common::sdk::run_python(ROUTING, server.port, EMULATOR_KEY, &[]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT line: {stdout}\n{stderr}"));
+    let got: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(
+        got["big"],
+        serde_json::json!(["o-1", "o-3"]),
+        "amount > 100"
+    );
+    assert_eq!(
+        got["eu"],
+        serde_json::json!(["o-1", "o-2"]),
+        "region = 'eu'"
+    );
+    let stored: Vec<(Option<String>, Vec<u8>)> = server
+        .broker
+        .browse("dedup", false, 1, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.message.message_id, m.message.body))
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            (Some("dup-1".to_string()), b"first".to_vec()),
+            (Some("dup-2".to_string()), b"other".to_vec()),
+        ],
+        "each message id stored once"
+    );
+}
