@@ -123,7 +123,8 @@ fn docs_pages() -> Vec<String> {
     pages
 }
 
-/// A copy of the files git tracks (plus untracked, unignored ones), like a fresh clone.
+/// A copy of the files git tracks (plus untracked, unignored ones), like a fresh clone on which
+/// the test tools were installed.
 fn fresh_copy() -> tempfile::TempDir {
     let listed = Command::new("git")
         .args([
@@ -147,6 +148,12 @@ fn fresh_copy() -> tempfile::TempDir {
         let to = copy.path().join(name);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(&from, &to).unwrap();
+    }
+    // The tools the README's test command installs first (`scripts/install-test-tools.sh`):
+    // a reader runs the pages after it, so the pages find them where it put them.
+    let tools = repo().join(".tools");
+    if tools.is_dir() {
+        std::os::unix::fs::symlink(&tools, copy.path().join(".tools")).unwrap();
     }
     copy
 }
