@@ -1,7 +1,8 @@
-//! Writes the seeds of the AMQP fuzz targets (`fuzz/seeds/amqp_*`): valid encodings of what
-//! the SDKs send, for libFuzzer to mutate. Ignored by default; regenerate the seeds with
-//! `cargo test -p docflow-amqp --test fuzz_seeds -- --ignored`. Each seed also checks that it
-//! decodes, so a codec change that breaks one is caught here first.
+//! The seeds of the AMQP fuzz targets (`fuzz/seeds/amqp_*`): valid encodings of what the SDKs
+//! send, for libFuzzer to mutate. The test checks that each seed decodes and that the committed
+//! files are the codec's current encodings, so a codec change that breaks or changes one is
+//! caught here first; `DOCFLOW_WRITE_FUZZ_SEEDS=1 cargo test -p docflow-amqp --test fuzz_seeds`
+//! writes them anew.
 
 use std::path::PathBuf;
 
@@ -223,17 +224,27 @@ fn messages() -> Vec<(&'static str, Message)> {
     ]
 }
 
+/// Writes the seed (with `DOCFLOW_WRITE_FUZZ_SEEDS` set) or checks the committed one.
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../fuzz/seeds")
         .join(target);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.bin")), bytes).unwrap();
+    let path = dir.join(format!("{name}.bin"));
+    if std::env::var_os("DOCFLOW_WRITE_FUZZ_SEEDS").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    } else {
+        let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            committed == bytes,
+            "{} is not the current encoding: set DOCFLOW_WRITE_FUZZ_SEEDS=1 to write it",
+            path.display()
+        );
+    }
 }
 
 #[test]
-#[ignore = "writes fuzz/seeds; run by hand to regenerate them"]
-fn write_amqp_fuzz_seeds() {
+fn the_amqp_fuzz_seeds_decode_and_are_current() {
     // amqp_performative: frame bodies, checked to decode.
     for (name, p) in performatives() {
         let body = encode_to_vec(&p.to_value());
