@@ -26,7 +26,7 @@ for target in "${targets[@]}"; do
   fi
   echo "== $target: ${SECONDS_EACH}s" >&2
   if ! cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
-    -max_total_time="$SECONDS_EACH" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1; then
+    -max_total_time="$SECONDS_EACH" -max_len=65536 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1; then
     failed+=("$target")
   fi
 done
