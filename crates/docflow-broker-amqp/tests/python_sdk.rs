@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{EMULATOR_KEY, EMULATOR_KEY_NAME, start};
+use common::{EMULATOR_KEY, sdk, start};
 use docflow_broker::ReceiveMode;
 use docflow_servicebus::message::PropertyValue;
 
@@ -46,29 +46,7 @@ async fn run_python(port: u16, key: &str, queue: &str) -> std::process::Output {
 }
 
 async fn run_script(script: &str, port: u16, key: &str, queue: &str) -> std::process::Output {
-    let python = std::env::var("DOCFLOW_SB_PYTHON").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../.tools/servicebus-sdk-venv/bin/python"
-        )
-        .to_string()
-    });
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "{python} is missing: run bash scripts/install-test-tools.sh (it installs azure-servicebus)"
-    );
-    let connection = format!(
-        "Endpoint=sb://127.0.0.1:{port};SharedAccessKeyName={EMULATOR_KEY_NAME};SharedAccessKey={key};UseDevelopmentEmulator=true;"
-    );
-    let run = tokio::process::Command::new(python)
-        .args(["-c", script])
-        .env("SB_CONNECTION", connection)
-        .env("SB_QUEUE", queue)
-        .output();
-    tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the SDK finished in time")
-        .expect("python runs")
+    sdk::run_python(script, port, key, &[("SB_QUEUE", queue)]).await
 }
 
 #[tokio::test]

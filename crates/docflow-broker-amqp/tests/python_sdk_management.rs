@@ -8,7 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{EMULATOR_KEY, EMULATOR_KEY_NAME, start};
+use common::sdk::{result_of, run_python};
+use common::{EMULATOR_KEY, start};
 use docflow_broker::ReceiveMode;
 use docflow_servicebus::message::PropertyValue;
 use serde_json::{Value, json};
@@ -35,37 +36,8 @@ def error_of(f):
 
 /// Runs `script` (after [`PRELUDE`]) against the broker on `port`; returns its `RESULT`.
 async fn run(script: &str, port: u16) -> Value {
-    let python = std::env::var("DOCFLOW_SB_PYTHON").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../.tools/servicebus-sdk-venv/bin/python"
-        )
-        .to_string()
-    });
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "{python} is missing: run bash scripts/install-test-tools.sh (it installs azure-servicebus)"
-    );
-    let connection = format!(
-        "Endpoint=sb://127.0.0.1:{port};SharedAccessKeyName={EMULATOR_KEY_NAME};SharedAccessKey={EMULATOR_KEY};UseDevelopmentEmulator=true;"
-    );
     let script = format!("{PRELUDE}\n{script}\nclient.close()\nprint('RESULT', json.dumps(out))");
-    let run = tokio::process::Command::new(python)
-        .args(["-c", &script])
-        .env("SB_CONNECTION", connection)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the SDK finished in time")
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .unwrap_or_else(|| panic!("no RESULT line:\n{stdout}\n{stderr}"));
-    serde_json::from_str(line).unwrap()
+    result_of(&run_python(&script, port, EMULATOR_KEY, &[]).await)
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::sdk::run_python;
+use common::sdk::{result_of, run_python};
 use common::{EMULATOR_KEY, start};
 use serde_json::Value;
 
@@ -72,15 +72,7 @@ print("RESULT", json.dumps(out))
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_receives_sessions_in_order_with_state_and_locks() {
     let server = start().await;
-    let output = run_python(SESSIONS, server.port, EMULATOR_KEY, &[]).await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .unwrap_or_else(|| panic!("no RESULT line: {stdout}\n{stderr}"));
-    let got: Value = serde_json::from_str(line).unwrap();
+    let got = result_of(&run_python(SESSIONS, server.port, EMULATOR_KEY, &[]).await);
     assert_eq!(
         got["next"], "A",
         "the session with the oldest message first"

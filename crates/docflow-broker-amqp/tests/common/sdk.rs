@@ -46,3 +46,15 @@ pub async fn run_python(
         .expect("the SDK finished in time")
         .expect("python runs")
 }
+
+/// The JSON a script printed on its `RESULT` line, asserting it succeeded.
+pub fn result_of(output: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT line:\n{stdout}\n{stderr}"));
+    serde_json::from_str(line).unwrap()
+}
