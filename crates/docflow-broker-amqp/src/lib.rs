@@ -8,8 +8,7 @@
 //! as delivery tags, settlements echoed) and to receive-and-delete ones (pre-settled), named
 //! and next-available session receivers included; and answers `$management` requests (lock
 //! renewal, peek, scheduling, deferred messages, settlement by lock token, session locks and
-//! state). `com.microsoft:get-message-sessions` is the one operation refused
-//! (`amqp:not-implemented`).
+//! state, the list of sessions).
 //!
 //! # Layout
 //! - [`serve_connection`] and [`AmqpOptions`]: the entry point, one call per TCP connection.

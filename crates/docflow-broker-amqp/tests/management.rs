@@ -19,8 +19,14 @@ use docflow_servicebus::message::{Message as BrokerMessage, PropertyValue};
 /// A client with a token for `q`, management links on `q/$management` (requests on handle 2,
 /// replies on handle 3 with target `reply-here`) and credit for the replies.
 async fn management_client(port: u16) -> Client {
+    management_client_for(port, "q").await
+}
+
+/// A client with a token for `entity` and request and reply links on its `$management`.
+async fn management_client_for(port: u16, entity: &str) -> Client {
+    let node = format!("{entity}/$management");
     let mut client = Client::connect(port, Some("ANONYMOUS")).await;
-    let audience = format!("sb://127.0.0.1:{port}/q");
+    let audience = format!("sb://127.0.0.1:{port}/{entity}");
     let reply = client
         .put_token(
             &token(&audience, EMULATOR_KEY),
@@ -29,16 +35,14 @@ async fn management_client(port: u16) -> Client {
         )
         .await;
     assert_eq!(status(&reply), Value::Int(200));
-    client
-        .attach("mgmt-requests", 2, Role::Sender, "q/$management")
-        .await;
+    client.attach("mgmt-requests", 2, Role::Sender, &node).await;
     let Performative::Attach(_) = client.recv().await.1 else {
         panic!("expected the request link's attach");
     };
     let Performative::Flow(_) = client.recv().await.1 else {
         panic!("expected credit for requests");
     };
-    let mut replies = attach_frame("mgmt-replies", 3, Role::Receiver, "q/$management");
+    let mut replies = attach_frame("mgmt-replies", 3, Role::Receiver, &node);
     replies.target.as_mut().unwrap().address = Some("reply-here".into());
     client.send(0, replies.into(), &[]).await;
     let Performative::Attach(reply) = client.recv().await.1 else {
@@ -46,7 +50,7 @@ async fn management_client(port: u16) -> Client {
     };
     assert_eq!(
         reply.source.unwrap().address.as_deref(),
-        Some("q/$management")
+        Some(node.as_str())
     );
     let flow = Flow {
         next_incoming_id: Some(0),
@@ -425,7 +429,7 @@ async fn deferred_messages_come_back_by_sequence_number_with_uuid_lock_tokens() 
 }
 
 #[tokio::test]
-async fn session_operations_need_a_held_session_and_unknown_ones_are_refused() {
+async fn session_operations_need_a_held_session_and_bad_requests_are_refused() {
     let server = start().await;
     let mut client = management_client(server.port).await;
     // No receiver of this connection holds session `s`: its lock is lost, as on Azure.
@@ -440,18 +444,6 @@ async fn session_operations_need_a_held_session_and_unknown_ones_are_refused() {
     assert_eq!(
         property(&reply, "errorCondition"),
         Some(&Value::Symbol("com.microsoft:session-lock-lost".into()))
-    );
-    let reply = request(
-        &mut client,
-        "com.microsoft:get-message-sessions",
-        Value::String("m".into()),
-        map(vec![("skip", Value::Int(0)), ("top", Value::Int(10))]),
-    )
-    .await;
-    assert_eq!(status_code(&reply), Value::Int(501));
-    assert_eq!(
-        property(&reply, "errorCondition"),
-        Some(&Value::Symbol("amqp:not-implemented".into()))
     );
     let reply = request(
         &mut client,
@@ -539,4 +531,39 @@ async fn receive_and_delete_links_get_pre_settled_deliveries_and_the_message_is_
     );
     let counts = server.broker.counts("q").await.unwrap();
     assert_eq!((counts.active, counts.locked), (0, 0), "taken out at once");
+}
+
+#[tokio::test]
+async fn get_message_sessions_lists_the_sessions_with_messages() {
+    let server = start().await;
+    let messages = ["B", "A", "B"]
+        .iter()
+        .map(|id| docflow_servicebus::message::Message::new("x").with_session_id(*id))
+        .collect();
+    server.broker.send("sessions", messages).await.unwrap();
+    let mut client = management_client_for(server.port, "sessions").await;
+    let list = |skip: i32| map(vec![("skip", Value::Int(skip)), ("top", Value::Int(10))]);
+    let reply = request(
+        &mut client,
+        "com.microsoft:get-message-sessions",
+        Value::String("s1".into()),
+        list(0),
+    )
+    .await;
+    assert_eq!(status_code(&reply), Value::Int(200));
+    let Value::Array(ids) = body_entry(&reply, "sessions-ids") else {
+        panic!("sessions-ids is an array");
+    };
+    assert_eq!(
+        ids.items(),
+        [Value::String("A".into()), Value::String("B".into())]
+    );
+    let reply = request(
+        &mut client,
+        "com.microsoft:get-message-sessions",
+        Value::String("s2".into()),
+        list(2),
+    )
+    .await;
+    assert_eq!(status_code(&reply), Value::Int(204), "none past the end");
 }

@@ -127,4 +127,16 @@ impl Broker {
         self.call(move |core| core.set_session_state(&p, &s, &t, state))
             .await
     }
+
+    /// The sessions of an entity that hold messages or state (`com.microsoft:get-message-sessions`).
+    pub async fn message_sessions(
+        &self,
+        path: &str,
+        skip: u32,
+        top: u32,
+    ) -> Result<Vec<String>, BrokerError> {
+        let path = path.to_string();
+        self.call(move |core| core.message_sessions(&path, skip, top))
+            .await
+    }
 }

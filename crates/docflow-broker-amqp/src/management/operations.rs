@@ -122,6 +122,17 @@ pub(super) async fn execute(
             }
             Ok(Response::done())
         }
+        Operation::MessageSessions { skip, top } => {
+            let ids = broker.message_sessions(&node.key, skip, top).await?;
+            if ids.is_empty() {
+                return Ok(Response::no_content());
+            }
+            let ids = ids.into_iter().map(Value::String).collect();
+            Ok(Response::ok(vec![
+                ("skip", Value::Int(i32::try_from(skip).unwrap_or(i32::MAX))),
+                ("sessions-ids", array(ElementType::String, ids)),
+            ]))
+        }
         Operation::Session {
             session_id,
             action,

@@ -40,6 +40,9 @@ pub(crate) enum Operation {
         disposition: Disposition,
         properties: BTreeMap<String, PropertyValue>,
     },
+    /// `com.microsoft:get-message-sessions`: the entity's sessions with messages or state
+    /// (`last-updated-time` is accepted and not used: every such session is listed).
+    MessageSessions { skip: u32, top: u32 },
     /// `com.microsoft:renew-session-lock`, `get-session-state`, `set-session-state`: on a
     /// session a receiver link of this connection holds, whose lock the connection fills in.
     Session {
@@ -126,6 +129,16 @@ pub(crate) fn parse(operation: &str, body: &Body) -> Result<Operation, Failure> 
                 from,
                 count,
                 session_id,
+            }
+        }
+        "com.microsoft:get-message-sessions" => {
+            let count = |name: &str| -> Result<u32, Failure> {
+                u32::try_from(map.integer(name)?)
+                    .map_err(|_| Failure::argument(format!("{name} must be 0 or more")))
+            };
+            Operation::MessageSessions {
+                skip: count("skip")?,
+                top: count("top")?,
             }
         }
         "com.microsoft:renew-session-lock" => session(session_id, SessionAction::RenewLock)?,
@@ -474,7 +487,15 @@ mod tests {
                 ..
             }
         ));
+        let request = body(vec![("skip", Value::Int(0)), ("top", Value::Int(10))]);
+        assert!(matches!(
+            parse("com.microsoft:get-message-sessions", &request).unwrap(),
+            Operation::MessageSessions { skip: 0, top: 10 }
+        ));
+        let request = body(vec![("skip", Value::Int(-1)), ("top", Value::Int(10))]);
         let error = parse("com.microsoft:get-message-sessions", &request).unwrap_err();
+        assert_eq!(error.status, 400);
+        let error = parse("com.microsoft:no-such-operation", &request).unwrap_err();
         assert_eq!(
             (error.status, error.condition),
             (501, "amqp:not-implemented")

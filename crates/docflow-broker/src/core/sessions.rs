@@ -86,6 +86,21 @@ impl<'a> Core<'a> {
         }
     }
 
+    /// The sessions of an entity that hold messages or state, by id, `top` of them after
+    /// the first `skip`.
+    pub fn message_sessions(&mut self, path: &str, skip: u32, top: u32) -> Result<Vec<String>> {
+        let entity = self.session_entity(path)?;
+        let mut statement = self.db.prepare_cached(
+            "SELECT session_id FROM messages WHERE entity = ?1 AND dlq = 0 AND session_id IS NOT NULL
+             UNION SELECT session_id FROM sessions WHERE entity = ?1 AND state IS NOT NULL AND length(state) > 0
+             ORDER BY session_id LIMIT ?2 OFFSET ?3",
+        )?;
+        let ids = statement
+            .query_map(params![entity.key(), top, skip], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
+    }
+
     /// Receives the next message of a locked session.
     pub fn receive_in_session(
         &mut self,
