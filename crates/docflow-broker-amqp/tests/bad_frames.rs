@@ -9,7 +9,9 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Client, EMULATOR_KEY, attach_frame, attach_sender, start, start_with, status, token};
+use common::{
+    Client, EMULATOR_KEY, attach_frame, attach_sender, authorized, start, start_with, status, token,
+};
 use docflow_amqp::frame::{FrameType, ProtocolHeader, encode_frame};
 use docflow_amqp::message::Message;
 use docflow_amqp::performative::{self, Begin, Close, Detach, End, Flow, Transfer};
@@ -73,21 +75,6 @@ async fn expect_eof(client: &mut Client) {
 /// The condition of the broker's `close`.
 async fn close_condition(client: &mut Client) -> String {
     closed_with(client).await.expect("a close error").condition
-}
-
-/// A connection with a CBS token for `q` (handles 0 and 1 are the `$cbs` links).
-async fn authorised(port: u16) -> Client {
-    let mut client = Client::connect(port, Some("ANONYMOUS")).await;
-    let audience = format!("sb://127.0.0.1:{port}/q");
-    let reply = client
-        .put_token(
-            &token(&audience, EMULATOR_KEY),
-            &audience,
-            Value::string("t"),
-        )
-        .await;
-    assert_eq!(status(&reply), Value::Int(200));
-    client
 }
 
 /// A flow on `handle` of channel 0.
@@ -245,7 +232,7 @@ async fn unknown_performatives_and_frame_types_close_the_connection() {
 async fn a_transfer_on_an_unattached_handle_ends_the_session_only() {
     watch_panics();
     let server = start().await;
-    let mut client = authorised(server.port).await;
+    let mut client = authorized(server.port, "q").await;
     // A peek-lock receiver with credit, so that the session has a fetching worker to stop.
     let mut attach = attach_frame("receiver", 3, Role::Receiver, "q");
     attach.rcv_settle_mode = ReceiverSettleMode::Second;
@@ -299,7 +286,7 @@ async fn a_transfer_on_an_unattached_handle_ends_the_session_only() {
 async fn credit_abuse_is_capped_or_detached() {
     watch_panics();
     let server = start().await;
-    let mut client = authorised(server.port).await;
+    let mut client = authorized(server.port, "q").await;
     // A receiver asking for u32::MAX credit holds at most the broker's cap (1000).
     let mut attach = attach_frame("receiver", 3, Role::Receiver, "q");
     attach.rcv_settle_mode = ReceiverSettleMode::Second;
@@ -424,7 +411,7 @@ async fn an_attach_beyond_max_links_is_refused_with_a_detach() {
     })
     .await;
     // The two $cbs links fill the session.
-    let mut client = authorised(server.port).await;
+    let mut client = authorized(server.port, "q").await;
     client
         .send(0, attach_frame("sender", 2, Role::Sender, "q").into(), &[])
         .await;

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, EMULATOR_KEY, attach_frame, start, status, token};
+use common::{Client, attach_frame, authorized, start};
 use docflow_amqp::message::{Message, Properties};
 use docflow_amqp::performative::Flow;
 use docflow_amqp::{
@@ -25,16 +25,7 @@ async fn management_client(port: u16) -> Client {
 /// A client with a token for `entity` and request and reply links on its `$management`.
 async fn management_client_for(port: u16, entity: &str) -> Client {
     let node = format!("{entity}/$management");
-    let mut client = Client::connect(port, Some("ANONYMOUS")).await;
-    let audience = format!("sb://127.0.0.1:{port}/{entity}");
-    let reply = client
-        .put_token(
-            &token(&audience, EMULATOR_KEY),
-            &audience,
-            Value::String("t".into()),
-        )
-        .await;
-    assert_eq!(status(&reply), Value::Int(200));
+    let mut client = authorized(port, entity).await;
     client.attach("mgmt-requests", 2, Role::Sender, &node).await;
     let Performative::Attach(_) = client.recv().await.1 else {
         panic!("expected the request link's attach");

@@ -4,11 +4,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, EMULATOR_KEY, attach_sender, expect_accepted, start, status, token};
+use common::{Client, attach_sender, authorized, expect_accepted, start};
 use docflow_amqp::delivery_state::DeliveryState;
 use docflow_amqp::message::{Message, Properties};
 use docflow_amqp::performative::Flow;
-use docflow_amqp::{Performative, Role, Value};
+use docflow_amqp::{Performative, Role};
 use docflow_broker::ReceiveMode;
 
 async fn expect_rejected(client: &mut Client, id: u32) -> String {
@@ -22,25 +22,10 @@ async fn expect_rejected(client: &mut Client, id: u32) -> String {
     rejected.error.expect("an error").condition
 }
 
-/// A client holding a namespace-wide token (`sb://host:port/`).
-async fn namespace_client(port: u16) -> Client {
-    let mut client = Client::connect(port, Some("ANONYMOUS")).await;
-    let audience = format!("sb://127.0.0.1:{port}/");
-    let reply = client
-        .put_token(
-            &token(&audience, EMULATOR_KEY),
-            &audience,
-            Value::String("ns".into()),
-        )
-        .await;
-    assert_eq!(status(&reply), Value::Int(200));
-    client
-}
-
 #[tokio::test]
 async fn an_oversized_message_is_rejected_with_message_size_exceeded() {
     let server = start().await;
-    let mut client = namespace_client(server.port).await;
+    let mut client = authorized(server.port, "").await;
     attach_sender(&mut client, "q", true).await;
     let big = Message::with_data(vec![b'x'; 300 * 1024]).encode();
     let id = client.transfer(2, 0, &big, 3000).await;
@@ -58,7 +43,7 @@ async fn an_oversized_message_is_rejected_with_message_size_exceeded() {
 #[tokio::test]
 async fn group_id_is_the_session_id_and_a_session_queue_requires_it() {
     let server = start().await;
-    let mut client = namespace_client(server.port).await;
+    let mut client = authorized(server.port, "").await;
     attach_sender(&mut client, "sessions", true).await;
     let id = client
         .transfer(
@@ -105,7 +90,7 @@ async fn group_id_is_the_session_id_and_a_session_queue_requires_it() {
 #[tokio::test]
 async fn a_topic_accepts_sends_and_a_namespace_token_covers_it() {
     let server = start().await;
-    let mut client = namespace_client(server.port).await;
+    let mut client = authorized(server.port, "").await;
     attach_sender(&mut client, "/T", true).await;
     let id = client
         .transfer(
@@ -133,7 +118,7 @@ async fn a_topic_accepts_sends_and_a_namespace_token_covers_it() {
 #[tokio::test]
 async fn a_receiver_link_neither_pre_settled_nor_settling_second_is_refused() {
     let server = start().await;
-    let mut client = namespace_client(server.port).await;
+    let mut client = authorized(server.port, "").await;
     // The defaults, snd-settle-mode mixed and rcv-settle-mode first: neither receive-and-delete
     // (settled) nor peek-lock (second).
     client.attach("receiver", 2, Role::Receiver, "q").await;
@@ -153,7 +138,7 @@ async fn a_receiver_link_neither_pre_settled_nor_settling_second_is_refused() {
 #[tokio::test]
 async fn a_flow_with_echo_on_a_sender_link_is_answered_with_the_link_state() {
     let server = start().await;
-    let mut client = namespace_client(server.port).await;
+    let mut client = authorized(server.port, "").await;
     let (_, credit) = attach_sender(&mut client, "q", true).await;
     let flow = Flow {
         next_incoming_id: Some(0),

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, EMULATOR_KEY, attach_frame, start, status, token};
+use common::{Client, attach_frame, authorized, start};
 use docflow_amqp::delivery_state::{Accepted, DeliveryState, Modified};
 use docflow_amqp::message::Message;
 use docflow_amqp::performative::{Disposition, Flow};
@@ -14,16 +14,7 @@ use docflow_broker::ReceiveMode;
 use docflow_servicebus::message::Message as BrokerMessage;
 
 async fn receiver(port: u16) -> Client {
-    let mut client = Client::connect(port, Some("ANONYMOUS")).await;
-    let audience = format!("sb://127.0.0.1:{port}/q");
-    let reply = client
-        .put_token(
-            &token(&audience, EMULATOR_KEY),
-            &audience,
-            Value::String("t".into()),
-        )
-        .await;
-    assert_eq!(status(&reply), Value::Int(200));
+    let mut client = authorized(port, "q").await;
     let mut attach = attach_frame("receiver", 2, Role::Receiver, "q");
     attach.rcv_settle_mode = ReceiverSettleMode::Second;
     attach.snd_settle_mode = SenderSettleMode::Unsettled;

@@ -339,6 +339,22 @@ pub fn attach_frame(name: &str, handle: u32, role: Role, address: &str) -> Attac
 }
 
 /// A SAS token for `audience`, signed with the emulator's key name and `key`, valid an hour.
+/// Connects with SASL `ANONYMOUS` and puts a token (the emulator key) for `entity`, or for
+/// the whole namespace when `entity` is empty; the `$cbs` links take handles 0 and 1.
+pub async fn authorized(port: u16, entity: &str) -> Client {
+    let mut client = Client::connect(port, Some("ANONYMOUS")).await;
+    let audience = format!("sb://127.0.0.1:{port}/{entity}");
+    let reply = client
+        .put_token(
+            &token(&audience, EMULATOR_KEY),
+            &audience,
+            Value::string("t"),
+        )
+        .await;
+    assert_eq!(status(&reply), Value::Int(200));
+    client
+}
+
 pub fn token(audience: &str, key: &str) -> String {
     let expiry = chrono::Utc::now().timestamp() as u64 + 3600;
     sas::sign(audience, EMULATOR_KEY_NAME, key, expiry)
