@@ -89,7 +89,7 @@ pub async fn serve(
         };
         let permit = permits.clone().try_acquire_owned().ok();
         let watcher = graceful.watcher();
-        let service = TowerToHyperService::new(warp::service(routes.clone()));
+        let routes = routes.clone();
         let broker = broker.clone();
         let options = options.clone();
         let amqp_stop = amqp_stop.clone();
@@ -108,6 +108,7 @@ pub async fn serve(
                 Protocol::Http => {
                     let mut builder = auto::Builder::new(TokioExecutor::new());
                     builder.http1().pipeline_flush(true);
+                    let service = TowerToHyperService::new(warp::service(routes));
                     let connection = builder.serve_connection(TokioIo::new(stream), service);
                     if let Err(e) = watcher.watch(connection).await {
                         tracing::debug!(error = %e, "http connection ended");
