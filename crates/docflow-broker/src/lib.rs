@@ -191,12 +191,13 @@ impl Broker {
         path: &str,
         messages: Vec<Message>,
     ) -> Result<Vec<Option<i64>>, BrokerError> {
-        if let Some(m) = messages
+        if let Some(size) = messages
             .iter()
-            .find(|m| m.body.len() > self.options.max_message_bytes)
+            .map(Message::stored_size)
+            .find(|size| *size > self.options.max_message_bytes)
         {
             return Err(BrokerError::TooLarge {
-                size: m.body.len(),
+                size,
                 limit: self.options.max_message_bytes,
             });
         }

@@ -71,6 +71,17 @@ pub struct Message {
     /// Application properties.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, PropertyValue>,
+    /// What an AMQP sender put in its message that the fields above do not carry (header
+    /// priority, delivery annotations, its own message annotations, application properties of
+    /// AMQP types, ids that are not strings, a body other than one data section, the footer),
+    /// as AMQP sections, so that an AMQP receiver gets the message as it was sent. Only the
+    /// broker's AMQP front end reads it; `body` holds the body's bytes for everyone else.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_base64_bytes"
+    )]
+    pub amqp_sections: Option<Vec<u8>>,
 }
 
 impl Message {
@@ -80,6 +91,12 @@ impl Message {
             body: body.into(),
             ..Self::default()
         }
+    }
+
+    /// The bytes a broker stores for this message's payload: the body, and the AMQP sections
+    /// kept beside it.
+    pub fn stored_size(&self) -> usize {
+        self.body.len() + self.amqp_sections.as_ref().map_or(0, Vec::len)
     }
 
     /// Sets `MessageId`.
@@ -229,6 +246,23 @@ mod base64_bytes {
         base64::engine::general_purpose::STANDARD
             .decode(text)
             .map_err(serde::de::Error::custom)
+    }
+}
+
+mod opt_base64_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(bytes) => super::base64_bytes::serialize(bytes, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        #[derive(Deserialize)]
+        struct Bytes(#[serde(with = "super::base64_bytes")] Vec<u8>);
+        Ok(Option::<Bytes>::deserialize(d)?.map(|b| b.0))
     }
 }
 

@@ -1,5 +1,8 @@
 //! AMQP messages to the broker's messages (the property mapping of the Service Bus AMQP
 //! guide: `subject` is the label, `group-id` the session id, `header.ttl` the time to live).
+//! What the mapping leaves out is kept beside the message by [`kept`].
+
+mod kept;
 
 use std::time::Duration;
 
@@ -16,11 +19,13 @@ const PARTITION_KEY: &str = "x-opt-partition-key";
 
 /// Converts a received AMQP message into a broker message.
 ///
-/// Partial: ids of type uuid, ulong or binary become their text form (the broker stores ids as
-/// strings), and an amqp-value or amqp-sequence body other than a string or binary is stored as
-/// its AMQP encoding.
+/// Ids of type uuid, ulong or binary are stored as their text form (for duplicate detection,
+/// filters and REST); `body` holds the body's bytes (data sections joined, a string or binary
+/// value as it is, another value or sequence as its AMQP encoding). The original ids and body
+/// are kept in `amqp_sections` with everything else the mapping does not carry.
 pub(crate) fn to_broker_message(amqp: &AmqpMessage) -> Message {
     let mut message = Message::new(body_bytes(&amqp.body));
+    message.amqp_sections = kept::keep(amqp, |value| property_value(value).is_some());
     if let Some(p) = &amqp.properties {
         message.message_id = p.message_id.as_ref().and_then(id_text);
         message.correlation_id = p.correlation_id.as_ref().and_then(id_text);
@@ -59,6 +64,15 @@ pub(crate) fn to_broker_message(amqp: &AmqpMessage) -> Message {
 /// count includes this one). Application properties keep the broker's types (integers are
 /// `long`).
 pub(crate) fn to_amqp_message(received: &ReceivedMessage) -> AmqpMessage {
+    let mut delivered = mapped_message(received);
+    if let Some(sections) = &received.message.amqp_sections {
+        kept::restore(&mut delivered, sections);
+    }
+    delivered
+}
+
+/// The AMQP message of the broker's fields alone.
+fn mapped_message(received: &ReceivedMessage) -> AmqpMessage {
     let m = &received.message;
     let text = |s: &Option<String>| s.clone();
     let ttl = m
@@ -251,5 +265,114 @@ mod tests {
         );
         assert_eq!(m.property("n"), Some(&PropertyValue::Int(5)));
         assert_eq!(m.property("list"), None);
+    }
+
+    fn delivered(message: Message) -> AmqpMessage {
+        to_amqp_message(&ReceivedMessage {
+            message,
+            sequence_number: 7,
+            enqueued_sequence_number: 7,
+            enqueued_time: DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(),
+            expires_at: None,
+            delivery_count: 1,
+            lock_token: None,
+            locked_until: None,
+            state: MessageState::Active,
+            dead_letter_source: None,
+            location: None,
+        })
+    }
+
+    #[test]
+    fn a_plain_message_keeps_nothing_beside_its_fields() {
+        let amqp = AmqpMessage {
+            header: Some(Header {
+                ttl: Some(1_000),
+                ..Header::default()
+            }),
+            properties: Some(Properties {
+                message_id: Some(Value::String("m".into())),
+                ..Properties::default()
+            }),
+            application_properties: Some(vec![("n".into(), Value::Int(5))]),
+            ..AmqpMessage::with_data(b"hi".to_vec())
+        };
+        assert_eq!(to_broker_message(&amqp).amqp_sections, None);
+    }
+
+    #[test]
+    fn what_the_mapping_leaves_out_comes_back_as_it_was_sent() {
+        let symbol = |s: &str| Value::Symbol(s.into());
+        let sent = [
+            Body::Data(vec![b"aa".to_vec(), b"bb".to_vec(), b"cc".to_vec()]),
+            Body::Sequence(vec![vec![
+                Value::Binary(b"message".to_vec()),
+                Value::Double(123.456),
+                Value::Boolean(true),
+            ]]),
+            Body::Value(Value::Map(vec![(
+                Value::Binary(b"key".to_vec()),
+                Value::List(vec![Value::Long(-123), Value::Boolean(false)]),
+            )])),
+        ];
+        for body in sent {
+            let amqp = AmqpMessage {
+                header: Some(Header {
+                    priority: Some(10),
+                    ttl: Some(60_000),
+                    ..Header::default()
+                }),
+                delivery_annotations: Some(vec![(symbol("delivery_key"), "v".into())]),
+                message_annotations: Some(vec![
+                    (symbol("annotation_key"), "value".into()),
+                    (symbol(PARTITION_KEY), "pk".into()),
+                ]),
+                properties: Some(Properties {
+                    message_id: Some(Value::Ulong(42)),
+                    correlation_id: Some(Value::Uuid([7; 16])),
+                    subject: Some("sequence".into()),
+                    ..Properties::default()
+                }),
+                application_properties: Some(vec![
+                    ("body_type".into(), "any".into()),
+                    ("raw".into(), Value::Binary(vec![1, 2])),
+                ]),
+                body: body.clone(),
+                footer: Some(vec![(symbol("footer_key"), "footer_value".into())]),
+            };
+            let stored = to_broker_message(&amqp);
+            assert_eq!(stored.message_id.as_deref(), Some("42"), "text for dedup");
+            assert_eq!(stored.partition_key.as_deref(), Some("pk"));
+            let got = delivered(stored);
+            assert_eq!(got.body, body);
+            let header = got.header.unwrap();
+            assert_eq!(
+                (header.priority, header.ttl, header.delivery_count),
+                (Some(10), Some(60_000), Some(0))
+            );
+            assert_eq!(got.delivery_annotations, amqp.delivery_annotations);
+            assert_eq!(got.footer, amqp.footer);
+            let annotations = got.message_annotations.unwrap();
+            assert!(annotations.contains(&(symbol("annotation_key"), "value".into())));
+            assert!(annotations.contains(&(symbol("x-opt-sequence-number"), Value::Long(7))));
+            assert_eq!(
+                annotations
+                    .iter()
+                    .filter(|(k, _)| *k == symbol(PARTITION_KEY))
+                    .count(),
+                1
+            );
+            let properties = got.properties.unwrap();
+            assert_eq!(properties.message_id, Some(Value::Ulong(42)));
+            assert_eq!(properties.correlation_id, Some(Value::Uuid([7; 16])));
+            assert_eq!(properties.subject.as_deref(), Some("sequence"));
+            assert_eq!(
+                got.application_properties.unwrap(),
+                vec![
+                    ("body_type".into(), Value::String("any".into())),
+                    ("raw".into(), Value::Binary(vec![1, 2])),
+                ]
+            );
+        }
     }
 }
