@@ -289,6 +289,15 @@ impl Target<'_> {
         }
     }
 
+    /// The key of the counter the entity's sequence numbers come from: a subscription's are
+    /// its topic's, since Service Bus numbers a topic's messages once, at the topic.
+    pub fn counter_key(&self) -> String {
+        match self {
+            Target::Subscription(t, _) => Target::Topic(t).key(),
+            other => other.key(),
+        }
+    }
+
     /// The entity's display path.
     pub fn display(&self) -> String {
         match self {

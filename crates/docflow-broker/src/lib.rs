@@ -110,6 +110,7 @@ impl Broker {
         };
         std::fs::create_dir_all(&options.data_dir).map_err(|e| store_error(&e))?;
         let db = open_db(&options.data_dir.join("broker.sqlite3")).map_err(|e| store_error(&e))?;
+        self::core::upgrade(&db, &entities).map_err(|e| store_error(&e))?;
         let entities = Arc::new(entities);
         let notifiers = Arc::new(Notifiers::default());
         let (tx, rx) = mpsc::channel(MAX_QUEUED_JOBS);

@@ -56,28 +56,36 @@ impl<'a> Core<'a> {
         Ok(n as u64)
     }
 
-    /// Cancels a scheduled message.
+    /// Cancels a scheduled message of a queue or subscription.
     pub fn cancel_scheduled(&mut self, path: &str, seq: i64) -> Result<()> {
         let entity = self.receivable(path)?;
-        let n = self.exec(
-            &format!("DELETE FROM messages WHERE entity = ?1 AND dlq = 0 AND seq = ?2 AND state = {SCHEDULED}"),
-            params![entity.key(), seq],
-        )?;
-        if n == 0 {
-            Err(BrokerError::MessageNotFound(seq))
-        } else {
-            Ok(())
+        match self.delete_scheduled(&entity.key(), seq)? {
+            0 => Err(BrokerError::MessageNotFound(seq)),
+            _ => Ok(()),
         }
     }
 
-    /// Cancels a scheduled message sent to a queue or topic, by the sequence number `send` gave.
+    /// Cancels a scheduled message sent to a queue or topic, by the sequence number `send` gave:
+    /// through a topic, in every subscription that holds it (they share the topic's numbers).
     pub fn cancel_scheduled_sent(&mut self, path: &str, seq: i64) -> Result<()> {
-        match self.target(path)? {
-            Target::Topic(_) => Err(BrokerError::BadRequest(
-                "cancel scheduled messages of a topic per subscription".into(),
-            )),
-            _ => self.cancel_scheduled(path, seq),
+        let Target::Topic(topic) = self.target(path)? else {
+            return self.cancel_scheduled(path, seq);
+        };
+        let mut cancelled = 0;
+        for sub in &topic.subscriptions {
+            cancelled += self.delete_scheduled(&Target::Subscription(topic, sub).key(), seq)?;
         }
+        match cancelled {
+            0 => Err(BrokerError::MessageNotFound(seq)),
+            _ => Ok(()),
+        }
+    }
+
+    fn delete_scheduled(&self, key: &str, seq: i64) -> Result<usize> {
+        Ok(self.exec(
+            &format!("DELETE FROM messages WHERE entity = ?1 AND dlq = 0 AND seq = ?2 AND state = {SCHEDULED}"),
+            params![key, seq],
+        )?)
     }
 }
 
@@ -115,5 +123,63 @@ mod tests {
         );
         let counts = Core::new(&db, &entities, T0 + 6_000).counts("q").unwrap();
         assert_eq!((counts.active, counts.scheduled), (0, 0));
+    }
+
+    #[test]
+    fn a_message_scheduled_on_a_topic_is_cancelled_in_every_subscription_by_its_number() {
+        let (db, entities) = open();
+        let scheduled = |body: &str| {
+            let mut m = Message::new(body.to_string());
+            m.scheduled_enqueue_time = Some(to_datetime(T0 + 5_000));
+            m
+        };
+        let sent = Core::new(&db, &entities, T0)
+            .send(
+                "u",
+                vec![scheduled("one"), scheduled("two"), Message::new("now")],
+            )
+            .unwrap();
+        assert_eq!(sent, [Some(1), Some(2), Some(3)]);
+        let scheduled_in = |sub: &str| -> Vec<i64> {
+            Core::new(&db, &entities, T0)
+                .browse(&format!("u/subscriptions/{sub}"), false, 0, 10)
+                .unwrap()
+                .iter()
+                .filter(|m| m.state == MessageState::Scheduled)
+                .map(|m| m.sequence_number)
+                .collect()
+        };
+        assert_eq!(
+            (scheduled_in("a"), scheduled_in("b")),
+            (vec![1, 2], vec![1, 2])
+        );
+        Core::new(&db, &entities, T0 + 1)
+            .cancel_scheduled_sent("u", 1)
+            .unwrap();
+        assert_eq!((scheduled_in("a"), scheduled_in("b")), (vec![2], vec![2]));
+        // Cancelled already, active rather than scheduled, never sent.
+        for seq in [1, 3, 99] {
+            assert_eq!(
+                Core::new(&db, &entities, T0 + 2).cancel_scheduled_sent("u", seq),
+                Err(BrokerError::MessageNotFound(seq))
+            );
+        }
+        // A subscription's own cancel takes the same number, there only.
+        Core::new(&db, &entities, T0 + 3)
+            .cancel_scheduled("u/subscriptions/a", 2)
+            .unwrap();
+        assert_eq!((scheduled_in("a"), scheduled_in("b")), (vec![], vec![2]));
+        Core::new(&db, &entities, T0 + 4)
+            .cancel_scheduled_sent("u", 2)
+            .unwrap();
+        assert_eq!(scheduled_in("b"), Vec::<i64>::new());
+        let counts = Core::new(&db, &entities, T0 + 6_000)
+            .counts("u/subscriptions/b")
+            .unwrap();
+        assert_eq!(
+            (counts.active, counts.scheduled),
+            (1, 0),
+            "only `now` is left"
+        );
     }
 }

@@ -26,7 +26,7 @@ impl<'a> Core<'a> {
             params![key, self.now],
         )?;
         for row in due {
-            let seq = self.next_seq(&key)?;
+            let seq = self.next_seq(entity)?;
             let expires_at = self.expiry(settings, &row.message(), self.now);
             self.exec(
                 "UPDATE messages SET state = ?1, seq = ?2, enqueued_at = ?3, expires_at = ?4, scheduled_at = NULL WHERE id = ?5",

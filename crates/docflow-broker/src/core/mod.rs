@@ -99,6 +99,26 @@ CREATE TABLE IF NOT EXISTS sessions (entity TEXT NOT NULL, session_id TEXT NOT N
   lock_token TEXT, locked_until INTEGER, PRIMARY KEY (entity, session_id));
 ";
 
+/// Brings a store written by an older version up to date; run at every open (idempotent).
+///
+/// Older versions numbered each subscription from a counter of its own; a subscription's
+/// numbers now come from its topic's counter, so each topic's counter is raised to at least
+/// the highest of its subscriptions' (those of subscriptions since removed included): no
+/// sequence number is used twice.
+pub fn upgrade(db: &Connection, entities: &Entities) -> rusqlite::Result<()> {
+    for topic in entities.topics() {
+        let key = Target::Topic(topic).key();
+        db.execute(
+            "INSERT INTO counters (entity, next_seq)
+             SELECT ?1, MAX(next_seq) FROM counters WHERE substr(entity, 1, length(?2)) = ?2
+             HAVING MAX(next_seq) IS NOT NULL
+             ON CONFLICT (entity) DO UPDATE SET next_seq = MAX(next_seq, excluded.next_seq)",
+            params![key, format!("{key}/subscriptions/")],
+        )?;
+    }
+    Ok(())
+}
+
 const ACTIVE: i64 = 0;
 const SCHEDULED: i64 = 1;
 const DEFERRED: i64 = 2;
@@ -335,7 +355,9 @@ fn rand_u8() -> u8 {
 
 /// A database and entities for the unit tests of each concern, driven by the injected clock:
 /// queue `q` (30 s locks, 2 deliveries, 60 s TTL dead-lettered, 60 s duplicate window),
-/// session queue `s`, topic `t` with subscription `red` (SQL filter with an action).
+/// session queue `s`, topic `t` with subscription `red` (SQL filter with an action), topic `u`
+/// with subscriptions `a` and `b` (everything), `twice` (two rules with actions matching
+/// `twice = 1`) and `onward` (forwarding what matches `onward = 1` to `q`).
 #[cfg(test)]
 pub(super) mod fixture {
     use super::*;
@@ -358,6 +380,19 @@ pub(super) mod fixture {
                     "FilterType": "Sql",
                     "SqlFilter": {"SqlExpression": "color = 'red'"},
                     "Action": {"SqlExpression": "SET seen = 1"}}}]}
+            ]}, {"Name": "u", "Properties": {}, "Subscriptions": [
+                {"Name": "a", "Properties": {}, "Rules": []},
+                {"Name": "b", "Properties": {}, "Rules": []},
+                {"Name": "twice", "Properties": {}, "Rules": [
+                    {"Name": "one", "Properties": {"FilterType": "Sql",
+                        "SqlFilter": {"SqlExpression": "twice = 1"},
+                        "Action": {"SqlExpression": "SET copy = 1"}}},
+                    {"Name": "two", "Properties": {"FilterType": "Sql",
+                        "SqlFilter": {"SqlExpression": "twice = 1"},
+                        "Action": {"SqlExpression": "SET copy = 2"}}}]},
+                {"Name": "onward", "Properties": {"ForwardTo": "q"}, "Rules": [
+                    {"Name": "o", "Properties": {"FilterType": "Sql",
+                        "SqlFilter": {"SqlExpression": "onward = 1"}}}]}
             ]}]
         }]}});
         (db, Entities::from_json(&topology).unwrap())
