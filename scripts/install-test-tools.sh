@@ -3,7 +3,8 @@
 # Storage emulator, from npm), the real local model (llama.cpp's server and SmolLM2), and
 # cargo-zigbuild with Zig for `docflow package`, the document tools (poppler, Ghostscript,
 # LibreOffice, Tesseract), the public PDF corpus the extraction is measured on, and Microsoft's
-# Service Bus SDKs for Python and JavaScript (the AMQP front end's clients).
+# Service Bus SDKs for Python and JavaScript (the AMQP front end's clients), and an OTLP
+# receiver for the telemetry tests.
 set -euo pipefail
 cd "$(dirname "$0")"
 bash ./install-azurite.sh
@@ -12,3 +13,4 @@ bash ./install-package-tools.sh
 bash ./install-doc-tools.sh
 bash ./fetch-pdf-corpus.sh
 bash ./install-servicebus-sdks.sh
+bash ./install-otlp-receiver.sh

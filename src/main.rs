@@ -453,7 +453,14 @@ fn main() -> ExitCode {
 }
 
 async fn serve(port_flag: Option<u16>) -> ExitCode {
-    telemetry::init(LogFormat::Json);
+    let telemetry = telemetry::init_exporting(LogFormat::Json);
+    let code = serve_app(port_flag).await;
+    // Exported spans and metrics are flushed before the process ends (a blocking call).
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    code
+}
+
+async fn serve_app(port_flag: Option<u16>) -> ExitCode {
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),

@@ -110,6 +110,7 @@ async fn submitted(ctx: &PipelineContext, id: &str) -> DocumentSubmitted {
         submitted_at: now,
         content,
         options,
+        trace: None,
     }
 }
 
@@ -145,6 +146,7 @@ fn outcome_body(id: &str, kind: &str) -> String {
         attempts: Some(1),
         duration_ms: Some(3),
         dead_lettered: false,
+        trace: None,
     })
     .unwrap()
 }

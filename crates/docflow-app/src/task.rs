@@ -387,6 +387,10 @@ pub struct TaskMessage {
     pub input: TaskMessageInput,
     /// Kind-specific parameters (`maxWords`, `labels`).
     pub parameters: TaskParameters,
+    /// The W3C trace context the message continues (a custom handler's output bindings can
+    /// set nothing but the body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::telemetry::TraceContext>,
 }
 
 /// `input` of a sent task: always a claim-check reference.
@@ -526,6 +530,10 @@ pub struct TaskOutcome {
     /// dead-letters (`MaxDeliveryCountExceeded`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dead_lettered: bool,
+    /// The W3C trace context the message continues (a custom handler's output bindings can
+    /// set nothing but the body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::telemetry::TraceContext>,
 }
 
 impl TaskOutcome {
@@ -549,6 +557,7 @@ impl TaskOutcome {
             attempts: None,
             duration_ms: None,
             dead_lettered: false,
+            trace: None,
         }
     }
 
@@ -574,6 +583,7 @@ impl TaskOutcome {
             attempts: None,
             duration_ms: None,
             dead_lettered: false,
+            trace: None,
         }
     }
 }

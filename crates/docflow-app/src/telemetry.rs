@@ -1,41 +1,25 @@
-//! Structured logs. `serve` writes JSON lines to stderr (the host forwards stderr to its own
-//! log), each with the invocation span's fields: invocation id, function, message id, task id
-//! and correlation id. Interactive commands write compact text.
+//! Structured logs and OpenTelemetry (the `docflow-telemetry` crate), and the trace context
+//! of the messages docflow sends itself.
 
-use tracing_subscriber::EnvFilter;
+pub use docflow_telemetry::*;
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One JSON object per line.
-    Json,
-    /// Human-readable text.
-    Text,
-}
+use docflow_servicebus::message::{Message, PropertyValue};
 
-/// Installs the global subscriber; `RUST_LOG` overrides the default `info` level.
-pub fn init(format: LogFormat) {
-    init_with_default(format, "info");
-}
-
-/// Installs the global subscriber with `default` as the level when `RUST_LOG` is unset.
-pub fn init_with_default(format: LogFormat, default: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .flatten_event(true)
-            .try_init(),
-        LogFormat::Text => builder
-            .compact()
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init(),
-    };
-    // A second init (tests) keeps the first subscriber.
-    drop(result);
+/// Stamps a message docflow sends itself (not through an output binding) with the trace
+/// context as Microsoft's SDKs do: `Diagnostic-Id` and `traceparent` (and `tracestate`)
+/// application properties, so SDK-instrumented consumers (Application Insights) continue it.
+pub fn stamp(mut message: Message, trace: Option<&TraceContext>) -> Message {
+    if let Some(trace) = trace {
+        let text = |s: &str| PropertyValue::String(s.to_owned());
+        message
+            .properties
+            .insert("Diagnostic-Id".into(), text(&trace.traceparent));
+        message
+            .properties
+            .insert("traceparent".into(), text(&trace.traceparent));
+        if let Some(state) = &trace.tracestate {
+            message.properties.insert("tracestate".into(), text(state));
+        }
+    }
+    message
 }

@@ -165,13 +165,15 @@ impl AggregateResults {
             succeeded: state.succeeded_kinds(),
             failed: state.failed_tasks(),
             revision: state.revision,
+            trace: crate::telemetry::messaging::for_message(super::context::COMPLETED_TOPIC),
         };
         let message_id = match state.revision {
             0 => format!("{}:completed", state.document_id),
             n => format!("{}:completed:r{n}", state.document_id),
         };
         let revision = state.revision;
-        let message = Message::new(serde_json::to_vec(&event).expect("an event serializes"))
+        let message = Message::new(serde_json::to_vec(&event).expect("an event serializes"));
+        let message = crate::telemetry::stamp(message, event.trace.as_ref())
             .with_message_id(message_id)
             .with_correlation_id(&state.correlation_id)
             .with_subject(COMPLETED_SUBJECT)
@@ -232,6 +234,13 @@ impl AggregateResults {
 impl Function for AggregateResults {
     fn name(&self) -> &'static str {
         "AggregateResults"
+    }
+
+    fn service_bus_source(&self) -> Option<super::Destination<'static>> {
+        Some(super::Destination {
+            entity: super::context::TASK_RESULTS_QUEUE,
+            subscription: None,
+        })
     }
 
     async fn invoke(&self, _invocation: &Invocation, request: InvocationRequest) -> Outcome {

@@ -72,14 +72,16 @@ impl AnalyzeDocument {
             return Outcome::transient("ServiceBusUnavailable", e.to_string());
         }
         let deadline_at = state.deadline_at.unwrap_or(deadline);
+        let trace = crate::telemetry::messaging::for_message(TASK_RESULTS_QUEUE);
         let body = serde_json::to_vec(&AnalysisDeadline {
             schema: DEADLINE_SCHEMA.into(),
             document_id: state.document_id.clone(),
             correlation_id: state.correlation_id.clone(),
             deadline_at,
+            trace: trace.clone(),
         })
         .expect("a deadline serializes");
-        let deadline_message = Message::new(body)
+        let deadline_message = crate::telemetry::stamp(Message::new(body), trace.as_ref())
             .with_message_id(format!("{}:deadline", state.document_id))
             .with_correlation_id(&state.correlation_id)
             .with_content_type("application/json")
@@ -109,6 +111,7 @@ pub(crate) fn extract_text_task(state: &DocumentState) -> Message {
         .as_ref()
         .and_then(|e| e.source.clone())
         .unwrap_or_else(|| state.content.clone());
+    let trace = crate::telemetry::messaging::for_message(AI_TASKS_QUEUE);
     let body = TaskMessage {
         schema: TASK_SCHEMA,
         task_id: task_id.clone(),
@@ -119,9 +122,10 @@ pub(crate) fn extract_text_task(state: &DocumentState) -> Message {
             content_ref: source,
         },
         parameters: TaskParameters::default(),
+        trace: trace.clone(),
     }
     .to_body();
-    Message::new(body)
+    crate::telemetry::stamp(Message::new(body), trace.as_ref())
         .with_message_id(task_id)
         .with_correlation_id(&state.correlation_id)
         .with_content_type("application/json")
@@ -144,6 +148,7 @@ pub(crate) fn analysis_tasks(state: &DocumentState) -> Vec<Message> {
                 },
                 _ => TaskParameters::default(),
             };
+            let trace = crate::telemetry::messaging::for_message(AI_TASKS_QUEUE);
             let body = TaskMessage {
                 schema: TASK_SCHEMA,
                 task_id: entry.task_id.clone(),
@@ -154,9 +159,10 @@ pub(crate) fn analysis_tasks(state: &DocumentState) -> Vec<Message> {
                     content_ref: state.content.clone(),
                 },
                 parameters,
+                trace: trace.clone(),
             }
             .to_body();
-            Message::new(body)
+            crate::telemetry::stamp(Message::new(body), trace.as_ref())
                 .with_message_id(&entry.task_id)
                 .with_correlation_id(&state.correlation_id)
                 .with_content_type("application/json")
@@ -168,6 +174,13 @@ pub(crate) fn analysis_tasks(state: &DocumentState) -> Vec<Message> {
 impl Function for AnalyzeDocument {
     fn name(&self) -> &'static str {
         "AnalyzeDocument"
+    }
+
+    fn service_bus_source(&self) -> Option<super::Destination<'static>> {
+        Some(super::Destination {
+            entity: super::context::DOCUMENTS_TOPIC,
+            subscription: Some("analyze"),
+        })
     }
 
     async fn invoke(&self, _invocation: &Invocation, request: InvocationRequest) -> Outcome {

@@ -119,6 +119,13 @@ impl Function for AuditLog {
         "AuditLog"
     }
 
+    fn service_bus_source(&self) -> Option<super::Destination<'static>> {
+        Some(super::Destination {
+            entity: "audit",
+            subscription: None,
+        })
+    }
+
     async fn invoke(&self, _invocation: &Invocation, request: InvocationRequest) -> Outcome {
         let message = match super::trigger_message(&request, TRIGGER_BINDING) {
             Ok(message) => message,

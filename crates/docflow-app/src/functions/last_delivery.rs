@@ -33,14 +33,16 @@ pub async fn report_failed(
     let counts = RetryCounts::of(message);
     outcome.attempts = Some(counts.attempts(message));
     outcome.usage = counts.failed_usage;
+    outcome.trace = crate::telemetry::messaging::for_message(OUTCOME_QUEUE);
     let message_id = format!(
         "{}:failed:{}",
         task.task_id,
         &sha256_hex(&message.body)[..16]
     );
-    let mut sent = Message::new(serde_json::to_vec(&outcome).expect("an outcome serializes"))
+    let sent = Message::new(serde_json::to_vec(&outcome).expect("an outcome serializes"))
         .with_message_id(message_id)
         .with_content_type("application/json");
+    let mut sent = crate::telemetry::stamp(sent, outcome.trace.as_ref());
     sent.correlation_id = outcome.correlation_id.clone();
     match bus.send(OUTCOME_QUEUE, &sent).await {
         Ok(()) => {

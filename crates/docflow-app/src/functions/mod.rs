@@ -36,6 +36,7 @@ pub use summarize_chunk::SummarizeChunk;
 use self::http::HttpFunction;
 
 use crate::outcome::Outcome;
+pub use docflow_telemetry::messaging::Destination;
 use docflow_custom_handler::protocol::InvocationRequest;
 
 /// The trigger's Service Bus message (body as text, as every function.json here declares);
@@ -82,7 +83,17 @@ pub trait Function: Send + Sync {
 
     /// Handles one invocation.
     async fn invoke(&self, invocation: &Invocation, request: InvocationRequest) -> Outcome;
+
+    /// The queue or topic subscription a Service Bus-triggered function reads through its
+    /// [`SERVICE_BUS_TRIGGER`] binding (its invocations are then CONSUMER spans parented on the
+    /// message); `None` for other triggers.
+    fn service_bus_source(&self) -> Option<Destination<'static>> {
+        None
+    }
 }
+
+/// The binding name of every Service Bus trigger of the app (function.json `name`).
+pub const SERVICE_BUS_TRIGGER: &str = "message";
 
 /// The functions the handler serves, by name.
 #[derive(Clone, Default)]

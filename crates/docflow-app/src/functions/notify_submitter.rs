@@ -235,6 +235,13 @@ impl Function for NotifySubmitter {
         "NotifySubmitter"
     }
 
+    fn service_bus_source(&self) -> Option<super::Destination<'static>> {
+        Some(super::Destination {
+            entity: super::context::COMPLETED_TOPIC,
+            subscription: Some("notify"),
+        })
+    }
+
     async fn invoke(&self, _invocation: &Invocation, request: InvocationRequest) -> Outcome {
         let (_, event): (_, AnalysisCompleted) =
             match super::trigger_event(&request, TRIGGER_BINDING, COMPLETED_SCHEMA) {

@@ -172,9 +172,10 @@ impl SubmitDocument {
             submitted_at: state.submitted_at,
             content: state.content.clone(),
             options: state.options.clone(),
+            trace: crate::telemetry::messaging::for_message(super::context::DOCUMENTS_TOPIC),
         };
         let body = serde_json::to_vec(&event).expect("an event serializes");
-        let message = Message::new(body)
+        let message = crate::telemetry::stamp(Message::new(body), event.trace.as_ref())
             .with_message_id(&state.document_id)
             .with_correlation_id(&state.correlation_id)
             .with_subject(SUBMITTED_SUBJECT)

@@ -106,6 +106,9 @@ impl SummarizeChunk {
                 index: step.index + 1,
                 running_summary: record.summary.clone(),
                 usage: record.usage,
+                trace: crate::telemetry::messaging::for_message(
+                    super::context::SUMMARY_CHUNKS_QUEUE,
+                ),
                 ..step.clone()
             };
             return match send_step(self.bus.as_ref(), &next).await {
@@ -300,6 +303,13 @@ impl SummarizeChunk {
 impl Function for SummarizeChunk {
     fn name(&self) -> &'static str {
         "SummarizeChunk"
+    }
+
+    fn service_bus_source(&self) -> Option<super::Destination<'static>> {
+        Some(super::Destination {
+            entity: super::context::SUMMARY_CHUNKS_QUEUE,
+            subscription: None,
+        })
     }
 
     async fn invoke(&self, _invocation: &Invocation, request: InvocationRequest) -> Outcome {

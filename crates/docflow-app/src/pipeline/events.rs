@@ -50,6 +50,10 @@ pub struct DocumentSubmitted {
     pub content: ContentRef,
     /// What was asked for.
     pub options: AnalysisOptions,
+    /// The W3C trace context the message continues (a custom handler's output bindings can
+    /// set nothing but the body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::telemetry::TraceContext>,
 }
 
 /// A document's analysis reached a final status.
@@ -75,6 +79,10 @@ pub struct AnalysisCompleted {
     /// 0 for the first final status; higher when recovered tasks changed it.
     #[serde(default)]
     pub revision: u32,
+    /// The W3C trace context the message continues (a custom handler's output bindings can
+    /// set nothing but the body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::telemetry::TraceContext>,
 }
 
 /// A task that did not succeed, as events and the status API report it.
@@ -101,6 +109,10 @@ pub struct AnalysisDeadline {
     pub correlation_id: String,
     /// When it fires.
     pub deadline_at: DateTime<Utc>,
+    /// The W3C trace context the message continues (a custom handler's output bindings can
+    /// set nothing but the body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::telemetry::TraceContext>,
 }
 
 /// A span of the document's text.
@@ -137,6 +149,10 @@ pub struct ChunkStep {
     pub max_words: u32,
     /// Tokens spent by the steps before it.
     pub usage: crate::ai::TokenUsage,
+    /// The W3C trace context the message continues (a custom handler's output bindings can
+    /// set nothing but the body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::telemetry::TraceContext>,
 }
 
 /// Why a pipeline message cannot be read. Always poison.

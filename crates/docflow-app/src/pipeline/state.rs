@@ -491,6 +491,7 @@ mod tests {
             attempts: Some(2),
             duration_ms: Some(7),
             dead_lettered: !ok,
+            trace: None,
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 use futures_util::Stream;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info};
 use warp::http::{HeaderMap, StatusCode};
 
 use crate::functions::Registry;
@@ -56,13 +56,12 @@ where
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let span = info_span!(
-        "invocation",
-        invocation_id = %invocation_id,
-        function = found.function.name(),
-        message_id = tracing::field::Empty,
-        task_id = tracing::field::Empty,
-        correlation_id = tracing::field::Empty,
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (span, incoming) = super::spans::server(
+        &invocation_id,
+        found.function.name(),
+        &format!("{} /{}", found.method, found.function.route()),
+        header("traceparent").map(|parent| (parent, header("tracestate"))),
     );
     async move {
         let started = std::time::Instant::now();
@@ -85,7 +84,8 @@ where
                         body: Bytes::from(bytes),
                     },
                 };
-                found.function.handle(call).await
+                crate::telemetry::messaging::with_incoming(incoming, found.function.handle(call))
+                    .await
             }
             Err(e @ docflow_servicebus::http_body::BodyError::TooLarge { .. }) => HttpReply::error(
                 413,
@@ -97,6 +97,7 @@ where
         };
         let status =
             StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        super::spans::finish(&tracing::Span::current(), status.is_server_error());
         info!(
             status = reply.status,
             elapsed_ms = started.elapsed().as_millis() as u64,

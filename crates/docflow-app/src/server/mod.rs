@@ -14,7 +14,7 @@ use futures_util::Stream;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, error, info, warn};
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
@@ -22,6 +22,8 @@ use warp::{Filter, Rejection, Reply};
 use crate::functions::{Invocation, Registry};
 
 mod http_api;
+mod spans;
+use crate::telemetry::messaging;
 use crate::outcome::{Outcome, error_body};
 use docflow_custom_handler::protocol::{InvocationRequest, ProtocolError};
 use docflow_servicebus::http_body::{BodyError, read_body_up_to};
@@ -150,25 +152,45 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
 {
-    let span = info_span!(
-        "invocation",
-        invocation_id = invocation.invocation_id.as_deref().unwrap_or(""),
-        function = %invocation.function,
-        message_id = tracing::field::Empty,
-        task_id = tracing::field::Empty,
-        correlation_id = tracing::field::Empty,
-    );
+    let function = registry.get(&invocation.function);
+    let limit = registry.max_request_bytes().unwrap_or(MAX_REQUEST_BYTES);
+    // The request is read before the span starts: a span's parent (the message's trace
+    // context) must be known when it is created.
+    let request = match &function {
+        Some(_) => Some(
+            read_body_up_to(body, limit)
+                .await
+                .map_err(protocol_error)
+                .and_then(|bytes| InvocationRequest::parse(&bytes)),
+        ),
+        None => None,
+    };
+    let source = function.as_ref().and_then(|f| f.service_bus_source());
+    let (span, incoming) = match (source, &request) {
+        (Some(source), Some(Ok(request))) => spans::consumer(&invocation, source, request),
+        _ => {
+            let header = |request: &InvocationRequest, name: &str| {
+                let req = request.http_request("req").ok()?;
+                req.header(name).map(str::to_owned)
+            };
+            let (parent, state) = match &request {
+                Some(Ok(r)) => (header(r, "traceparent"), header(r, "tracestate")),
+                _ => (None, None),
+            };
+            spans::server(
+                invocation.invocation_id.as_deref().unwrap_or(""),
+                &invocation.function,
+                &format!("POST /{}", invocation.function),
+                parent.as_deref().map(|p| (p, state.as_deref())),
+            )
+        }
+    };
     async move {
-        let Some(function) = registry.get(&invocation.function) else {
+        let Some(function) = function else {
             warn!("no such function");
             return Outcome::UnknownFunction(invocation.function.clone()).into_reply();
         };
-        let limit = registry.max_request_bytes().unwrap_or(MAX_REQUEST_BYTES);
-        let request = match read_body_up_to(body, limit)
-            .await
-            .map_err(protocol_error)
-            .and_then(|bytes| InvocationRequest::parse(&bytes))
-        {
+        let request = match request.expect("read for a known function") {
             Ok(request) => request,
             Err(e) => {
                 warn!(error = %e, "malformed invocation request");
@@ -178,8 +200,10 @@ where
         let started = std::time::Instant::now();
         // A panic in a function becomes a 500 for that invocation, not a dropped connection.
         let run = tokio::spawn(
-            async move { function.invoke(&invocation, request).await }
-                .instrument(tracing::Span::current()),
+            messaging::with_incoming(incoming, async move {
+                function.invoke(&invocation, request).await
+            })
+            .instrument(tracing::Span::current()),
         );
         let (status, value) = match run.await {
             Ok(outcome) => outcome.into_reply(),
@@ -191,6 +215,7 @@ where
                 )
             }
         };
+        spans::finish(&tracing::Span::current(), status.as_u16() >= 400);
         info!(
             status = status.as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,

@@ -35,6 +35,9 @@ impl ProcessDocument {
                         running_summary: String::new(),
                         max_words: *max_words,
                         usage: TokenUsage::default(),
+                        trace: crate::telemetry::messaging::for_message(
+                            crate::functions::context::SUMMARY_CHUNKS_QUEUE,
+                        ),
                     };
                     send_step(bus.as_ref(), &step)
                         .await
@@ -100,7 +103,8 @@ impl ProcessDocument {
 
 /// Sends one refine step to `summary-chunks` (`SessionId` = document id).
 pub async fn send_step(bus: &dyn MessageSender, step: &ChunkStep) -> Result<(), String> {
-    let mut message = Message::new(serde_json::to_vec(step).expect("a step serializes"))
+    let message = Message::new(serde_json::to_vec(step).expect("a step serializes"));
+    let mut message = crate::telemetry::stamp(message, step.trace.as_ref())
         .with_message_id(format!("{}:chunk:{}", step.task_id, step.index))
         .with_session_id(&step.document_id)
         .with_content_type("application/json");

@@ -402,7 +402,13 @@ impl ProcessDocument {
 
 /// A reply carrying one outcome on the `outcome` binding.
 pub fn outcome_response(outcome: &TaskOutcome) -> InvocationResponse {
-    let body = serde_json::to_string(outcome).expect("an outcome serializes");
+    let outcome = TaskOutcome {
+        trace: crate::telemetry::messaging::for_message(
+            crate::functions::context::TASK_RESULTS_QUEUE,
+        ),
+        ..outcome.clone()
+    };
+    let body = serde_json::to_string(&outcome).expect("an outcome serializes");
     InvocationResponse::new().service_bus_messages(OUTCOME_BINDING, [body])
 }
 
@@ -410,6 +416,13 @@ pub fn outcome_response(outcome: &TaskOutcome) -> InvocationResponse {
 impl Function for ProcessDocument {
     fn name(&self) -> &'static str {
         "ProcessDocument"
+    }
+
+    fn service_bus_source(&self) -> Option<crate::functions::Destination<'static>> {
+        Some(crate::functions::Destination {
+            entity: crate::functions::context::AI_TASKS_QUEUE,
+            subscription: None,
+        })
     }
 
     async fn invoke(&self, _invocation: &Invocation, request: InvocationRequest) -> Outcome {

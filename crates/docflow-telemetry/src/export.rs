@@ -1,0 +1,203 @@
+//! OpenTelemetry providers from the standard environment.
+//!
+//! - OTLP over http/protobuf when `OTEL_EXPORTER_OTLP_ENDPOINT` (or the signal's own
+//!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `..._METRICS_ENDPOINT`) is set; headers, timeout
+//!   and the batch settings (`OTEL_BSP_*`, `OTEL_METRIC_EXPORT_INTERVAL`) are read by the SDK.
+//! - Application Insights when `APPLICATIONINSIGHTS_CONNECTION_STRING` is set: SERVER and
+//!   CONSUMER spans become requests, CLIENT and PRODUCER spans dependencies, so one document is
+//!   one operation in the transaction view.
+//!
+//! The batch processors run on their own threads with a blocking HTTP client, so export never
+//! competes with the handler's runtime.
+
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+
+/// Where telemetry goes, read from the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportSettings {
+    /// OTLP traces are exported.
+    pub otlp_traces: bool,
+    /// OTLP metrics are exported.
+    pub otlp_metrics: bool,
+    /// The Application Insights connection string.
+    pub app_insights: Option<String>,
+}
+
+impl ExportSettings {
+    /// Reads the standard variables through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let set = |name: &str| lookup(name).is_some_and(|v| !v.trim().is_empty());
+        Self {
+            otlp_traces: set("OTEL_EXPORTER_OTLP_ENDPOINT")
+                || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+            otlp_metrics: set("OTEL_EXPORTER_OTLP_ENDPOINT")
+                || set("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"),
+            app_insights: lookup("APPLICATIONINSIGHTS_CONNECTION_STRING")
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty()),
+        }
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Whether spans are exported anywhere.
+    pub fn traces(&self) -> bool {
+        self.otlp_traces || self.app_insights.is_some()
+    }
+
+    /// Whether metrics are pushed anywhere.
+    pub fn metrics(&self) -> bool {
+        self.otlp_metrics || self.app_insights.is_some()
+    }
+}
+
+/// Why export cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The OTLP exporter refused its settings.
+    #[error("OTLP exporter: {0}")]
+    Otlp(String),
+    /// The Application Insights connection string is unusable.
+    #[error("APPLICATIONINSIGHTS_CONNECTION_STRING: {0}")]
+    AppInsights(String),
+}
+
+/// The providers export was set up with; shut them down to flush.
+#[derive(Debug, Default)]
+pub struct Providers {
+    /// Spans, when exported.
+    pub tracer: Option<SdkTracerProvider>,
+    /// Metrics, when pushed.
+    pub meter: Option<SdkMeterProvider>,
+}
+
+impl Providers {
+    /// Builds the providers `settings` ask for, for a service named `service`.
+    pub fn build(settings: &ExportSettings, service: &str) -> Result<Self, ExportError> {
+        let resource = resource(service);
+        let app_insights = settings
+            .app_insights
+            .as_deref()
+            .map(|cs| {
+                opentelemetry_application_insights::Exporter::new_from_connection_string(
+                    cs,
+                    blocking_client(),
+                )
+                .map_err(|e| ExportError::AppInsights(e.to_string()))
+            })
+            .transpose()?;
+        let tracer = if settings.traces() {
+            // A remote parent that was not sampled (an SDK's Diagnostic-Id without tracing on)
+            // still gets its spans recorded: docflow's own trace is the one operators read.
+            let mut builder = SdkTracerProvider::builder()
+                .with_resource(resource.clone())
+                .with_sampler(Sampler::AlwaysOn);
+            if settings.otlp_traces {
+                let exporter = opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(Protocol::HttpBinary)
+                    .build()
+                    .map_err(|e| ExportError::Otlp(e.to_string()))?;
+                builder = builder.with_batch_exporter(exporter);
+            }
+            if let Some(exporter) = &app_insights {
+                builder = builder.with_batch_exporter(exporter.clone());
+            }
+            Some(builder.build())
+        } else {
+            None
+        };
+        let meter = if settings.metrics() {
+            let mut builder = SdkMeterProvider::builder().with_resource(resource);
+            if settings.otlp_metrics {
+                let exporter = opentelemetry_otlp::MetricExporter::builder()
+                    .with_http()
+                    .with_protocol(Protocol::HttpBinary)
+                    .build()
+                    .map_err(|e| ExportError::Otlp(e.to_string()))?;
+                builder = builder.with_periodic_exporter(exporter);
+            }
+            if let Some(exporter) = app_insights {
+                builder = builder.with_reader(
+                    PeriodicReader::builder(exporter)
+                        .with_interval(Duration::from_secs(60))
+                        .build(),
+                );
+            }
+            Some(builder.build())
+        } else {
+            None
+        };
+        Ok(Self { tracer, meter })
+    }
+
+    /// Flushes and stops export (blocking: up to the exporters' timeouts).
+    pub fn shutdown(&self) {
+        if let Some(tracer) = &self.tracer
+            && let Err(e) = tracer.shutdown()
+        {
+            eprintln!("docflow: flushing traces: {e}");
+        }
+        if let Some(meter) = &self.meter
+            && let Err(e) = meter.shutdown()
+        {
+            eprintln!("docflow: flushing metrics: {e}");
+        }
+    }
+}
+
+fn resource(service: &str) -> Resource {
+    let mut builder = Resource::builder();
+    // OTEL_SERVICE_NAME, when set, names the service (the builder reads it).
+    if std::env::var("OTEL_SERVICE_NAME").is_err() {
+        builder = builder.with_service_name(service.to_owned());
+    }
+    builder = builder.with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
+    // Azure Functions names the instance; Application Insights shows it as the role instance.
+    if let Ok(id) = std::env::var("WEBSITE_INSTANCE_ID") {
+        builder = builder.with_attribute(KeyValue::new("service.instance.id", id));
+    }
+    builder.build()
+}
+
+/// A blocking client must not be built on a runtime thread.
+fn blocking_client() -> reqwest::blocking::Client {
+    std::thread::spawn(|| {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("an HTTP client with the default TLS settings builds")
+    })
+    .join()
+    .expect("the HTTP client thread finishes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_follow_the_standard_variables() {
+        let none = ExportSettings::from_lookup(|_| None);
+        assert!(!none.traces() && !none.metrics());
+        let otlp = ExportSettings::from_lookup(|k| {
+            (k == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").then(|| "http://x/v1/traces".into())
+        });
+        assert!(otlp.traces() && !otlp.metrics());
+        let blank = ExportSettings::from_lookup(|_| Some("  ".into()));
+        assert_eq!(blank, ExportSettings::default());
+        let ai = ExportSettings::from_lookup(|k| {
+            (k == "APPLICATIONINSIGHTS_CONNECTION_STRING").then(|| "InstrumentationKey=k".into())
+        });
+        assert!(ai.traces() && ai.metrics());
+    }
+}

@@ -1,0 +1,19 @@
+//! docflow's telemetry: structured logs, the W3C trace context that travels in every docflow
+//! message, and OpenTelemetry export.
+//!
+//! - [`logs`]: the global subscriber (JSON lines in serve mode, text otherwise); each line
+//!   inside a traced span carries `trace_id` and `span_id`.
+//! - [`context`]: [`TraceContext`], what a message body carries (`trace`), and how a span is
+//!   parented on it or linked to it.
+//! - [`export`]: tracer and meter providers from the standard environment:
+//!   `OTEL_EXPORTER_OTLP_*` (OTLP http/protobuf) and `APPLICATIONINSIGHTS_CONNECTION_STRING`.
+//!   Nothing set: no OpenTelemetry layer at all, and no cost; a trace context that came in is
+//!   then passed on unchanged.
+
+pub mod context;
+pub mod export;
+pub mod logs;
+pub mod messaging;
+
+pub use context::TraceContext;
+pub use logs::{LogFormat, Telemetry, init, init_exporting, init_with_default};

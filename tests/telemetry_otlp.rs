@@ -1,0 +1,230 @@
+//! One OpenTelemetry trace per document: `docflow dev` with the standard OTLP variables set
+//! exports the handler's spans to a real OTLP/HTTP receiver (OpenTelemetry's own protobuf
+//! definitions, `tests/fixtures/otlp/receiver.py`, installed by
+//! `scripts/install-otlp-receiver.sh`).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Running, free_port};
+use serde_json::Value;
+
+/// The receiver on a free port; returns it and its port.
+fn start_receiver() -> (Running, u16) {
+    let python = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/.tools/otlp-receiver-venv/bin/python"
+    );
+    assert!(
+        std::path::Path::new(python).exists(),
+        "{python} is missing: run bash scripts/install-test-tools.sh"
+    );
+    let mut child = Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/otlp/receiver.py"
+        ))
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("LISTENING ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("the receiver printed {line:?}"));
+    (Running(child), port)
+}
+
+fn start_dev(data: &std::path::Path, http_port: u16, env: &[(&str, String)]) -> Running {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_docflow"));
+    command
+        .args(["dev", "--app-root", env!("CARGO_MANIFEST_DIR")])
+        .args(["--http-port", &http_port.to_string(), "--broker-port", "0"])
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let running = Running(command.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+        assert!(Instant::now() < deadline, "docflow dev did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    running
+}
+
+async fn submit(http: &reqwest::Client, api: &str, traceparent: Option<&str>) -> Value {
+    let mut request = http
+        .post(format!("{api}?analyses=summarize,sentiment"))
+        .header("content-type", "text/plain")
+        .body("Globex GmbH will pay $1,200.00 on March 3, 2025. Either party may terminate.");
+    if let Some(tp) = traceparent {
+        request = request.header("traceparent", tp);
+    }
+    let accepted = request.send().await.unwrap();
+    assert_eq!(accepted.status().as_u16(), 202);
+    let body: Value = accepted.json().await.unwrap();
+    let url = format!("{api}/{}", body["id"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let doc: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+        if doc["status"] == "completed" {
+            return doc;
+        }
+        assert!(Instant::now() < deadline, "not completed: {doc}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The spans of one trace, once its last ones have arrived: the completion's consumer span
+/// and both audit records (or after 30 s).
+async fn trace_spans(receiver: u16, trace_id: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all: Vec<Value> = reqwest::get(format!("http://127.0.0.1:{receiver}/spans"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let spans: Vec<Value> = all
+            .into_iter()
+            .filter(|s| s["trace_id"] == trace_id)
+            .collect();
+        let count = |name: &str| spans.iter().filter(|s| s["name"] == name).count();
+        let done = count("process analysis-completed") == 1 && count("process audit") == 2;
+        if done || Instant::now() > deadline {
+            return spans;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_per_document_reaches_an_otlp_receiver() {
+    let (_receiver, receiver_port) = start_receiver();
+    let data = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let _dev = start_dev(
+        data.path(),
+        http_port,
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{receiver_port}"),
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+        ],
+    );
+    let api = format!("http://127.0.0.1:{http_port}/api/documents");
+    let http = reqwest::Client::new();
+    let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let doc = submit(
+        &http,
+        &api,
+        Some(&format!("00-{caller_trace}-{caller_span}-01")),
+    )
+    .await;
+    assert_eq!(doc["correlationId"], caller_trace);
+    let spans = trace_spans(receiver_port, caller_trace).await;
+    let by_id: BTreeMap<&str, &Value> = spans
+        .iter()
+        .map(|s| (s["span_id"].as_str().unwrap(), s))
+        .collect();
+    let names: BTreeSet<String> = spans
+        .iter()
+        .map(|s| format!("{} {}", s["kind"].as_str().unwrap(), s["name"].as_str().unwrap()))
+        .collect();
+    for expected in [
+        "server POST /documents",
+        "producer send documents",
+        "consumer process documents",
+        "producer send ai-tasks",
+        "consumer process ai-tasks",
+        "producer send task-results",
+        "consumer process task-results",
+        "producer send analysis-completed",
+        "consumer process analysis-completed",
+    ] {
+        assert!(names.contains(expected), "{expected} in {names:#?}");
+    }
+    // Parentage: the submission continues the caller's span; every consumer span is a child
+    // of the producer span that created its message.
+    let server = spans.iter().find(|s| s["kind"] == "server").unwrap();
+    assert_eq!(server["parent_span_id"], caller_span);
+    for consumer in spans.iter().filter(|s| s["kind"] == "consumer") {
+        let parent = by_id
+            .get(consumer["parent_span_id"].as_str().unwrap())
+            .unwrap_or_else(|| panic!("the parent of {consumer} is in the trace"));
+        assert_eq!(parent["kind"], "producer", "{consumer}");
+        // AuditLog reads what the topics' `audit` subscriptions forward to its queue.
+        if consumer["name"] != "process audit" {
+            assert_eq!(
+                parent["name"].as_str().unwrap().replace("send ", "process "),
+                consumer["name"].as_str().unwrap()
+            );
+        }
+        assert_eq!(consumer["attributes"]["messaging.system"], "servicebus");
+    }
+    let tasks = spans
+        .iter()
+        .filter(|s| s["name"] == "process ai-tasks")
+        .count();
+    assert_eq!(tasks, 2, "one consumer span per task");
+    let task = spans
+        .iter()
+        .find(|s| s["name"] == "process ai-tasks")
+        .unwrap();
+    assert_eq!(
+        task["attributes"]["messaging.servicebus.message.delivery_count"],
+        1
+    );
+    assert_eq!(
+        task["attributes"]["messaging.message.conversation_id"],
+        caller_trace
+    );
+
+    // Without a traceparent, a submission starts a trace of its own.
+    let doc = submit(&http, &api, None).await;
+    let correlation = doc["correlationId"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let own = loop {
+        let all: Vec<Value> = reqwest::get(format!("http://127.0.0.1:{receiver_port}/spans"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let root = all.iter().find(|s| {
+            s["name"] == "POST /documents"
+                && s["parent_span_id"] == ""
+                && s["trace_id"] != caller_trace
+        });
+        if let Some(root) = root {
+            break root["trace_id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no root span for {correlation}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let spans = trace_spans(receiver_port, &own).await;
+    assert!(
+        spans
+            .iter()
+            .any(|s| s["name"] == "process analysis-completed"),
+        "the second document's trace reaches its completion"
+    );
+}
