@@ -34,20 +34,11 @@
 //! MaxDeliveryCount 10, dead-lettered with a reason, fixed and resent),
 //! `schedule_messages_and_cancellation`, `schedule_topic_messages_and_cancellation` (a topic
 //! numbers each message once; cancelling through the topic cancels it in every subscription),
-//! `session_send_receive` (session state, session lock renewal), `session_pool_receive` (next
-//! available session, `AutoLockRenewer` on sessions),
+//! `send_and_receive_amqp_annotated_message` (data, sequence and value bodies come back as
+//! sent), `session_send_receive` (session state, session lock renewal), `session_pool_receive`
+//! (next available session, `AutoLockRenewer` on sessions),
 //! `sample_code_servicebus` (every receiver and settlement operation, deferral, dead-lettering,
 //! message lock renewal, scheduling, session operations).
-//!
-//! Not run, because the broker does not pass them yet (open work, named in
-//! `docs/servicebus-sdks.md`, "Known gaps"):
-//! - `send_and_receive_amqp_annotated_message` (sync and async) exits 0 but receives the wrong
-//!   messages: the three data sections `aa`, `bb`, `cc` come back as one section `aabbcc`, and
-//!   the amqp-sequence and amqp-value bodies come back as a data section holding their AMQP
-//!   encoding (`body_type` DATA instead of SEQUENCE and VALUE), because the AMQP front end stores
-//!   a body as bytes (`to_broker_message`/`body_bytes` in `crates/docflow-broker-amqp`). The
-//!   SDK's live test also expects the footer, header priority, delivery annotations and
-//!   message annotations back.
 //!
 //! Skipped:
 //! - `auto_lock_renew`: sleeps 100 s, 100 s and 80 s (almost five minutes) to outlast locks.
@@ -486,6 +477,34 @@ fn schedule_messages_and_cancellation() {
     // Peeking shows scheduled messages: none is left.
     let peeked = broker.run("receive_peek");
     assert_eq!(lines(&peeked), ["Receive is done."], "{peeked}");
+}
+
+#[test]
+fn send_and_receive_amqp_annotated_message() {
+    let broker = Broker::start();
+    for sample in [
+        "send_and_receive_amqp_annotated_message",
+        "send_and_receive_amqp_annotated_message_async",
+    ] {
+        let stdout = broker.run(sample);
+        assert_eq!(
+            lines(&stdout),
+            [
+                "Message of data body sent.",
+                "Message of sequence body sent.",
+                "Message of value body sent.",
+                "Message of data body received. Body is:",
+                "b'aa'",
+                "b'bb'",
+                "b'cc'",
+                "Message of sequence body received. Body is:",
+                "[b'message', 123.456, True]",
+                "Message of value body received. Body is:",
+                "{b'key': [-123, b'data', False]}",
+            ],
+            "{stdout}"
+        );
+    }
 }
 
 #[test]

@@ -36,8 +36,8 @@ pub use summarize_chunk::SummarizeChunk;
 use self::http::HttpFunction;
 
 use crate::outcome::Outcome;
-pub use docflow_telemetry::messaging::Destination;
 use docflow_custom_handler::protocol::InvocationRequest;
+pub use docflow_telemetry::messaging::Destination;
 
 /// The trigger's Service Bus message (body as text, as every function.json here declares);
 /// a request that is not the host's schema becomes [`Outcome::BadRequest`].

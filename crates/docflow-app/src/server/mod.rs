@@ -23,8 +23,8 @@ use crate::functions::{Invocation, Registry};
 
 mod http_api;
 mod spans;
-use crate::telemetry::messaging;
 use crate::outcome::{Outcome, error_body};
+use crate::telemetry::messaging;
 use docflow_custom_handler::protocol::{InvocationRequest, ProtocolError};
 use docflow_servicebus::http_body::{BodyError, read_body_up_to};
 

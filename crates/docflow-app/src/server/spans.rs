@@ -28,7 +28,10 @@ pub(crate) fn consumer(
     let message = request
         .service_bus_message(SERVICE_BUS_TRIGGER, TriggerDataType::String)
         .ok();
-    let body = message.as_ref().map(|m| body_fields(&m.body)).unwrap_or_default();
+    let body = message
+        .as_ref()
+        .map(|m| body_fields(&m.body))
+        .unwrap_or_default();
     let context = message.as_ref().and_then(|m| {
         messaging::message_context(body.trace.clone(), |name| {
             m.properties
@@ -107,7 +110,6 @@ fn body_fields(body: &[u8]) -> BodyFields {
         .and_then(|t| TraceContext::parse(&t.traceparent, t.tracestate.as_deref()));
     fields
 }
-
 
 #[cfg(test)]
 mod tests {
