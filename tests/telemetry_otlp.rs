@@ -147,7 +147,13 @@ async fn one_trace_per_document_reaches_an_otlp_receiver() {
         .collect();
     let names: BTreeSet<String> = spans
         .iter()
-        .map(|s| format!("{} {}", s["kind"].as_str().unwrap(), s["name"].as_str().unwrap()))
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["kind"].as_str().unwrap(),
+                s["name"].as_str().unwrap()
+            )
+        })
         .collect();
     for expected in [
         "server POST /documents",
@@ -174,7 +180,10 @@ async fn one_trace_per_document_reaches_an_otlp_receiver() {
         // AuditLog reads what the topics' `audit` subscriptions forward to its queue.
         if consumer["name"] != "process audit" {
             assert_eq!(
-                parent["name"].as_str().unwrap().replace("send ", "process "),
+                parent["name"]
+                    .as_str()
+                    .unwrap()
+                    .replace("send ", "process "),
                 consumer["name"].as_str().unwrap()
             );
         }
