@@ -84,11 +84,7 @@ impl TraceContext {
         }
         let context = TraceContextPropagator::new()
             .extract_with_context(&opentelemetry::Context::new(), &carrier);
-        context
-            .span()
-            .span_context()
-            .is_valid()
-            .then_some(context)
+        context.span().span_context().is_valid().then_some(context)
     }
 
     /// Parents `span` on this context. Must be called before the span is first entered; a

@@ -3,7 +3,6 @@
 //! id, correlation id) and, when spans are exported, the `trace_id` and `span_id` of the span
 //! it was written in. Interactive commands write compact text.
 
-
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -106,7 +105,10 @@ fn install(
             .boxed(),
     };
     // A second init (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::registry().with(otel).with(fmt).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(otel)
+        .with(fmt)
+        .try_init();
 }
 
 /// What becomes a span when spans are exported.
@@ -137,7 +139,9 @@ where
             .parent_span()
             .map(|span| span.id())
             .and_then(|id| {
-                tracing::dispatcher::get_default(|d| tracing_opentelemetry::get_otel_context(&id, d))
+                tracing::dispatcher::get_default(|d| {
+                    tracing_opentelemetry::get_otel_context(&id, d)
+                })
             })
             .and_then(|context| {
                 let span = context.span();
@@ -146,7 +150,10 @@ where
             });
         match (ids, line.strip_suffix("}\n")) {
             (Some((trace, span)), Some(head)) => {
-                writeln!(writer, "{head},\"trace_id\":\"{trace}\",\"span_id\":\"{span}\"}}")
+                writeln!(
+                    writer,
+                    "{head},\"trace_id\":\"{trace}\",\"span_id\":\"{span}\"}}"
+                )
             }
             _ => writer.write_str(&line),
         }
