@@ -31,7 +31,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 pub use self::clock::{AdjustableClock, Clock, Millis};
-pub use self::core::{BrokerError, Counts, Receipt, ReceiveMode, SessionLock, Settlement};
+pub use self::core::{
+    Activity, BrokerError, Counts, Receipt, ReceiveMode, SessionLock, Settlement,
+};
 use self::core::{Core, dlq_key};
 pub use self::entities::{ConfigError, Entities};
 use self::notifiers::Notifiers;
@@ -465,6 +467,33 @@ impl Broker {
         let path = path.to_string();
         self.call(move |core| core.cancel_scheduled_sent(&path, seq))
             .await
+    }
+
+    /// Puts dead-lettered message `seq` of a queue or subscription back in its main queue as
+    /// `message`: only there (never through its topic to every subscription), in one step.
+    pub async fn restore_dead_lettered(
+        &self,
+        path: &str,
+        seq: i64,
+        message: Message,
+    ) -> Result<(), BrokerError> {
+        let path = path.to_string();
+        self.call(move |core| core.restore_dead_lettered(&path, seq, message))
+            .await
+    }
+
+    /// Removes dead-lettered message `seq` of a queue or subscription.
+    pub async fn remove_dead_lettered(&self, path: &str, seq: i64) -> Result<(), BrokerError> {
+        let path = path.to_string();
+        self.call(move |core| core.remove_dead_lettered(&path, seq))
+            .await
+    }
+
+    /// A queue's or subscription's oldest active message's enqueue time and last sequence
+    /// number (for ages and rates).
+    pub async fn activity(&self, path: &str) -> Result<Activity, BrokerError> {
+        let path = path.to_string();
+        self.call(move |core| core.activity(&path)).await
     }
 }
 

@@ -238,8 +238,6 @@ impl ServiceBusClient {
             .message_id
             .get_or_insert_with(|| uuid::Uuid::new_v4().simple().to_string());
         let url = self.url(&format!("{entity}/messages"));
-        let props = serde_json::to_string(&BrokerProperties::for_send(&message))
-            .expect("broker properties serialize");
         let response = self
             .execute(
                 Method::POST,
@@ -247,18 +245,7 @@ impl ServiceBusClient {
                 PathKind::Entity,
                 entity,
                 self.options.request_timeout,
-                |r| {
-                    let mut r = r
-                        .header("brokerproperties", &props)
-                        .body(message.body.clone());
-                    if let Some(ct) = &message.content_type {
-                        r = r.header("content-type", ct);
-                    }
-                    for (name, value) in &message.properties {
-                        r = r.header(name.as_str(), value.to_header());
-                    }
-                    r
-                },
+                |r| send_request(r, &message),
             )
             .await?;
         Ok(response
@@ -432,6 +419,29 @@ impl ServiceBusClient {
         .map(|_| ())
     }
 
+    /// Puts dead-lettered message `seq` of a queue or subscription back in that entity as
+    /// `message`, in one step and only there (sending to a subscription's topic would reach
+    /// every subscription). Local broker only: Azure can send to queues and topics only.
+    pub async fn restore_dead_lettered(
+        &self,
+        entity: &str,
+        seq: i64,
+        message: &Message,
+    ) -> Result<(), ClientError> {
+        self.local_only("putting a dead letter back in its subscription")?;
+        let url = self.url(&format!("{entity}/$DeadLetterQueue/$local/restore/{seq}"));
+        self.execute(
+            Method::POST,
+            &url,
+            PathKind::Entity,
+            entity,
+            self.options.request_timeout,
+            |r| send_request(r, message),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Browses messages without locking them. Local broker only.
     pub async fn browse(
         &self,
@@ -595,4 +605,20 @@ fn browse_item(item: &serde_json::Value) -> Result<ReceivedMessage, ClientError>
         }
     }
     Ok(received_from(message, &props, None))
+}
+
+/// A send request's headers and body for `message` (Send Message's wire form).
+fn send_request(r: RequestBuilder, message: &Message) -> RequestBuilder {
+    let props = serde_json::to_string(&BrokerProperties::for_send(message))
+        .expect("broker properties serialize");
+    let mut r = r
+        .header("brokerproperties", props)
+        .body(message.body.clone());
+    if let Some(ct) = &message.content_type {
+        r = r.header("content-type", ct);
+    }
+    for (name, value) in &message.properties {
+        r = r.header(name.as_str(), value.to_header());
+    }
+    r
 }

@@ -7,8 +7,11 @@
 mod admin;
 mod expiry;
 mod receive;
+mod restore;
 mod send;
 mod sessions;
+
+pub use self::restore::Activity;
 
 use rusqlite::{Connection, OptionalExtension, params};
 

@@ -7,7 +7,7 @@ use warp::Reply;
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-use super::reply::{Failure, browse_item, json_response, message_response, set_header};
+use super::reply::{Failure, browse_item, json_response, message_response, read_send, set_header};
 use super::{Request, method_not_allowed};
 use crate::clock::to_datetime;
 use crate::core::ReceiveMode;
@@ -71,6 +71,25 @@ pub(super) async fn handle(
         (&Method::POST | &Method::DELETE, ["purge"]) => {
             let purged = broker.purge(entity, dlq).await?;
             Ok(json_response(StatusCode::OK, &json!({"purged": purged})))
+        }
+        // {queue or subscription}/$DeadLetterQueue/$local/restore/{seq}, the body and headers
+        // of a send: the dead letter goes back to where it came from as that message.
+        (&Method::POST, ["restore", seq]) if dlq => {
+            let mut messages = read_send(broker, request)?;
+            let (Some(message), true) = (messages.pop(), messages.is_empty()) else {
+                return Err(Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "restore takes exactly one message",
+                ));
+            };
+            broker
+                .restore_dead_lettered(entity, seq_of(seq)?, message)
+                .await?;
+            Ok(warp::reply().into_response())
+        }
+        (&Method::DELETE, [seq]) if dlq && seq.parse::<i64>().is_ok() => {
+            broker.remove_dead_lettered(entity, seq_of(seq)?).await?;
+            Ok(warp::reply().into_response())
         }
         (&Method::DELETE, ["scheduled", seq]) => {
             broker.cancel_scheduled(entity, seq_of(seq)?).await?;

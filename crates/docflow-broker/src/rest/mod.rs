@@ -12,6 +12,8 @@
 //! **Local only** (no Azure equivalent; `$` cannot begin an Azure entity name), under
 //! `/{entity}/$local/…`: `peek`, `counts`, `purge`, `scheduled/{seq}` (cancel), `deferred/{seq}`,
 //! `sessions/head`, `sessions/{id}/messages/head`, `sessions/{id}/lock`, `sessions/{id}/state`;
+//! on a dead-letter queue `restore/{seq}` (a send's body and headers: the dead letter goes back
+//! to its own queue or subscription as that message) and `DELETE {seq}` (remove it);
 //! `{Location}/$local/defer` and `{Location}/$local/deadletter`; and `POST /$local/clock?advance=PT65S`.
 
 use std::collections::HashMap;
