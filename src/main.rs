@@ -538,15 +538,24 @@ async fn dlq(connection: Option<String>, setting: &str, action: DlqAction) -> Ex
     let local = local_settings();
     let settings =
         Settings::from_lookup(|k| std::env::var(k).ok().or_else(|| local.get(k).cloned()));
-    let reasons = cli::dlq::Reasons(match &settings {
+    // The handler's blob store, when reachable: last-error records, and the audit container.
+    let records = match &settings {
         Ok(s) if s.blob_connection.is_some() || s.blob_dir.is_dir() => {
             docflow::app::blob_store(s).ok().map(|blobs| {
-                docflow::last_errors::LastErrors::new(blobs, s.process.state_container.clone())
+                (
+                    docflow::last_errors::LastErrors::new(
+                        blobs.clone(),
+                        s.process.state_container.clone(),
+                    ),
+                    docflow::dead_letters::AuditTrail::new(blobs, s.containers.audit.clone()),
+                )
             })
         }
         _ => None,
-    });
-    ExitCode::from(cli::dlq::run(&client, &reasons, command).await)
+    };
+    let (last_errors, audit) = records.unzip();
+    let reasons = cli::dlq::Reasons(last_errors);
+    ExitCode::from(cli::dlq::run(&client, &reasons, audit.as_ref(), command).await)
 }
 
 /// `Values` of ./local.settings.json, for commands run from the app root.

@@ -183,7 +183,7 @@ async fn resubmit_sends_copies_then_removes_the_originals() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resubmitting_a_subscription_sends_to_its_topic() {
+async fn resubmitting_a_subscription_puts_it_back_in_that_subscription_only() {
     let h = Harness::start().await;
     h.broker.send("fan", vec![Message::new("x")]).await.unwrap();
     let got = h
@@ -207,14 +207,22 @@ async fn resubmitting_a_subscription_sends_to_its_topic() {
     )
     .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("resubmitted to fan"));
+    assert!(run.stdout.contains("resubmitted to fan/subscriptions/s1"));
+    let active = |sub: &'static str| {
+        let broker = h.broker.clone();
+        async move {
+            broker
+                .counts(&format!("fan/subscriptions/{sub}"))
+                .await
+                .unwrap()
+                .active
+        }
+    };
+    assert_eq!(active("s1").await, 1);
     assert_eq!(
-        h.broker
-            .counts("fan/subscriptions/s1")
-            .await
-            .unwrap()
-            .active,
-        1
+        active("s2").await,
+        1,
+        "s2 keeps its own copy and gets no second one (the topic was not sent to)"
     );
 }
 

@@ -14,6 +14,8 @@
 //! - [`poison`]: poison records, so redeliveries of a bad message fail fast.
 //! - [`blocking`]: CPU work off the async workers.
 //! - [`last_errors`]: the real reason of each failing message, for dead-letter triage.
+//! - [`dead_letters`]: dead-letter triage (read, group, resubmit, discard, audit) for `docflow
+//!   dlq` and the dashboard.
 //! - [`config`]: reads the environment into plain options.
 //! - [`app`]: wires settings into implementations.
 //! - [`telemetry`]: structured logging.
@@ -25,6 +27,7 @@ pub mod ai;
 pub mod app;
 pub mod blocking;
 pub mod config;
+pub mod dead_letters;
 pub mod extract;
 pub mod functions;
 pub mod last_errors;
