@@ -17,6 +17,7 @@
 //!   [`http_url`]): Service Bus messages, SAS, connections, the REST client.
 //! - `docflow-local-host` ([`host`], feature `local`): the local Functions host.
 //! - `docflow-broker` ([`broker`], feature `local`): the embedded Service Bus broker.
+//! - `docflow-dashboard` ([`dashboard`], feature `local`): the dashboard of `docflow dev`.
 
 pub mod cli;
 pub mod deploy;
@@ -33,6 +34,8 @@ pub use docflow_broker as broker;
 #[cfg(feature = "local")]
 pub use docflow_broker_amqp as broker_amqp;
 pub use docflow_custom_handler::{app_config, host_json_overrides, protocol};
+#[cfg(feature = "local")]
+pub use docflow_dashboard as dashboard;
 #[cfg(feature = "local")]
 pub use docflow_local_host as host;
 pub use docflow_servicebus as servicebus;

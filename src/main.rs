@@ -64,6 +64,12 @@ enum Command {
         /// An extra AMQP port of the embedded broker, for tools that insist on one (e.g. 5672).
         #[arg(long)]
         amqp_port: Option<u16>,
+        /// Port of the dashboard (0 picks a free one).
+        #[arg(long, default_value_t = docflow::dashboard::DEFAULT_PORT)]
+        dashboard_port: u16,
+        /// Address the dashboard listens on (loopback unless told otherwise).
+        #[arg(long, default_value = "127.0.0.1")]
+        dashboard_bind: std::net::IpAddr,
     },
     #[cfg(feature = "local")]
     /// Process documents end to end on the local stack and print the results.
@@ -357,6 +363,8 @@ fn main() -> ExitCode {
             http_port,
             broker_port,
             amqp_port,
+            dashboard_port,
+            dashboard_bind,
         } => runtime.block_on(async {
             telemetry::init(LogFormat::Text);
             let shutdown = on_signal();
@@ -369,7 +377,8 @@ fn main() -> ExitCode {
                 handler_log: None,
                 env: Vec::new(),
             };
-            ExitCode::from(cli::dev::run(options, shutdown).await)
+            let dashboard = std::net::SocketAddr::new(dashboard_bind, dashboard_port);
+            ExitCode::from(cli::dev::run(options, dashboard, shutdown).await)
         }),
         #[cfg(feature = "local")]
         Command::Run {

@@ -369,6 +369,8 @@ async fn the_local_host_limits_bodies_and_keeps_serving() {
                 &http_port.to_string(),
                 "--broker-port",
                 "0",
+                "--dashboard-port",
+                "0",
                 "--data-dir",
             ])
             .arg(data.path())

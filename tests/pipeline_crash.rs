@@ -18,6 +18,8 @@ fn start_dev(root: &Path, data: &Path, port: u16) -> Running {
             "dev",
             "--broker-port",
             "0",
+            "--dashboard-port",
+            "0",
             "--http-port",
             &port.to_string(),
         ])

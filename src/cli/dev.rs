@@ -1,8 +1,16 @@
-//! `docflow dev`: the app running locally like `func start`.
+//! `docflow dev`: the app running locally like `func start`, with its dashboard.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::dashboard::Bound;
+use crate::dashboard::sources::{LocalBroker, Sources};
+use crate::dead_letters::{AuditTrail, Reasons};
 use crate::host::{DevOptions, LocalHost};
+use crate::last_errors::LastErrors;
+use crate::pipeline::store::DocumentStore;
 
 /// The settings the app's handler runs with under `host`.
 pub fn handler_settings(
@@ -20,8 +28,31 @@ pub fn ai_description(host: &LocalHost) -> String {
     }
 }
 
-/// Starts the local host, prints the function table, serves until Ctrl-C or SIGTERM.
-pub async fn run(options: DevOptions, shutdown: CancellationToken) -> u8 {
+/// What the dashboard reads: the handler's own store (the same settings, so the same local
+/// folder or Azurite account) and the host's broker.
+pub fn dashboard_sources(host: &LocalHost) -> Result<Sources, String> {
+    // The host gives the handler its own blob folder (`DOCFLOW_BLOB_DIR`, over the app's).
+    let blob_dir = host.context().blobs.root().display().to_string();
+    let settings = crate::config::Settings::from_lookup(|k| match k {
+        "DOCFLOW_BLOB_DIR" => Some(blob_dir.clone()),
+        _ => host.handler_setting(k),
+    })
+    .map_err(|e| e.to_string())?;
+    let blobs = crate::app::blob_store(&settings).map_err(|e| e.to_string())?;
+    Ok(Sources {
+        store: DocumentStore::new(blobs.clone(), settings.containers.clone()),
+        bus: Arc::new(LocalBroker(host.context().broker.clone())),
+        reasons: Reasons(Some(LastErrors::new(
+            blobs.clone(),
+            settings.process.state_container.clone(),
+        ))),
+        audit: AuditTrail::new(blobs, settings.containers.audit.clone()),
+    })
+}
+
+/// Starts the local host and the dashboard on `dashboard`, prints the function table, serves
+/// until Ctrl-C or SIGTERM.
+pub async fn run(options: DevOptions, dashboard: SocketAddr, shutdown: CancellationToken) -> u8 {
     let host = match LocalHost::start(options, shutdown.clone()).await {
         Ok(h) => h,
         Err(e) => {
@@ -29,10 +60,27 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> u8 {
             return super::EXIT_CONFIG;
         }
     };
+    let bound = match dashboard_sources(&host) {
+        Ok(sources) => Bound::bind(dashboard, sources).await.map_err(|e| {
+            format!("dashboard: {e} (pick another with --dashboard-port, 0 for a free one)")
+        }),
+        Err(e) => Err(format!("dashboard: {e}")),
+    };
+    let bound = match bound {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("docflow dev: {e}");
+            host.shutdown().await;
+            return super::EXIT_CONFIG;
+        }
+    };
     println!("{}", host.function_table());
+    println!("Dashboard: {}", bound.url());
     println!("AI: {}\n", ai_description(&host));
     println!("For detailed output, set RUST_LOG=debug. Press Ctrl-C to stop.");
+    let serving = tokio::spawn(bound.serve(shutdown.clone()));
     shutdown.cancelled().await;
     host.shutdown().await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), serving).await;
     0
 }

@@ -270,10 +270,22 @@ pub fn start_dev(
     broker_port: u16,
     stdout: std::process::Stdio,
 ) -> Running {
+    start_dev_with_dashboard(data, http_port, broker_port, 0, stdout)
+}
+
+/// [`start_dev`] with the dashboard on `dashboard_port` (0: a free one).
+pub fn start_dev_with_dashboard(
+    data: &std::path::Path,
+    http_port: u16,
+    broker_port: u16,
+    dashboard_port: u16,
+    stdout: std::process::Stdio,
+) -> Running {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_docflow"))
         .args(["dev", "--app-root", env!("CARGO_MANIFEST_DIR")])
         .args(["--http-port", &http_port.to_string()])
         .args(["--broker-port", &broker_port.to_string()])
+        .args(["--dashboard-port", &dashboard_port.to_string()])
         .arg("--data-dir")
         .arg(data)
         .env("RUST_LOG", "warn")

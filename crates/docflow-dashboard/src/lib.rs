@@ -1,0 +1,118 @@
+//! The dashboard of `docflow dev`: the app's documents, its queues and its dead letters, live
+//! in a browser, with dead-letter triage on the page. One binary, no build step, no CDN: HTML
+//! rendered on the server (maud), live updates by server-sent events, a small stylesheet and
+//! script embedded in the binary.
+//!
+//! # Layout
+//! - [`sources`]: what it reads and acts on (the document store, a [`sources::Bus`]), behind
+//!   traits; [`sources::LocalBroker`] is the embedded broker in process.
+//! - [`live`]: the poll loop and the snapshots every view renders from.
+//! - [`documents`]: document rows and the Documents view's filters.
+//! - [`queues`]: queue samples and in/out rates.
+//! - [`triage`]: the Dead letters view's groups and actions (over `docflow_app::dead_letters`).
+//! - [`guard`]: the action token, the `Origin` and `Host` checks, JSON errors.
+//! - [`events`]: the server-sent event stream of each open page.
+//! - [`routes`]: the warp routes.
+//! - [`pages`]: the HTML: the shell and one module per view.
+//!
+//! Depends on the app (`docflow-app`: its store, records and dead-letter functions), the
+//! broker (for [`sources::LocalBroker`]), `docflow-blob` and `docflow-servicebus`; never on
+//! the local host, which knows nothing of the app.
+
+pub mod documents;
+pub mod events;
+pub mod guard;
+pub mod live;
+pub mod pages;
+pub mod queues;
+pub mod routes;
+pub mod sources;
+pub mod triage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use self::guard::Guard;
+use self::live::Live;
+use self::sources::Sources;
+
+/// The dashboard's port unless told otherwise.
+pub const DEFAULT_PORT: u16 = 7073;
+
+/// A dashboard: its live state and its guard.
+pub struct Dashboard {
+    /// The live state over the sources.
+    pub live: Arc<Live>,
+    /// The token and the checks.
+    pub guard: Guard,
+}
+
+/// A dashboard bound to its address, ready to serve.
+pub struct Bound {
+    listener: TcpListener,
+    dashboard: Arc<Dashboard>,
+}
+
+/// Errors starting the dashboard.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {message}")]
+pub struct BindError {
+    /// The address.
+    pub addr: SocketAddr,
+    /// Why.
+    pub message: String,
+}
+
+impl Bound {
+    /// Binds `addr` (port 0: a free one) for a dashboard over `sources`. A loopback address
+    /// also limits the `Host` names served to loopback ones.
+    pub async fn bind(addr: SocketAddr, sources: Sources) -> Result<Self, BindError> {
+        let listener = TcpListener::bind(addr).await.map_err(|e| BindError {
+            addr,
+            message: e.to_string(),
+        })?;
+        let local = listener.local_addr().map_err(|e| BindError {
+            addr,
+            message: e.to_string(),
+        })?;
+        let dashboard = Arc::new(Dashboard {
+            live: Live::new(sources),
+            guard: Guard::new(local.port(), addr.ip().is_loopback()),
+        });
+        Ok(Self {
+            listener,
+            dashboard,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// `http://host:port/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.local_addr())
+    }
+
+    /// The dashboard.
+    pub fn dashboard(&self) -> &Arc<Dashboard> {
+        &self.dashboard
+    }
+
+    /// Serves until `shutdown`; open event streams end with it.
+    pub async fn serve(self, shutdown: CancellationToken) {
+        tokio::spawn(self.dashboard.live.clone().run(shutdown.clone()));
+        let stop = shutdown.clone();
+        warp::serve(routes::routes(self.dashboard))
+            .incoming(self.listener)
+            .graceful(async move { stop.cancelled().await })
+            .run()
+            .await;
+    }
+}
