@@ -10,8 +10,8 @@ use super::*;
 
 impl<'a> Core<'a> {
     /// Puts dead-lettered message `seq` of a queue or subscription back in its main queue as
-    /// `message` (the caller's copy: its own MessageId, properties and body), active now, with
-    /// its delivery count reset and its lock, if any, released.
+    /// `message` (the caller's copy: its own MessageId, properties and body), active now under
+    /// a new sequence number, with its delivery count reset and its lock, if any, released.
     pub fn restore_dead_lettered(&mut self, path: &str, seq: i64, message: Message) -> Result<()> {
         let entity = self.receivable(path)?;
         let id: Option<i64> = self
@@ -22,15 +22,18 @@ impl<'a> Core<'a> {
             )
             .optional()?;
         let id = id.ok_or(BrokerError::MessageNotFound(seq))?;
+        // A new message in the entity: a new number, from the entity's counter (a
+        // subscription's is its topic's), as a send would give it.
+        let seq = self.next_seq(entity)?;
         let expires_at = self.expiry(entity.settings(), &message, self.now);
         let mut meta = message.clone();
         meta.body = Vec::new();
         meta.scheduled_enqueue_time = None;
         self.exec(
             &format!(
-                "UPDATE messages SET dlq = 0, state = {ACTIVE}, session_id = ?1, message_id = ?2, enqueued_at = ?3,
-                 expires_at = ?4, scheduled_at = NULL, failed = 0, lock_token = NULL, locked_until = NULL,
-                 body = ?5, meta = ?6 WHERE id = ?7"
+                "UPDATE messages SET dlq = 0, seq = ?8, state = {ACTIVE}, session_id = ?1, message_id = ?2,
+                 enqueued_at = ?3, expires_at = ?4, scheduled_at = NULL, failed = 0, lock_token = NULL,
+                 locked_until = NULL, body = ?5, meta = ?6 WHERE id = ?7"
             ),
             params![
                 message.session_id,
@@ -39,7 +42,8 @@ impl<'a> Core<'a> {
                 expires_at,
                 message.body,
                 serde_json::to_string(&meta).expect("message metadata serializes"),
-                id
+                id,
+                seq
             ],
         )?;
         self.notify.push(entity.key());
@@ -70,10 +74,7 @@ impl<'a> Core<'a> {
             |r| r.get(0),
         )?;
         // A subscription's messages are numbered by its topic.
-        let counter = match entity {
-            Target::Subscription(topic, _) => Target::Topic(topic).key(),
-            other => other.key(),
-        };
+        let counter = entity.counter_key();
         let next: Option<i64> = self
             .one(
                 "SELECT next_seq FROM counters WHERE entity = ?1",
@@ -147,6 +148,7 @@ mod tests {
         );
         let again = lock(&db, &entities, "u/subscriptions/a", T0 + 4);
         assert_eq!(again.message.message_id.as_deref(), Some("copy"));
+        assert!(again.sequence_number > seq, "a new number");
         assert_eq!(again.delivery_count, 1);
         assert_eq!(
             Core::new(&db, &entities, T0 + 5).restore_dead_lettered(
