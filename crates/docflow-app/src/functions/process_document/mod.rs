@@ -453,6 +453,19 @@ impl ProcessDocument {
         match self.poison.find(&key).await {
             Ok(Some(record)) if record.body_sha256 == body_sha256 => {
                 warn!(reason = %record.reason, delivery_count = message.properties.delivery_count, "known poison message; failing fast");
+                // Another message with this body: its own first delivery keeps the reason under
+                // its own id too, so that dead-letter triage shows it for every such message.
+                if message.properties.delivery_count.unwrap_or(1) <= 1 {
+                    let task_id = task_id_of(&message.body);
+                    self.remember(
+                        message,
+                        task_id.as_deref(),
+                        &record.reason,
+                        &record.description,
+                        false,
+                    )
+                    .await;
+                }
                 return Outcome::Poison {
                     reason: record.reason,
                     description: record.description,
