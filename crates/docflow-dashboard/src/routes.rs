@@ -216,8 +216,10 @@ pub(crate) async fn results(
         let Ok(blob) = blobs.get(&r.container, &r.blob).await else {
             continue;
         };
+        // The task's output (a stored result also repeats ids and usage, shown above).
         let text = serde_json::from_slice::<serde_json::Value>(&blob.data)
             .ok()
+            .map(|v| v.get("output").cloned().unwrap_or(v))
             .and_then(|v| serde_json::to_string_pretty(&v).ok())
             .unwrap_or_else(|| String::from_utf8_lossy(&blob.data).into_owned());
         out.push(pages::document::ResultPreview {

@@ -12,7 +12,7 @@ use docflow_app::pipeline::state::{DocumentState, TaskStatus};
 pub struct ResultPreview {
     /// The task kind.
     pub kind: String,
-    /// The result's JSON, pretty, clipped.
+    /// The result's output as JSON, pretty, clipped.
     pub json: String,
 }
 
