@@ -4,7 +4,8 @@
 # cargo-zigbuild with Zig for `docflow package`, the document tools (poppler, Ghostscript,
 # LibreOffice, Tesseract), the public PDF corpus the extraction is measured on, and Microsoft's
 # Service Bus SDKs for Python and JavaScript (the AMQP front end's clients), and an OTLP
-# receiver for the telemetry tests.
+# receiver for the telemetry tests, and chromium with playwright-core for the dashboard's
+# browser test.
 set -euo pipefail
 cd "$(dirname "$0")"
 bash ./install-azurite.sh
@@ -14,3 +15,4 @@ bash ./install-doc-tools.sh
 bash ./fetch-pdf-corpus.sh
 bash ./install-servicebus-sdks.sh
 bash ./install-otlp-receiver.sh
+bash ./install-browser-tools.sh
