@@ -168,8 +168,8 @@ enum Command {
     #[cfg(feature = "local")]
     /// An OpenAI-compatible endpoint that behaves like a rate-limited deployment (for benchmarks and tests).
     FakeLlm {
-        /// Port on 127.0.0.1 (0 picks a free one).
-        #[arg(long, default_value_t = 7073)]
+        /// Port on 127.0.0.1 (0 picks a free one; 7073 is `docflow dev`'s dashboard).
+        #[arg(long, default_value_t = 7074)]
         port: u16,
         /// Tokens per minute (of the scaled clock).
         #[arg(long, default_value_t = 60_000)]
