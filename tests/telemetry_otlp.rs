@@ -15,6 +15,11 @@ use serde_json::Value;
 
 /// The receiver on a free port; returns it and its port.
 fn start_receiver() -> (Running, u16) {
+    start_receiver_with(&[])
+}
+
+/// The receiver with extra arguments (`--tls-dir DIR`).
+fn start_receiver_with(args: &[&str]) -> (Running, u16) {
     let python = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/.tools/otlp-receiver-venv/bin/python"
@@ -29,6 +34,7 @@ fn start_receiver() -> (Running, u16) {
             "/tests/fixtures/otlp/receiver.py"
         ))
         .args(["--port", "0"])
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -49,6 +55,7 @@ fn start_dev(data: &std::path::Path, http_port: u16, env: &[(&str, String)]) -> 
     command
         .args(["dev", "--app-root", env!("CARGO_MANIFEST_DIR")])
         .args(["--http-port", &http_port.to_string(), "--broker-port", "0"])
+        .args(["--dashboard-port", "0"])
         .arg("--data-dir")
         .arg(data)
         .env("RUST_LOG", "warn")
@@ -235,5 +242,103 @@ async fn one_trace_per_document_reaches_an_otlp_receiver() {
             .iter()
             .any(|s| s["name"] == "process analysis-completed"),
         "the second document's trace reaches its completion"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn application_insights_receives_one_operation_per_document() {
+    // The receiver stands in for Application Insights' ingestion endpoint (`/v2/track`). The
+    // exporter speaks HTTPS only, so the receiver serves a certificate signed by a CA of its
+    // own that the app is told to trust (SSL_CERT_FILE).
+    let tls = tempfile::tempdir().unwrap();
+    let (_receiver, receiver_port) =
+        start_receiver_with(&["--tls-dir", tls.path().to_str().unwrap()]);
+    let data = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let _dev = start_dev(
+        data.path(),
+        http_port,
+        &[
+            (
+                "APPLICATIONINSIGHTS_CONNECTION_STRING",
+                format!(
+                    "InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=https://127.0.0.1:{receiver_port}/"
+                ),
+            ),
+            (
+                "SSL_CERT_FILE",
+                tls.path().join("ca.pem").display().to_string(),
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+        ],
+    );
+    let api = format!("http://127.0.0.1:{http_port}/api/documents");
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    submit(
+        &reqwest::Client::new(),
+        &api,
+        Some(&format!("00-{trace}-b7ad6b7169203331-01")),
+    )
+    .await;
+    let ca =
+        reqwest::Certificate::from_pem(&std::fs::read(tls.path().join("ca.pem")).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let envelopes = loop {
+        let all: Vec<Value> = client
+            .get(format!("https://127.0.0.1:{receiver_port}/ai"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ours: Vec<Value> = all
+            .into_iter()
+            .filter(|e| e["tags"]["ai.operation.id"] == trace)
+            .collect();
+        let completed = ours
+            .iter()
+            .any(|e| e["data"]["baseData"]["name"] == "process analysis-completed");
+        if completed || Instant::now() > deadline {
+            break ours;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let items: BTreeSet<(String, String)> = envelopes
+        .iter()
+        .map(|e| {
+            (
+                e["data"]["baseType"].as_str().unwrap_or("").to_string(),
+                e["data"]["baseData"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    for (base, name) in [
+        ("RequestData", "POST /documents"),
+        ("RemoteDependencyData", "send documents"),
+        ("RequestData", "process documents"),
+        ("RemoteDependencyData", "send ai-tasks"),
+        ("RequestData", "process ai-tasks"),
+        ("RequestData", "process task-results"),
+        ("RequestData", "process analysis-completed"),
+    ] {
+        assert!(
+            items.contains(&(base.to_string(), name.to_string())),
+            "{base} {name} in {items:#?}"
+        );
+    }
+    assert!(
+        envelopes
+            .iter()
+            .all(|e| e["iKey"] == "00000000-0000-0000-0000-000000000001"
+                && e["tags"]["ai.cloud.role"] == "docflow"),
+        "every item carries the connection string's key and the service's role"
     );
 }
