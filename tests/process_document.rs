@@ -165,6 +165,28 @@ async fn invalid_json_body_is_poison_keyed_by_its_hash() {
 }
 
 #[tokio::test]
+async fn another_message_with_a_known_poison_body_keeps_its_own_last_error() {
+    let app = TestApp::new();
+    let body = "this is not a task";
+    for id in ["poison-1", "poison-2"] {
+        let mut request: Value = serde_json::from_slice(&host_request(body, 1)).unwrap();
+        request["Metadata"]["MessageId"] = common::host_string(id);
+        let reply = app
+            .post("ProcessDocument", &serde_json::to_vec(&request).unwrap())
+            .await;
+        assert_eq!(reply.status, 422, "{}", reply.body);
+    }
+    // The second failed fast on the first's poison record, and still says why under its id:
+    // dead-letter triage joins these records by MessageId.
+    for id in ["poison-1", "poison-2"] {
+        let record = app
+            .blob_json("state", &format!("last-errors/{id}.json"))
+            .await;
+        assert_eq!(record["reason"], "InvalidMessageBody", "{id}");
+    }
+}
+
+#[tokio::test]
 async fn unknown_schema_version_is_poison() {
     let app = TestApp::new();
     let body = summarize_task("doc-2:summarize").replace("ai.task.v1", "ai.task.v2");
