@@ -9,11 +9,15 @@
 //!   `OTEL_EXPORTER_OTLP_*` (OTLP http/protobuf) and `APPLICATIONINSIGHTS_CONNECTION_STRING`.
 //!   Nothing set: no OpenTelemetry layer at all, and no cost; a trace context that came in is
 //!   then passed on unchanged.
+//! - [`metrics`]: the meter instruments come from and the Prometheus text of what was
+//!   recorded (`GET /metrics`), collected whether or not metrics are pushed anywhere.
 
 pub mod context;
 pub mod export;
+pub mod genai;
 pub mod logs;
 pub mod messaging;
+pub mod metrics;
 
 pub use context::TraceContext;
 pub use logs::{LogFormat, Telemetry, init, init_exporting, init_with_default};

@@ -36,6 +36,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tracing::Instrument as _;
+
+use crate::telemetry::genai;
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
@@ -165,16 +168,27 @@ impl OpenAiProvider {
     async fn admit(
         &self,
         budget: &dyn BudgetStore,
+        model: &str,
         tokens: u64,
     ) -> Result<Reservation, ProviderError> {
         let started = std::time::Instant::now();
+        // A span of its own once the call has to wait: budget holds show in the trace.
+        let mut hold: Option<tracing::Span> = None;
         loop {
             let now = std::time::Instant::now();
             let wait = match budget.reserve(tokens, now) {
-                Ok(reservation) => return Ok(reservation),
+                Ok(reservation) => {
+                    if let Some(span) = &hold {
+                        genai::hold_ended(span, started.elapsed(), true);
+                    }
+                    return Ok(reservation);
+                }
                 Err(wait) => wait,
             };
             if now.duration_since(started) + wait > self.options.budget.max_wait {
+                if let Some(span) = &hold {
+                    genai::hold_ended(span, started.elapsed(), false);
+                }
                 return Err(ProviderError::RetryAfter {
                     delay: wait,
                     detail: format!(
@@ -182,7 +196,10 @@ impl OpenAiProvider {
                     ),
                 });
             }
-            tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
+            let span = hold.get_or_insert_with(|| genai::hold_span(model, tokens));
+            tokio::time::sleep(wait.max(Duration::from_millis(10)))
+                .instrument(span.clone())
+                .await;
         }
     }
 
@@ -204,22 +221,54 @@ impl OpenAiProvider {
             .budget
             .tokenizer
             .unwrap_or_else(|| TokenCounter::for_model(model));
-        let reservation = self.admit(budget, counter.request_tokens(&body)).await?;
-        let answer = self.send(&url, &body).await;
+        let reservation = self
+            .admit(budget, model, counter.request_tokens(&body))
+            .await?;
+        let span = genai::client_span(genai::Call {
+            operation: if url.contains("/embeddings") {
+                "embeddings"
+            } else {
+                "chat"
+            },
+            provider: match self.options.endpoint {
+                Endpoint::Azure { .. } => "azure.ai.openai",
+                Endpoint::OpenAi { .. } => "openai",
+            },
+            model,
+            max_tokens: body["max_tokens"].as_u64(),
+        });
+        let answer = self.send(&url, &body).instrument(span.clone()).await;
         let now = std::time::Instant::now();
         match &answer {
             Ok((status, headers, _)) if *status == StatusCode::TOO_MANY_REQUESTS => {
                 let rates = RateHeaders::parse(headers);
+                genai::record_answer(&span, &genai::Answer::status(429));
+                genai::rate_limited(&span, retry_after(headers));
                 budget.refused(reservation, &rates, retry_after(headers), now);
             }
             Ok((status, headers, text)) if status.is_success() => {
-                let used = serde_json::from_str::<Value>(text)
-                    .ok()
-                    .and_then(|v| v["usage"]["total_tokens"].as_u64())
+                let parsed = serde_json::from_str::<Value>(text).ok();
+                let value = parsed.as_ref().unwrap_or(&Value::Null);
+                let used = value["usage"]["total_tokens"]
+                    .as_u64()
                     .unwrap_or(reservation.tokens);
+                genai::record_answer(&span, &answer_of(status.as_u16(), value));
                 budget.settle(reservation, used, &RateHeaders::parse(headers), now);
             }
-            _ => budget.failed(reservation, now),
+            Ok((status, _, _)) => {
+                genai::record_answer(&span, &genai::Answer::status(status.as_u16()));
+                budget.failed(reservation, now);
+            }
+            Err(_) => {
+                genai::record_answer(
+                    &span,
+                    &genai::Answer {
+                        transport_error: Some("transport"),
+                        ..genai::Answer::default()
+                    },
+                );
+                budget.failed(reservation, now);
+            }
         }
         let (status, headers, text) = answer?;
         if !status.is_success() {
@@ -438,6 +487,23 @@ impl AiProvider for OpenAiProvider {
 
     async fn probe(&self) -> Result<String, ProviderError> {
         self.probe_chat().await
+    }
+}
+
+/// What a successful answer says of itself, for its span.
+fn answer_of(status: u16, value: &Value) -> genai::Answer<'_> {
+    genai::Answer {
+        status: Some(status),
+        response_model: value["model"].as_str(),
+        input_tokens: value["usage"]["prompt_tokens"].as_u64(),
+        output_tokens: value["usage"]["completion_tokens"].as_u64(),
+        finish_reasons: value["choices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["finish_reason"].as_str().map(str::to_owned))
+            .collect(),
+        transport_error: None,
     }
 }
 
