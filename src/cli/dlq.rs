@@ -18,6 +18,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
 use crate::dead_letters::{
     self, AuditTrail, DeadLetterAction, DeadLetterBus, clip, description_of, dlq_path, preview,
     reason_of, summary_json,
@@ -236,17 +238,28 @@ async fn act(
         );
         return Ok(());
     }
+    let bar = ProgressBar::hidden();
+    let tick = |done: usize, total: usize| {
+        if done == 1 && total >= PROGRESS_THRESHOLD && std::io::stderr().is_terminal() {
+            show_progress(&bar, total, verb);
+        }
+        bar.set_position(done as u64);
+    };
     let settled = dead_letters::settle(
         client,
         reasons,
         entity,
         selection,
         action,
-        None,
-        audit.map(|trail| (trail, ACTOR)),
+        dead_letters::SettleOptions {
+            expect: None,
+            audit: audit.map(|trail| (trail, ACTOR)),
+            on_each: Some(&tick),
+        },
     )
     .await
     .map_err(dead_letters::SettleError::into_client_error)?;
+    bar.finish_and_clear();
     let preposition = match action {
         DeadLetterAction::Resubmit => "to",
         DeadLetterAction::Discard => "from",
@@ -256,6 +269,18 @@ async fn act(
         settled.count, settled.place
     );
     Ok(())
+}
+
+/// Runs longer than this show a progress bar.
+const PROGRESS_THRESHOLD: usize = 20;
+
+fn show_progress(bar: &ProgressBar, total: usize, verb: &str) {
+    bar.set_length(total as u64);
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})") {
+        bar.set_style(style);
+    }
+    bar.set_message(verb.to_string());
+    bar.set_draw_target(ProgressDrawTarget::stderr());
 }
 
 fn confirm(entity: &str, selection: &Selection) -> bool {

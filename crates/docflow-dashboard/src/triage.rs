@@ -9,7 +9,8 @@ use warp::http::StatusCode;
 use crate::guard::ApiError;
 use crate::sources::Sources;
 use docflow_app::dead_letters::{
-    self, DeadLetterAction, Joined, Selection, SettleError, signature::Group, signature::groups,
+    self, DeadLetterAction, Joined, Selection, SettleError, SettleOptions, signature::Group,
+    signature::groups,
 };
 use docflow_servicebus::ClientError;
 use docflow_servicebus::message::ReceivedMessage;
@@ -174,8 +175,11 @@ pub async fn act(
         &request.entity,
         &selection,
         action,
-        Some(request.count),
-        Some((&sources.audit, ACTOR)),
+        SettleOptions {
+            expect: Some(request.count),
+            audit: Some((&sources.audit, ACTOR)),
+            on_each: None,
+        },
     )
     .await
     .map_err(|e| match e {

@@ -210,19 +210,34 @@ impl SettleError {
     }
 }
 
-/// Resubmits (to the entity it came from) or discards every message `selection` takes, then
-/// writes one audit record of what was done when `audit` is given. With `expect`, refuses
-/// (changing nothing) unless exactly that many messages are selected: a bulk action confirmed
-/// for a count acts on that count or not at all.
+/// How [`settle`] runs, beyond what it acts on.
+#[derive(Default, Clone, Copy)]
+pub struct SettleOptions<'a> {
+    /// Refuse (changing nothing) unless exactly this many messages are selected: a bulk action
+    /// confirmed for a count acts on that count or not at all.
+    pub expect: Option<usize>,
+    /// Write one audit record of what was done here, naming this actor.
+    pub audit: Option<(&'a AuditTrail, &'a str)>,
+    /// Called after each message acted on with how many are done and how many were selected
+    /// (a progress bar).
+    pub on_each: Option<&'a (dyn Fn(usize, usize) + Sync)>,
+}
+
+/// Resubmits (to the entity it came from) or discards every message `selection` takes, as
+/// `options` say.
 pub async fn settle(
     bus: &dyn DeadLetterBus,
     reasons: &Reasons,
     entity: &str,
     selection: &Selection,
     action: DeadLetterAction,
-    expect: Option<usize>,
-    audit: Option<(&AuditTrail, &str)>,
+    options: SettleOptions<'_>,
 ) -> Result<Settled, SettleError> {
+    let SettleOptions {
+        expect,
+        audit,
+        on_each,
+    } = options;
     let dlq = dlq_path(entity);
     let taken = bus.take(entity, DEFAULT_MAX).await?;
     let joined = reasons.join(&taken).await;
@@ -254,7 +269,12 @@ pub async fn settle(
             DeadLetterAction::Discard => bus.discard(entity, m).await.map(|()| None),
         };
         match step {
-            Ok(copy_id) => done.push((m.sequence_number, m.message.message_id.clone(), copy_id)),
+            Ok(copy_id) => {
+                done.push((m.sequence_number, m.message.message_id.clone(), copy_id));
+                if let Some(tick) = on_each {
+                    tick(done.len(), selected.len());
+                }
+            }
             Err(e) => {
                 failure = Some(e);
                 break;
