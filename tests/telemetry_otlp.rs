@@ -214,6 +214,24 @@ async fn one_trace_per_document_reaches_an_otlp_receiver() {
         caller_trace
     );
 
+    // The fan-in: the invocation that completes the document links to every task's span (the
+    // producer span of the task's outcome, a child of the task's consumer span).
+    let completed = spans
+        .iter()
+        .find(|s| s["name"] == "send analysis-completed")
+        .unwrap();
+    let fan_in = by_id[completed["parent_span_id"].as_str().unwrap()];
+    let links = fan_in["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2, "{fan_in}");
+    for link in links {
+        let linked = by_id[link["span_id"].as_str().unwrap()];
+        assert_eq!(linked["name"], "send task-results", "{linked}");
+        assert_eq!(
+            by_id[linked["parent_span_id"].as_str().unwrap()]["name"],
+            "process ai-tasks"
+        );
+    }
+
     // Without a traceparent, a submission starts a trace of its own.
     let doc = submit(&http, &api, None).await;
     let correlation = doc["correlationId"].as_str().unwrap();

@@ -155,6 +155,11 @@ impl AggregateResults {
             .store
             .create_json(&location.container, &location.blob, &analysis)
             .await?;
+        // The fan-in: the invocation that completes the document links to every task's span.
+        let span = tracing::Span::current();
+        for trace in state.tasks.values().filter_map(|t| t.trace.as_ref()) {
+            trace.link(&span);
+        }
         let event = AnalysisCompleted {
             schema: COMPLETED_SCHEMA.into(),
             document_id: state.document_id.clone(),
@@ -181,12 +186,20 @@ impl AggregateResults {
         if let Err(e) = self.ctx.bus.send(COMPLETED_TOPIC, &message).await {
             return Ok(Outcome::transient("ServiceBusUnavailable", e.to_string()));
         }
-        self.ctx
+        let published = self
+            .ctx
             .store
             .update(&state.document_id, |s| {
                 s.revision == revision && !std::mem::replace(&mut s.completion_published, true)
             })
             .await?;
+        if revision == 0 && published.is_some_and(|(_, changed)| changed) {
+            // The first completion, counted once (a reopened analysis was counted before).
+            let took = state
+                .completed_at
+                .and_then(|at| (at - state.submitted_at).to_std().ok());
+            crate::metrics::global().document_completed(state.status.as_str(), took);
+        }
         let failed: Vec<&FailedTask> = event.failed.iter().collect();
         info!(status = %event.status, failed = failed.len(), "analysis completed; AnalysisCompleted published");
         Ok(Outcome::Done(InvocationResponse::new().log(format!(

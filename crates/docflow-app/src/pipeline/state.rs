@@ -109,6 +109,9 @@ pub struct TaskEntry {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<TaskFailure>,
+    /// The trace context its outcome carried: the fan-in links to every task's span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::telemetry::TraceContext>,
 }
 
 /// What became of the completion callback.
@@ -223,6 +226,7 @@ impl DocumentState {
                     duration_ms: None,
                     result: None,
                     error: None,
+                    trace: None,
                 },
             );
         }
@@ -254,6 +258,7 @@ impl DocumentState {
         entry.usage = outcome.usage;
         entry.finished_at = Some(now);
         entry.duration_ms = outcome.duration_ms;
+        entry.trace = outcome.trace.clone();
         match outcome.status {
             OutcomeStatus::Succeeded => {
                 entry.status = TaskStatus::Succeeded;
