@@ -7,6 +7,10 @@
 //!   CONSUMER spans become requests, CLIENT and PRODUCER spans dependencies, so one document is
 //!   one operation in the transaction view.
 //!
+//! - Metrics always: the meter provider has a Prometheus pull reader whatever is set (its text
+//!   is [`crate::metrics::text`], served as `GET /metrics`); the push readers above are added
+//!   when configured.
+//!
 //! The batch processors run on their own threads with a blocking HTTP client, so export never
 //! competes with the handler's runtime.
 
@@ -17,6 +21,8 @@ use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+
+use crate::metrics::{Exposition, pull_reader};
 
 /// Where telemetry goes, read from the environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,7 +60,7 @@ impl ExportSettings {
         self.otlp_traces || self.app_insights.is_some()
     }
 
-    /// Whether metrics are pushed anywhere.
+    /// Whether metrics are pushed anywhere (they are always collected for `GET /metrics`).
     pub fn metrics(&self) -> bool {
         self.otlp_metrics || self.app_insights.is_some()
     }
@@ -69,6 +75,9 @@ pub enum ExportError {
     /// The Application Insights connection string is unusable.
     #[error("APPLICATIONINSIGHTS_CONNECTION_STRING: {0}")]
     AppInsights(String),
+    /// The Prometheus reader could not be set up.
+    #[error("Prometheus reader: {0}")]
+    Prometheus(String),
 }
 
 /// The providers export was set up with; shut them down to flush.
@@ -76,8 +85,10 @@ pub enum ExportError {
 pub struct Providers {
     /// Spans, when exported.
     pub tracer: Option<SdkTracerProvider>,
-    /// Metrics, when pushed.
+    /// Metrics: always built by [`Providers::build`] and [`Providers::pull_only`].
     pub meter: Option<SdkMeterProvider>,
+    /// The Prometheus text of what `meter` recorded.
+    pub exposition: Option<Exposition>,
 }
 
 impl Providers {
@@ -116,8 +127,11 @@ impl Providers {
         } else {
             None
         };
-        let meter = if settings.metrics() {
-            let mut builder = SdkMeterProvider::builder().with_resource(resource);
+        let (reader, exposition) = pull_reader().map_err(ExportError::Prometheus)?;
+        let meter = {
+            let mut builder = SdkMeterProvider::builder()
+                .with_resource(resource)
+                .with_reader(reader);
             if settings.otlp_metrics {
                 let exporter = opentelemetry_otlp::MetricExporter::builder()
                     .with_http()
@@ -133,11 +147,29 @@ impl Providers {
                         .build(),
                 );
             }
-            Some(builder.build())
-        } else {
-            None
+            builder.build()
         };
-        Ok(Self { tracer, meter })
+        Ok(Self {
+            tracer,
+            meter: Some(meter),
+            exposition: Some(exposition),
+        })
+    }
+
+    /// Metrics for `GET /metrics` only: what is left when export cannot be set up.
+    pub fn pull_only(service: &str) -> Self {
+        let Ok((reader, exposition)) = pull_reader() else {
+            return Self::default();
+        };
+        let meter = SdkMeterProvider::builder()
+            .with_resource(resource(service))
+            .with_reader(reader)
+            .build();
+        Self {
+            tracer: None,
+            meter: Some(meter),
+            exposition: Some(exposition),
+        }
     }
 
     /// Flushes and stops export (blocking: up to the exporters' timeouts).

@@ -35,7 +35,7 @@ impl Telemetry {
         self.providers.tracer.is_some()
     }
 
-    /// The meter provider, when metrics are pushed.
+    /// The meter provider (metrics are always collected; pushed when configured).
     pub fn meter_provider(&self) -> Option<&opentelemetry_sdk::metrics::SdkMeterProvider> {
         self.providers.meter.as_ref()
     }
@@ -63,10 +63,13 @@ pub fn init_with_default(format: LogFormat, default: &str) {
 pub fn init_exporting(format: LogFormat) -> Telemetry {
     let providers = Providers::build(&ExportSettings::from_env(), "docflow").unwrap_or_else(|e| {
         eprintln!("docflow: telemetry export is off: {e}");
-        Providers::default()
+        Providers::pull_only("docflow")
     });
     if let Some(meter) = &providers.meter {
         opentelemetry::global::set_meter_provider(meter.clone());
+    }
+    if let Some(exposition) = &providers.exposition {
+        crate::metrics::serve(exposition.clone());
     }
     install(format, "info", providers.tracer.as_ref());
     Telemetry { providers }
