@@ -57,7 +57,10 @@ pub fn detail(state: &DocumentState, results: &[ResultPreview], now: DateTime<Ut
                 @for (at, kind, e) in &errors {
                     li {
                         strong { (kind) } " — " code { (e.reason) } ": " (e.description)
-                        @if e.dead_lettered { " " span.badge.failed { "dead-lettered" } }
+                        @if e.dead_lettered {
+                            " " a.badge.failed href={"/dead-letters?search=" (super::encode(&state.document_id))}
+                                title="its dead letters (searched by this document's id)" { "dead-lettered" }
+                        }
                         @if let Some(at) = at { " " small { (time(*at)) } }
                     }
                 }
