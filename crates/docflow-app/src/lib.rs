@@ -19,6 +19,8 @@
 //! - [`config`]: reads the environment into plain options.
 //! - [`app`]: wires settings into implementations.
 //! - [`telemetry`]: structured logging.
+//! - [`metrics`]: the app's OpenTelemetry instruments (invocations, documents, LLM calls,
+//!   budgets), served as `GET /metrics`.
 //!
 //! Depends on `docflow-custom-handler` (the host's protocol), `docflow-blob` (storage) and
 //! `docflow-servicebus` (messages, the REST client); never on the broker or the local host.
@@ -31,6 +33,7 @@ pub mod dead_letters;
 pub mod extract;
 pub mod functions;
 pub mod last_errors;
+pub mod metrics;
 pub mod ocr;
 pub mod outcome;
 pub mod pipeline;

@@ -73,6 +73,17 @@ impl Outcome {
         }
     }
 
+    /// The `outcome` label of the invocation metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Done(_) => "done",
+            Self::Transient { .. } => "transient",
+            Self::Poison { .. } => "poison",
+            Self::BadRequest(_) => "bad_request",
+            Self::UnknownFunction(_) => "unknown_function",
+        }
+    }
+
     /// The HTTP status and JSON body the host receives.
     pub fn into_reply(self) -> (StatusCode, Value) {
         match self {

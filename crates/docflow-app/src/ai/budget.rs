@@ -86,6 +86,22 @@ pub struct Budget {
     charged: VecDeque<(Instant, i64, i64)>,
     /// Limits inferred from `remaining` + what was charged (tokens, requests); they only grow.
     inferred: (u64, u64),
+    /// The tokens-per-minute limit in force: configured, told or inferred (`None`: unknown).
+    token_limit: Option<u64>,
+}
+
+/// What a budget looks like now, for the gauges of `docflow.llm.budget.*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetSnapshot {
+    /// Tokens charged over the last minute (reservations, as a deployment counts them; none
+    /// are kept under the naive policy).
+    pub tokens_last_minute: u64,
+    /// The tokens-per-minute limit (configured, or learned from the provider's headers).
+    pub token_limit: Option<u64>,
+    /// The concurrency window.
+    pub window: usize,
+    /// Calls in flight.
+    pub in_flight: usize,
 }
 
 /// The window Azure OpenAI and OpenAI count a per-minute limit over.
@@ -112,6 +128,17 @@ impl Budget {
             probing: tpm.is_none() && rpm.is_none(),
             charged: VecDeque::new(),
             inferred: (0, 0),
+            token_limit: tpm.filter(|n| *n > 0),
+        }
+    }
+
+    /// How the budget stands at `now`.
+    pub fn snapshot(&self, now: Instant) -> BudgetSnapshot {
+        BudgetSnapshot {
+            tokens_last_minute: self.charged_last_minute(now).0,
+            token_limit: self.token_limit,
+            window: self.window(),
+            in_flight: self.in_flight,
         }
     }
 
@@ -271,7 +298,11 @@ impl Budget {
         let (tokens, requests) = self.charged_last_minute(now);
         if !self.configured.0 {
             let told = (headers.limit_tokens, headers.remaining_tokens);
-            learn_limit(&mut self.tokens, &mut self.inferred.0, told, tokens, now);
+            if let Some(limit) =
+                learn_limit(&mut self.tokens, &mut self.inferred.0, told, tokens, now)
+            {
+                self.token_limit = Some(limit);
+            }
         }
         if !self.configured.1 {
             let told = (headers.limit_requests, headers.remaining_requests);
@@ -288,24 +319,29 @@ impl Budget {
 
 /// Learns one limit from what an answer told, `(limit, remaining)`: the limit when given,
 /// otherwise what remains plus what was `charged` over the minute, when that is more than
-/// `inferred` (the best guess so far).
+/// `inferred` (the best guess so far). Returns the limit set, if one was.
 fn learn_limit(
     bucket: &mut Option<TokenBucket>,
     inferred: &mut u64,
     told: (Option<u64>, Option<u64>),
     charged: u64,
     now: Instant,
-) {
+) -> Option<u64> {
     match told {
-        (Some(limit), _) => set_limit(bucket, limit, now),
+        (Some(limit), _) => {
+            set_limit(bucket, limit, now);
+            (limit > 0).then_some(limit)
+        }
         (None, Some(remaining)) => {
             let estimate = remaining.saturating_add(charged);
             if estimate > *inferred {
                 *inferred = estimate;
                 set_limit(bucket, estimate, now);
+                return (estimate > 0).then_some(estimate);
             }
+            None
         }
-        (None, None) => {}
+        (None, None) => None,
     }
 }
 
@@ -342,6 +378,10 @@ pub trait BudgetStore: Send + Sync + std::fmt::Debug {
     );
     /// Settles a call that failed without an answer about the budget.
     fn failed(&self, reservation: Reservation, now: Instant);
+    /// How the budget stands, for its gauges (`None`: a store that cannot tell).
+    fn snapshot(&self, _now: Instant) -> Option<BudgetSnapshot> {
+        None
+    }
 }
 
 /// The budget of this process.
@@ -382,6 +422,10 @@ impl BudgetStore for LocalBudget {
 
     fn failed(&self, reservation: Reservation, now: Instant) {
         self.lock().failed(reservation, now);
+    }
+
+    fn snapshot(&self, now: Instant) -> Option<BudgetSnapshot> {
+        Some(self.lock().snapshot(now))
     }
 }
 
@@ -546,6 +590,36 @@ mod tests {
         let r = refused.reserve(5_000, t0).unwrap();
         refused.refused(r, &azure("0", "0"), Some(Duration::from_secs(1)), t0);
         assert_eq!(refused.charged_last_minute(t0), (0, 0));
+    }
+
+    #[test]
+    fn a_snapshot_tells_the_minute_s_charge_the_limit_and_the_window() {
+        let t0 = Instant::now();
+        let mut budget = Budget::new(None, None, 8, t0);
+        assert_eq!(budget.snapshot(t0).token_limit, None, "unknown until told");
+        assert_eq!(budget.snapshot(t0).window, 1, "probing");
+        let r = budget.reserve(300, t0).unwrap();
+        assert_eq!(budget.snapshot(t0).in_flight, 1);
+        let told = RateHeaders::parse(&headers(&[("x-ratelimit-limit-tokens", "60000")]));
+        budget.settle(r, 250, &told, t0);
+        let now = budget.snapshot(t0);
+        assert_eq!(
+            (
+                now.tokens_last_minute,
+                now.token_limit,
+                now.window,
+                now.in_flight
+            ),
+            (300, Some(60_000), 8, 0)
+        );
+        let later = budget.snapshot(t0 + Duration::from_secs(61));
+        assert_eq!(later.tokens_last_minute, 0, "a minute later");
+        assert_eq!(
+            Budget::new(Some(6_000), None, 4, t0)
+                .snapshot(t0)
+                .token_limit,
+            Some(6_000)
+        );
     }
 
     #[test]

@@ -155,6 +155,10 @@ impl SubmitDocument {
                 extraction: Some(extraction),
             })
             .await?;
+        if state.submitted_at == now {
+            // This submission created the record (an existing one is older).
+            crate::metrics::global().document_accepted();
+        }
         store
             .index(&IndexEntry {
                 document_id: document_id.to_string(),

@@ -63,13 +63,14 @@ where
         &format!("{} /{}", found.method, found.function.route()),
         header("traceparent").map(|parent| (parent, header("tracestate"))),
     );
+    let method = found.method.clone();
     async move {
         let started = std::time::Instant::now();
         let limit = found.function.max_body_bytes();
         let reply = match docflow_servicebus::http_body::read_body_up_to(body, limit).await {
             Ok(bytes) => {
                 let call = HttpCall {
-                    method: found.method,
+                    method: method.clone(),
                     params: found.params,
                     input: HttpInput {
                         query: parse_query(query),
@@ -97,6 +98,14 @@ where
         };
         let status =
             StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let metrics = crate::metrics::global();
+        metrics.invocation(found.function.name(), http_outcome(status));
+        metrics.http_request(
+            &method,
+            found.function.route(),
+            status.as_u16(),
+            started.elapsed(),
+        );
         super::spans::finish(&tracing::Span::current(), status.is_server_error());
         info!(
             status = reply.status,
@@ -107,4 +116,16 @@ where
     }
     .instrument(span)
     .await
+}
+
+/// The `outcome` label of an HTTP function's invocation: `done` (2xx, 3xx), `client_error`
+/// (4xx: the caller's), `server_error` (5xx).
+fn http_outcome(status: StatusCode) -> &'static str {
+    if status.is_server_error() {
+        "server_error"
+    } else if status.is_client_error() {
+        "client_error"
+    } else {
+        "done"
+    }
 }

@@ -1,8 +1,10 @@
 //! The HTTP server the Functions host talks to (`docflow serve`).
 //!
-//! Routes: `GET /` (readiness) and `POST /{FunctionName}`. Every reply, error or not, is a JSON
-//! object with `Content-Type: application/json`: the host fails an invocation whose reply has
-//! no content type and hangs on an empty one (protocol doc §2.1).
+//! Routes: `GET /` (readiness), `GET /metrics` (the process's metrics in Prometheus text; a
+//! function named `metrics` would still be `POST /metrics`) and `POST /{FunctionName}`. Every
+//! other reply, error or not, is a JSON object with `Content-Type: application/json`: the host
+//! fails an invocation whose reply has no content type and hangs on an empty one (protocol doc
+//! §2.1).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -59,6 +61,8 @@ pub fn routes(
     registry: Arc<Registry>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     readiness()
+        .or(metrics())
+        .unify()
         .or(invoke(registry.clone()))
         .unify()
         .or(forwarded_http(registry))
@@ -117,6 +121,18 @@ fn readiness() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone 
         .map(|| json_reply(StatusCode::OK, &json!({"status": "ready"})))
 }
 
+/// GET /metrics
+fn metrics() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("metrics").and(warp::get()).map(|| {
+        warp::reply::with_header(
+            crate::telemetry::metrics::text(),
+            "content-type",
+            crate::telemetry::metrics::CONTENT_TYPE,
+        )
+        .into_response()
+    })
+}
+
 /// POST /{FunctionName}
 fn invoke(
     registry: Arc<Registry>,
@@ -166,8 +182,13 @@ where
         None => None,
     };
     let source = function.as_ref().and_then(|f| f.service_bus_source());
+    let mut enqueued = None;
     let (span, incoming) = match (source, &request) {
-        (Some(source), Some(Ok(request))) => spans::consumer(&invocation, source, request),
+        (Some(source), Some(Ok(request))) => {
+            let (span, incoming, at) = spans::consumer(&invocation, source, request);
+            enqueued = at;
+            (span, incoming)
+        }
         _ => {
             let header = |request: &InvocationRequest, name: &str| {
                 let req = request.http_request("req").ok()?;
@@ -190,13 +211,20 @@ where
             warn!("no such function");
             return Outcome::UnknownFunction(invocation.function.clone()).into_reply();
         };
+        let name = function.name();
+        let metrics = crate::metrics::global();
         let request = match request.expect("read for a known function") {
             Ok(request) => request,
             Err(e) => {
                 warn!(error = %e, "malformed invocation request");
+                metrics.invocation(name, "bad_request");
                 return Outcome::BadRequest(e).into_reply();
             }
         };
+        if let (Some(source), Some(at)) = (source, enqueued) {
+            let wait = (chrono::Utc::now() - at).to_std().unwrap_or_default();
+            metrics.waited(source, wait);
+        }
         let started = std::time::Instant::now();
         // A panic in a function becomes a 500 for that invocation, not a dropped connection.
         let run = tokio::spawn(
@@ -205,16 +233,23 @@ where
             })
             .instrument(tracing::Span::current()),
         );
-        let (status, value) = match run.await {
-            Ok(outcome) => outcome.into_reply(),
+        let (label, (status, value)) = match run.await {
+            Ok(outcome) => (outcome.label(), outcome.into_reply()),
             Err(e) => {
                 error!(error = %e, "function panicked");
                 (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    error_body("transient", "FunctionPanicked", &e.to_string()),
+                    "panicked",
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        error_body("transient", "FunctionPanicked", &e.to_string()),
+                    ),
                 )
             }
         };
+        metrics.invocation(name, label);
+        if let Some(source) = source {
+            metrics.processed(source, started.elapsed(), status.as_u16() >= 400);
+        }
         spans::finish(&tracing::Span::current(), status.as_u16() >= 400);
         info!(
             status = status.as_u16(),

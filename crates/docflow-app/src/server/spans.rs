@@ -4,6 +4,7 @@
 //! Both carry the log fields every invocation line has (invocation id, function, then message
 //! id, task id and correlation id as the function learns them).
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 use tracing::Span;
@@ -13,12 +14,13 @@ use crate::telemetry::TraceContext;
 use crate::telemetry::messaging::{self, Received};
 use docflow_custom_handler::protocol::{InvocationRequest, TriggerDataType};
 
-/// The span of a Service Bus-triggered invocation and the context its message carried.
+/// The span of a Service Bus-triggered invocation, the context its message carried and when
+/// the message was enqueued (for the queue wait metric).
 pub(crate) fn consumer(
     invocation: &Invocation,
     source: Destination<'static>,
     request: &InvocationRequest,
-) -> (Span, Option<TraceContext>) {
+) -> (Span, Option<TraceContext>, Option<DateTime<Utc>>) {
     let span = docflow_telemetry::consumer_span!(
         source.entity,
         invocation.invocation_id.as_deref().unwrap_or(""),
@@ -55,7 +57,8 @@ pub(crate) fn consumer(
             context: context.as_ref(),
         },
     );
-    (span, context)
+    let enqueued = properties.and_then(|p| p.enqueued_time);
+    (span, context, enqueued)
 }
 
 /// The span of an HTTP-triggered invocation (or of a request that names no function), parented

@@ -21,6 +21,7 @@ pub use summarize::summarize;
 pub use text::sentences;
 
 use super::{AiOutput, AiProvider, AiRequest, Operation, ProviderError, TaskOutput, TokenUsage};
+use crate::metrics::{LlmCall, LlmStatus};
 
 /// Model id of each offline algorithm.
 pub mod models {
@@ -98,11 +99,29 @@ impl AiProvider for OfflineProvider {
     }
 
     async fn run(&self, request: &AiRequest) -> Result<AiOutput, ProviderError> {
+        let operation = match request.operation {
+            Operation::Embed => "embeddings",
+            _ => "chat",
+        };
         let request = request.clone();
-        tokio::task::spawn_blocking(move || Self::run_blocking(&request))
+        let started = std::time::Instant::now();
+        let answer = tokio::task::spawn_blocking(move || Self::run_blocking(&request))
             .await
             .map_err(|e| ProviderError::Transient {
                 detail: format!("offline provider task failed: {e}"),
-            })
+            });
+        let (status, model, usage) = match &answer {
+            Ok(output) => (LlmStatus::Ok, output.model.as_str(), Some(output.usage)),
+            Err(_) => (LlmStatus::Error, "offline", None),
+        };
+        crate::metrics::global().llm_call(&LlmCall {
+            provider: "offline",
+            operation,
+            model,
+            status,
+            duration: started.elapsed(),
+            usage,
+        });
+        answer
     }
 }

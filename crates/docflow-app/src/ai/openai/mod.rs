@@ -32,6 +32,7 @@ pub use options::{Auth, COGNITIVE_SERVICES_SCOPE, Endpoint, MaxTokens, OpenAiOpt
 use wire::{ChatAnswer, ChatResponse, chat_answer, embedding_answer, parse_reply};
 pub use wire::{parse_chat_answer, parse_embedding_answer};
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
@@ -46,6 +47,7 @@ use serde_json::{Value, json};
 use self::answer::{interpret, prompt};
 use self::dialect::{Dialect, rejects_field};
 use super::{AiOutput, AiProvider, AiRequest, Operation, ProviderError, TaskOutput, TokenUsage};
+use crate::metrics::{LlmCall, LlmStatus};
 
 /// Wait assumed when a 429 carries no `Retry-After` header.
 pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -58,10 +60,10 @@ pub struct OpenAiProvider {
     /// The dialect in use: the configured one until a server rejects it.
     dialect: AtomicU8,
     /// TPM, RPM and the concurrency window of the chat deployment.
-    chat_budget: Box<dyn BudgetStore>,
+    chat_budget: Arc<dyn BudgetStore>,
     /// The embedding deployment's (Azure limits each deployment on its own); `None`: the
     /// embedding model is the chat model.
-    embedding_budget: Option<Box<dyn BudgetStore>>,
+    embedding_budget: Option<Arc<dyn BudgetStore>>,
 }
 
 impl OpenAiProvider {
@@ -70,8 +72,8 @@ impl OpenAiProvider {
         let http = Client::builder().timeout(options.timeout).build()?;
         let b = options.budget;
         let now = std::time::Instant::now();
-        let budget = |tpm, rpm| -> Box<dyn BudgetStore> {
-            Box::new(LocalBudget::new(if b.adaptive {
+        let budget = |tpm, rpm| -> Arc<dyn BudgetStore> {
+            Arc::new(LocalBudget::new(if b.adaptive {
                 Budget::new(tpm, rpm, b.max_concurrency, now)
             } else {
                 Budget::fixed(b.max_concurrency, now)
@@ -89,9 +91,14 @@ impl OpenAiProvider {
         // Configured limits are the chat deployment's; an embedding deployment's are learned.
         let embedding_budget =
             (options.embedding_model != options.chat_model).then(|| budget(None, None));
+        let chat_budget = budget(b.tpm, b.rpm);
+        crate::metrics::watch_budget(&options.chat_model, &chat_budget);
+        if let Some(embedding) = &embedding_budget {
+            crate::metrics::watch_budget(&options.embedding_model, embedding);
+        }
         Ok(Self {
             dialect: AtomicU8::new(options.structured_output.index()),
-            chat_budget: budget(b.tpm, b.rpm),
+            chat_budget,
             embedding_budget,
             options,
             http,
@@ -287,19 +294,60 @@ impl OpenAiProvider {
         body: &Value,
     ) -> Result<(StatusCode, HeaderMap, String), ProviderError> {
         let request = self.authorize(self.http.post(url).json(body)).await?;
+        let started = std::time::Instant::now();
+        let answer = self.exchange(request, url).await;
+        self.record_call(body, &answer, started.elapsed());
+        answer.map_err(|(error, _)| error)
+    }
+
+    /// One HTTP exchange; a failure says whether it timed out.
+    async fn exchange(
+        &self,
+        request: RequestBuilder,
+        url: &str,
+    ) -> Result<(StatusCode, HeaderMap, String), (ProviderError, bool)> {
         let timeout = self.options.timeout;
-        let response = request.send().await.map_err(|e| ProviderError::Transient {
-            detail: describe_transport_error(&e, url, timeout),
-        })?;
+        let failed = |e: reqwest::Error| {
+            let error = ProviderError::Transient {
+                detail: describe_transport_error(&e, url, timeout),
+            };
+            (error, e.is_timeout())
+        };
+        let response = request.send().await.map_err(failed)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| ProviderError::Transient {
-                detail: describe_transport_error(&e, url, timeout),
-            })?;
+        let text = response.text().await.map_err(failed)?;
         Ok((status, headers, text))
+    }
+
+    /// The call's metrics: its status, duration and reported tokens, per model.
+    fn record_call(
+        &self,
+        body: &Value,
+        answer: &Result<(StatusCode, HeaderMap, String), (ProviderError, bool)>,
+        duration: Duration,
+    ) {
+        let (status, usage) = match answer {
+            Ok((status, _, text)) if status.is_success() => (LlmStatus::Ok, reported_usage(text)),
+            Ok((status, _, _)) => (LlmStatus::of_http(status.as_u16()), None),
+            Err((_, true)) => (LlmStatus::Timeout, None),
+            Err((_, false)) => (LlmStatus::Error, None),
+        };
+        crate::metrics::global().llm_call(&LlmCall {
+            provider: match self.options.endpoint {
+                Endpoint::Azure { .. } => "azure.ai.openai",
+                Endpoint::OpenAi { .. } => "openai",
+            },
+            operation: if body.get("messages").is_some() {
+                "chat"
+            } else {
+                "embeddings"
+            },
+            model: body["model"].as_str().unwrap_or_default(),
+            status,
+            duration,
+            usage,
+        });
     }
 
     /// One chat call; a JSON kind's schema goes out in the current dialect, falling back once
@@ -432,6 +480,26 @@ impl OpenAiProvider {
         };
         embedding_answer(value, model)
     }
+}
+
+/// The tokens an answer reports (`usage.prompt_tokens`, `usage.completion_tokens`).
+fn reported_usage(text: &str) -> Option<TokenUsage> {
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        usage: Option<Usage>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Usage {
+        #[serde(default)]
+        prompt_tokens: u64,
+        #[serde(default)]
+        completion_tokens: u64,
+    }
+    let usage = serde_json::from_str::<Reply>(text).ok()?.usage?;
+    Some(TokenUsage::new(
+        usage.prompt_tokens,
+        usage.completion_tokens,
+    ))
 }
 
 /// Why reading an answer stopped.
