@@ -84,6 +84,7 @@ async fn submitted(ctx: &PipelineContext, id: &str) -> DocumentSubmitted {
             schema: STATE_SCHEMA.into(),
             document_id: id.into(),
             correlation_id: format!("corr-{id}"),
+            trace_id: None,
             status: DocumentStatus::Queued,
             submitted_at: now,
             updated_at: now,

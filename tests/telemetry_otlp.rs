@@ -147,6 +147,7 @@ async fn one_trace_per_document_reaches_an_otlp_receiver() {
     )
     .await;
     assert_eq!(doc["correlationId"], caller_trace);
+    assert_eq!(doc["traceId"], caller_trace, "the document names its trace");
     let spans = trace_spans(receiver_port, caller_trace).await;
     let by_id: BTreeMap<&str, &Value> = spans
         .iter()
@@ -249,7 +250,9 @@ async fn one_trace_per_document_reaches_an_otlp_receiver() {
                 && s["trace_id"] != caller_trace
         });
         if let Some(root) = root {
-            break root["trace_id"].as_str().unwrap().to_string();
+            let own = root["trace_id"].as_str().unwrap().to_string();
+            assert_eq!(doc["traceId"], own.as_str(), "a new trace, named by the document");
+            break own;
         }
         assert!(Instant::now() < deadline, "no root span for {correlation}");
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -87,6 +87,7 @@ impl GetDocument {
             "id": state.document_id,
             "documentId": state.document_id,
             "correlationId": state.correlation_id,
+            "traceId": state.trace_id,
             "status": state.status.as_str(),
             "submittedAt": state.submitted_at,
             "updatedAt": state.updated_at,

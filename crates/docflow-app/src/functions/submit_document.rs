@@ -137,6 +137,10 @@ impl SubmitDocument {
                 schema: STATE_SCHEMA.into(),
                 document_id: document_id.to_string(),
                 correlation_id: correlation_id.to_string(),
+                trace_id: crate::telemetry::TraceContext::current_or(
+                    crate::telemetry::messaging::incoming().as_ref(),
+                )
+                .map(|t| t.trace_id().to_owned()),
                 status: DocumentStatus::Queued,
                 submitted_at: now,
                 updated_at: now,

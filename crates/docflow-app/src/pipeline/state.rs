@@ -146,6 +146,10 @@ pub struct DocumentState {
     pub document_id: String,
     /// Correlation id of the submission.
     pub correlation_id: String,
+    /// The id of the document's trace (its submission's), to find it in a trace viewer;
+    /// absent when nothing traced the submission and no `traceparent` came with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// Where it is.
     pub status: DocumentStatus,
     /// When it was accepted.
@@ -444,6 +448,7 @@ mod tests {
             schema: STATE_SCHEMA.into(),
             document_id: "d".into(),
             correlation_id: "c".into(),
+            trace_id: None,
             status: DocumentStatus::Queued,
             submitted_at: now,
             updated_at: now,
