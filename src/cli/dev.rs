@@ -74,6 +74,8 @@ pub async fn run(options: DevOptions, dashboard: SocketAddr, shutdown: Cancellat
             return super::EXIT_CONFIG;
         }
     };
+    let handler_metrics = format!("http://127.0.0.1:{}/metrics", host.handler_port());
+    let _ = bound.dashboard().handler_metrics.set(handler_metrics);
     println!("{}", host.function_table());
     println!("Dashboard: {}", bound.url());
     println!("AI: {}\n", ai_description(&host));

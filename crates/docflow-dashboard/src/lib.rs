@@ -12,6 +12,7 @@
 //! - [`triage`]: the Dead letters view's groups and actions (over `docflow_app::dead_letters`).
 //! - [`guard`]: the action token, the `Origin` and `Host` checks, JSON errors.
 //! - [`events`]: the server-sent event stream of each open page.
+//! - [`metrics`]: `GET /metrics`: the broker's gauges per entity, then the handler's metrics.
 //! - [`routes`]: the warp routes.
 //! - [`pages`]: the HTML: the shell and one module per view.
 //!
@@ -23,6 +24,7 @@ pub mod documents;
 pub mod events;
 pub mod guard;
 pub mod live;
+pub mod metrics;
 pub mod pages;
 pub mod queues;
 pub mod routes;
@@ -48,6 +50,9 @@ pub struct Dashboard {
     pub live: Arc<Live>,
     /// The token and the checks.
     pub guard: Guard,
+    /// Where the handler serves its metrics (`http://127.0.0.1:{port}/metrics`), appended to
+    /// the dashboard's own `GET /metrics` once set.
+    pub handler_metrics: std::sync::OnceLock<String>,
 }
 
 /// A dashboard bound to its address, ready to serve.
@@ -81,6 +86,7 @@ impl Bound {
         let dashboard = Arc::new(Dashboard {
             live: Live::new(sources),
             guard: Guard::new(local.port(), addr.ip().is_loopback()),
+            handler_metrics: std::sync::OnceLock::new(),
         });
         Ok(Self {
             listener,

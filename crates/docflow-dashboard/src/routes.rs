@@ -108,6 +108,11 @@ pub fn routes(
         .and(warp::body::content_length_limit(MAX_ACTION_BYTES))
         .and(warp::body::bytes())
         .then(action);
+    // GET /metrics
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with.clone())
+        .then(metrics_text);
     // GET /assets/…
     let css = warp::path!("assets" / "dashboard.css")
         .map(|| warp::reply::with_header(CSS, "content-type", "text/css; charset=utf-8"));
@@ -128,6 +133,8 @@ pub fn routes(
                 .or(events)
                 .unify()
                 .or(action)
+                .unify()
+                .or(metrics)
                 .unify()
                 .or(css.map(Reply::into_response))
                 .unify()
@@ -332,6 +339,19 @@ async fn message_page(d: Arc<Dashboard>, query: MessageQuery) -> Response {
         None,
         pages::dead_letters::message(&query.entity, m, &joined),
     ))
+}
+
+async fn metrics_text(d: Arc<Dashboard>) -> Response {
+    let mut text = crate::metrics::broker_text(d.live.sources().bus.as_ref()).await;
+    if let Some(url) = d.handler_metrics.get() {
+        text.push_str(&crate::metrics::handler_text(url).await);
+    }
+    warp::reply::with_header(
+        text,
+        "content-type",
+        "text/plain; version=0.0.4; charset=utf-8",
+    )
+    .into_response()
 }
 
 async fn action(

@@ -341,6 +341,12 @@ impl LocalHost {
         self.broker_port
     }
 
+    /// The port the handler process listens on (`FUNCTIONS_CUSTOMHANDLER_PORT`; kept across
+    /// restarts), for what the handler serves besides invocations (its `GET /metrics`).
+    pub fn handler_port(&self) -> u16 {
+        self.ctx.handler.port()
+    }
+
     /// A setting as the handler sees it: the host's extra environment, then the app settings
     /// (the environment already winning over local.settings.json), then the environment. A
     /// handler's own settings are read through this by whoever knows them.
