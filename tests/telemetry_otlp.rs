@@ -363,3 +363,56 @@ async fn application_insights_receives_one_operation_per_document() {
         "every item carries the connection string's key and the service's role"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_reach_an_otlp_receiver() {
+    let (_receiver, receiver_port) = start_receiver();
+    let data = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let _dev = start_dev(
+        data.path(),
+        http_port,
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{receiver_port}"),
+            ),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "500".into()),
+        ],
+    );
+    let api = format!("http://127.0.0.1:{http_port}/api/documents");
+    submit(&reqwest::Client::new(), &api, None).await;
+    // Every export carries the cumulative sums: wait for one after the document completed.
+    let wanted = [
+        "docflow.invocations",
+        "messaging.process.duration",
+        "docflow.queue.wait",
+        "docflow.document.duration",
+        "gen_ai.client.token.usage",
+        "gen_ai.client.operation.duration",
+        "docflow.llm.requests",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics: Vec<Value> = reqwest::get(format!("http://127.0.0.1:{receiver_port}/metrics"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let names: BTreeSet<&str> = metrics.iter().filter_map(|m| m["name"].as_str()).collect();
+        let aggregated = metrics.iter().any(|m| {
+            m["name"] == "docflow.invocations"
+                && m["scope"] == "docflow"
+                && m.to_string().contains("AggregateResults")
+        });
+        if wanted.iter().all(|w| names.contains(w)) && aggregated {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics received: {names:?}, AggregateResults counted: {aggregated}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
