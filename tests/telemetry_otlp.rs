@@ -196,6 +196,10 @@ async fn one_trace_per_document_reaches_an_otlp_receiver() {
             );
         }
         assert_eq!(consumer["attributes"]["messaging.system"], "servicebus");
+        assert!(
+            consumer["attributes"]["docflow.queue_wait_ms"].as_i64() >= Some(0),
+            "the queue wait is on {consumer}"
+        );
     }
     let tasks = spans
         .iter()
@@ -251,7 +255,11 @@ async fn one_trace_per_document_reaches_an_otlp_receiver() {
         });
         if let Some(root) = root {
             let own = root["trace_id"].as_str().unwrap().to_string();
-            assert_eq!(doc["traceId"], own.as_str(), "a new trace, named by the document");
+            assert_eq!(
+                doc["traceId"],
+                own.as_str(),
+                "a new trace, named by the document"
+            );
             break own;
         }
         assert!(Instant::now() < deadline, "no root span for {correlation}");

@@ -25,7 +25,7 @@ use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use crate::metrics::{Exposition, pull_reader};
 
 /// Where telemetry goes, read from the environment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportSettings {
     /// OTLP traces are exported.
     pub otlp_traces: bool,
@@ -33,6 +33,23 @@ pub struct ExportSettings {
     pub otlp_metrics: bool,
     /// The Application Insights connection string.
     pub app_insights: Option<String>,
+    /// OTLP's encoding of traces: http/protobuf, or http/json when
+    /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` (or `OTEL_EXPORTER_OTLP_PROTOCOL`) says so.
+    pub traces_protocol: Protocol,
+    /// The same for metrics (`OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`).
+    pub metrics_protocol: Protocol,
+}
+
+impl Default for ExportSettings {
+    fn default() -> Self {
+        Self {
+            otlp_traces: false,
+            otlp_metrics: false,
+            app_insights: None,
+            traces_protocol: Protocol::HttpBinary,
+            metrics_protocol: Protocol::HttpBinary,
+        }
+    }
 }
 
 impl ExportSettings {
@@ -47,6 +64,14 @@ impl ExportSettings {
             app_insights: lookup("APPLICATIONINSIGHTS_CONNECTION_STRING")
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty()),
+            traces_protocol: protocol(
+                lookup("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                    .or_else(|| lookup("OTEL_EXPORTER_OTLP_PROTOCOL")),
+            ),
+            metrics_protocol: protocol(
+                lookup("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
+                    .or_else(|| lookup("OTEL_EXPORTER_OTLP_PROTOCOL")),
+            ),
         }
     }
 
@@ -115,7 +140,7 @@ impl Providers {
             if settings.otlp_traces {
                 let exporter = opentelemetry_otlp::SpanExporter::builder()
                     .with_http()
-                    .with_protocol(Protocol::HttpBinary)
+                    .with_protocol(settings.traces_protocol)
                     .build()
                     .map_err(|e| ExportError::Otlp(e.to_string()))?;
                 builder = builder.with_batch_exporter(exporter);
@@ -135,7 +160,7 @@ impl Providers {
             if settings.otlp_metrics {
                 let exporter = opentelemetry_otlp::MetricExporter::builder()
                     .with_http()
-                    .with_protocol(Protocol::HttpBinary)
+                    .with_protocol(settings.metrics_protocol)
                     .build()
                     .map_err(|e| ExportError::Otlp(e.to_string()))?;
                 builder = builder.with_periodic_exporter(exporter);
@@ -187,6 +212,15 @@ impl Providers {
     }
 }
 
+/// `http/json` is JSON; anything else http/protobuf (gRPC is not built in: it is reported by
+/// the exporter's endpoint failing, as with any unreachable collector).
+fn protocol(value: Option<String>) -> Protocol {
+    match value.as_deref().map(str::trim) {
+        Some("http/json") => Protocol::HttpJson,
+        _ => Protocol::HttpBinary,
+    }
+}
+
 fn resource(service: &str) -> Resource {
     let mut builder = Resource::builder();
     // OTEL_SERVICE_NAME, when set, names the service (the builder reads it).
@@ -227,6 +261,13 @@ mod tests {
         assert!(otlp.traces() && !otlp.metrics());
         let blank = ExportSettings::from_lookup(|_| Some("  ".into()));
         assert_eq!(blank, ExportSettings::default());
+        let json = ExportSettings::from_lookup(|k| {
+            (k == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| "http/json".into())
+        });
+        assert_eq!(
+            (json.traces_protocol, json.metrics_protocol),
+            (Protocol::HttpJson, Protocol::HttpJson)
+        );
         let ai = ExportSettings::from_lookup(|k| {
             (k == "APPLICATIONINSIGHTS_CONNECTION_STRING").then(|| "InstrumentationKey=k".into())
         });

@@ -42,6 +42,8 @@ pub struct Received<'a> {
     pub correlation_id: Option<&'a str>,
     /// `DeliveryCount`.
     pub delivery_count: Option<u32>,
+    /// How long it waited in the queue (from `EnqueuedTime` to this invocation).
+    pub queue_wait: Option<std::time::Duration>,
     /// The context it carries.
     pub context: Option<&'a TraceContext>,
 }
@@ -93,6 +95,12 @@ pub fn start_consumer(span: &Span, destination: Destination<'_>, received: &Rece
         attributes.push(KeyValue::new(
             "messaging.servicebus.message.delivery_count",
             i64::from(count),
+        ));
+    }
+    if let Some(wait) = received.queue_wait {
+        attributes.push(KeyValue::new(
+            "docflow.queue_wait_ms",
+            i64::try_from(wait.as_millis()).unwrap_or(i64::MAX),
         ));
     }
     for attribute in attributes {
@@ -174,8 +182,10 @@ mod tests {
         assert_eq!(message_context(None, |_| None), None);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "current_thread")]
     async fn an_untraced_process_passes_the_incoming_context_on() {
+        // No OpenTelemetry layer here, whatever another test made the global subscriber.
+        let _untraced = tracing::subscriber::set_default(tracing_subscriber::registry());
         let incoming = TraceContext::parse(PARENT, None);
         let passed = with_incoming(incoming.clone(), async { for_message("ai-tasks") }).await;
         assert_eq!(passed, incoming);

@@ -44,6 +44,7 @@ pub(crate) fn consumer(
         })
     });
     let properties = message.as_ref().map(|m| &m.properties);
+    let enqueued = properties.and_then(|p| p.enqueued_time);
     messaging::start_consumer(
         &span,
         source,
@@ -54,10 +55,10 @@ pub(crate) fn consumer(
                 .and_then(|p| p.correlation_id.as_deref())
                 .or(body.correlation_id.as_deref()),
             delivery_count: properties.and_then(|p| p.delivery_count),
+            queue_wait: enqueued.and_then(|at| (chrono::Utc::now() - at).to_std().ok()),
             context: context.as_ref(),
         },
     );
-    let enqueued = properties.and_then(|p| p.enqueued_time);
     (span, context, enqueued)
 }
 
