@@ -389,7 +389,7 @@ mod tests {
             usage: None,
         });
         let text = exposition.text();
-        let cases: [(&str, &[(&str, &str)], &str); 10] = [
+        let cases: [Case; 10] = [
             (
                 "docflow_invocations_total",
                 &[("function", "AnalyzeDocument"), ("outcome", "done")],
@@ -477,6 +477,13 @@ mod tests {
             );
         }
     }
+
+    /// A sample expected: name, labels, value.
+    type Case = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+    );
 
     /// Whether `text` has a sample `name{labels} value` (labels in any order; the scope's
     /// label aside).
