@@ -25,8 +25,8 @@ pub mod deploy;
 pub mod fake_llm;
 
 pub use docflow_app::{
-    ai, app, blocking, config, dead_letters, extract, functions, last_errors, ocr, outcome,
-    pipeline, poison, server, task, telemetry,
+    ai, app, blocking, config, dead_letters, extract, functions, last_errors, metrics, ocr,
+    outcome, pipeline, poison, server, task, telemetry,
 };
 pub use docflow_blob as blob;
 #[cfg(feature = "local")]
