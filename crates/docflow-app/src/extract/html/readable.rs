@@ -79,7 +79,8 @@ struct Open {
     parent_cell: bool,
     /// Inside a list item.
     list_item: bool,
-    /// How many lists (`ul`, `ol`, `menu`, `dir`) hold it, itself included.
+    /// How deep it is in nested lists (`ul`, `ol`, `menu`, `dir`), itself included: a list
+    /// counts when it is the outermost or inside a list item.
     lists: u16,
     /// An SVG or MathML element.
     foreign: bool,
@@ -432,9 +433,11 @@ impl Builder {
             cell: is_cell || parent.is_some_and(|parent| parent.cell),
             parent_cell: parent.is_some_and(|parent| parent.cell),
             list_item: (html && tag == "li") || parent.is_some_and(|parent| parent.list_item),
-            lists: parent
-                .map_or(0, |parent| parent.lists)
-                .saturating_add(u16::from(is_list)),
+            // A list nests only inside a list item (or as the outermost list): a list placed
+            // straight in another list, as tag soup does, is not a level deeper.
+            lists: parent.map_or(0, |parent| parent.lists).saturating_add(u16::from(
+                is_list && parent.is_none_or(|parent| parent.lists == 0 || parent.list_item),
+            )),
             foreign,
             foreign_base: match parent {
                 Some(parent) if parent.foreign && foreign => parent.foreign_base,
