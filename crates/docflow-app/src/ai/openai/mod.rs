@@ -18,6 +18,7 @@
 pub mod answer;
 pub mod dialect;
 mod failures;
+mod observe;
 mod options;
 mod wire;
 
@@ -47,7 +48,6 @@ use serde_json::{Value, json};
 use self::answer::{interpret, prompt};
 use self::dialect::{Dialect, rejects_field};
 use super::{AiOutput, AiProvider, AiRequest, Operation, ProviderError, TaskOutput, TokenUsage};
-use crate::metrics::{LlmCall, LlmStatus};
 
 /// Wait assumed when a 429 carries no `Retry-After` header.
 pub(crate) const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -231,51 +231,29 @@ impl OpenAiProvider {
         let reservation = self
             .admit(budget, model, counter.request_tokens(&body))
             .await?;
-        let span = genai::client_span(genai::Call {
-            operation: if url.contains("/embeddings") {
-                "embeddings"
-            } else {
-                "chat"
-            },
-            provider: match self.options.endpoint {
-                Endpoint::Azure { .. } => "azure.ai.openai",
-                Endpoint::OpenAi { .. } => "openai",
-            },
-            model,
-            max_tokens: body["max_tokens"].as_u64(),
-        });
+        let span = observe::client_span(&self.options.endpoint, model, &body);
         let answer = self.send(&url, &body).instrument(span.clone()).await;
         let now = std::time::Instant::now();
+        let parsed = match &answer {
+            Ok((status, _, text)) if status.is_success() => {
+                serde_json::from_str::<Value>(text).ok()
+            }
+            _ => None,
+        };
+        observe::record_answer(&span, &answer, parsed.as_ref());
         match &answer {
             Ok((status, headers, _)) if *status == StatusCode::TOO_MANY_REQUESTS => {
                 let rates = RateHeaders::parse(headers);
-                genai::record_answer(&span, &genai::Answer::status(429));
-                genai::rate_limited(&span, retry_after(headers));
                 budget.refused(reservation, &rates, retry_after(headers), now);
             }
-            Ok((status, headers, text)) if status.is_success() => {
-                let parsed = serde_json::from_str::<Value>(text).ok();
-                let value = parsed.as_ref().unwrap_or(&Value::Null);
-                let used = value["usage"]["total_tokens"]
-                    .as_u64()
+            Ok((status, headers, _)) if status.is_success() => {
+                let used = parsed
+                    .as_ref()
+                    .and_then(|v| v["usage"]["total_tokens"].as_u64())
                     .unwrap_or(reservation.tokens);
-                genai::record_answer(&span, &answer_of(status.as_u16(), value));
                 budget.settle(reservation, used, &RateHeaders::parse(headers), now);
             }
-            Ok((status, _, _)) => {
-                genai::record_answer(&span, &genai::Answer::status(status.as_u16()));
-                budget.failed(reservation, now);
-            }
-            Err(_) => {
-                genai::record_answer(
-                    &span,
-                    &genai::Answer {
-                        transport_error: Some("transport"),
-                        ..genai::Answer::default()
-                    },
-                );
-                budget.failed(reservation, now);
-            }
+            _ => budget.failed(reservation, now),
         }
         let (status, headers, text) = answer?;
         if !status.is_success() {
@@ -296,7 +274,7 @@ impl OpenAiProvider {
         let request = self.authorize(self.http.post(url).json(body)).await?;
         let started = std::time::Instant::now();
         let answer = self.exchange(request, url).await;
-        self.record_call(body, &answer, started.elapsed());
+        observe::record_call(&self.options.endpoint, body, &answer, started.elapsed());
         answer.map_err(|(error, _)| error)
     }
 
@@ -318,36 +296,6 @@ impl OpenAiProvider {
         let headers = response.headers().clone();
         let text = response.text().await.map_err(failed)?;
         Ok((status, headers, text))
-    }
-
-    /// The call's metrics: its status, duration and reported tokens, per model.
-    fn record_call(
-        &self,
-        body: &Value,
-        answer: &Result<(StatusCode, HeaderMap, String), (ProviderError, bool)>,
-        duration: Duration,
-    ) {
-        let (status, usage) = match answer {
-            Ok((status, _, text)) if status.is_success() => (LlmStatus::Ok, reported_usage(text)),
-            Ok((status, _, _)) => (LlmStatus::of_http(status.as_u16()), None),
-            Err((_, true)) => (LlmStatus::Timeout, None),
-            Err((_, false)) => (LlmStatus::Error, None),
-        };
-        crate::metrics::global().llm_call(&LlmCall {
-            provider: match self.options.endpoint {
-                Endpoint::Azure { .. } => "azure.ai.openai",
-                Endpoint::OpenAi { .. } => "openai",
-            },
-            operation: if body.get("messages").is_some() {
-                "chat"
-            } else {
-                "embeddings"
-            },
-            model: body["model"].as_str().unwrap_or_default(),
-            status,
-            duration,
-            usage,
-        });
     }
 
     /// One chat call; a JSON kind's schema goes out in the current dialect, falling back once
@@ -482,26 +430,6 @@ impl OpenAiProvider {
     }
 }
 
-/// The tokens an answer reports (`usage.prompt_tokens`, `usage.completion_tokens`).
-fn reported_usage(text: &str) -> Option<TokenUsage> {
-    #[derive(serde::Deserialize)]
-    struct Reply {
-        usage: Option<Usage>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Usage {
-        #[serde(default)]
-        prompt_tokens: u64,
-        #[serde(default)]
-        completion_tokens: u64,
-    }
-    let usage = serde_json::from_str::<Reply>(text).ok()?.usage?;
-    Some(TokenUsage::new(
-        usage.prompt_tokens,
-        usage.completion_tokens,
-    ))
-}
-
 /// Why reading an answer stopped.
 enum Stop {
     /// Worth one repair call.
@@ -555,23 +483,6 @@ impl AiProvider for OpenAiProvider {
 
     async fn probe(&self) -> Result<String, ProviderError> {
         self.probe_chat().await
-    }
-}
-
-/// What a successful answer says of itself, for its span.
-fn answer_of(status: u16, value: &Value) -> genai::Answer<'_> {
-    genai::Answer {
-        status: Some(status),
-        response_model: value["model"].as_str(),
-        input_tokens: value["usage"]["prompt_tokens"].as_u64(),
-        output_tokens: value["usage"]["completion_tokens"].as_u64(),
-        finish_reasons: value["choices"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["finish_reason"].as_str().map(str::to_owned))
-            .collect(),
-        transport_error: None,
     }
 }
 
