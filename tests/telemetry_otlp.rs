@@ -13,12 +13,8 @@ use std::time::{Duration, Instant};
 use common::{Running, free_port};
 use serde_json::Value;
 
-/// The receiver on a free port; returns it and its port.
-fn start_receiver() -> (Running, u16) {
-    start_receiver_with(&[])
-}
-
-/// The receiver with extra arguments (`--tls-dir DIR`).
+/// The receiver on a free port, with extra arguments (`--tls-dir DIR`); returns it and its
+/// port.
 fn start_receiver_with(args: &[&str]) -> (Running, u16) {
     let python = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -73,6 +69,47 @@ fn start_dev(data: &std::path::Path, http_port: u16, env: &[(&str, String)]) -> 
     running
 }
 
+/// `docflow dev` with a fresh receiver: `OTEL_EXPORTER_OTLP_ENDPOINT` points at it unless
+/// `otlp` is false, and `env` is set besides (`{receiver}` in a value is its port).
+struct Stack {
+    api: String,
+    receiver: u16,
+    _dev: Running,
+    _data: tempfile::TempDir,
+    _receiver: Running,
+}
+
+impl Stack {
+    fn start(receiver_args: &[&str], otlp: bool, env: &[(&str, &str)]) -> Self {
+        let (receiver_process, receiver) = start_receiver_with(receiver_args);
+        let mut vars: Vec<(&str, String)> = env
+            .iter()
+            .map(|(k, v)| (*k, v.replace("{receiver}", &receiver.to_string())))
+            .collect();
+        if otlp {
+            vars.push((
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{receiver}"),
+            ));
+        }
+        let data = tempfile::tempdir().unwrap();
+        let http_port = free_port();
+        let dev = start_dev(data.path(), http_port, &vars);
+        Stack {
+            api: format!("http://127.0.0.1:{http_port}/api/documents"),
+            receiver,
+            _dev: dev,
+            _data: data,
+            _receiver: receiver_process,
+        }
+    }
+}
+
+/// What the receiver holds at `url` (its `/spans`, `/metrics` or `/ai`).
+async fn received(client: &reqwest::Client, url: &str) -> Vec<Value> {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn submit(http: &reqwest::Client, api: &str, traceparent: Option<&str>) -> Value {
     let mut request = http
         .post(format!("{api}?analyses=summarize,sentiment"))
@@ -101,12 +138,11 @@ async fn submit(http: &reqwest::Client, api: &str, traceparent: Option<&str>) ->
 async fn trace_spans(receiver: u16, trace_id: &str) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let all: Vec<Value> = reqwest::get(format!("http://127.0.0.1:{receiver}/spans"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let all = received(
+            &reqwest::Client::new(),
+            &format!("http://127.0.0.1:{receiver}/spans"),
+        )
+        .await;
         let spans: Vec<Value> = all
             .into_iter()
             .filter(|s| s["trace_id"] == trace_id)
@@ -122,27 +158,14 @@ async fn trace_spans(receiver: u16, trace_id: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_per_document_reaches_an_otlp_receiver() {
-    let (_receiver, receiver_port) = start_receiver();
-    let data = tempfile::tempdir().unwrap();
-    let http_port = free_port();
-    let _dev = start_dev(
-        data.path(),
-        http_port,
-        &[
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("http://127.0.0.1:{receiver_port}"),
-            ),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
-        ],
-    );
-    let api = format!("http://127.0.0.1:{http_port}/api/documents");
+    let stack = Stack::start(&[], true, &[("OTEL_BSP_SCHEDULE_DELAY", "100")]);
+    let (api, receiver_port) = (stack.api.as_str(), stack.receiver);
     let http = reqwest::Client::new();
     let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
     let doc = submit(
         &http,
-        &api,
+        api,
         Some(&format!("00-{caller_trace}-{caller_span}-01")),
     )
     .await;
@@ -238,16 +261,11 @@ async fn one_trace_per_document_reaches_an_otlp_receiver() {
     }
 
     // Without a traceparent, a submission starts a trace of its own.
-    let doc = submit(&http, &api, None).await;
+    let doc = submit(&http, api, None).await;
     let correlation = doc["correlationId"].as_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let own = loop {
-        let all: Vec<Value> = reqwest::get(format!("http://127.0.0.1:{receiver_port}/spans"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let all = received(&http, &format!("http://127.0.0.1:{receiver_port}/spans")).await;
         let root = all.iter().find(|s| {
             s["name"] == "POST /documents"
                 && s["parent_span_id"] == ""
@@ -280,32 +298,24 @@ async fn application_insights_receives_one_operation_per_document() {
     // exporter speaks HTTPS only, so the receiver serves a certificate signed by a CA of its
     // own that the app is told to trust (SSL_CERT_FILE).
     let tls = tempfile::tempdir().unwrap();
-    let (_receiver, receiver_port) =
-        start_receiver_with(&["--tls-dir", tls.path().to_str().unwrap()]);
-    let data = tempfile::tempdir().unwrap();
-    let http_port = free_port();
-    let _dev = start_dev(
-        data.path(),
-        http_port,
+    let ca_file = tls.path().join("ca.pem").display().to_string();
+    let stack = Stack::start(
+        &["--tls-dir", tls.path().to_str().unwrap()],
+        false,
         &[
             (
                 "APPLICATIONINSIGHTS_CONNECTION_STRING",
-                format!(
-                    "InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=https://127.0.0.1:{receiver_port}/"
-                ),
+                "InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=https://127.0.0.1:{receiver}/",
             ),
-            (
-                "SSL_CERT_FILE",
-                tls.path().join("ca.pem").display().to_string(),
-            ),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+            ("SSL_CERT_FILE", &ca_file),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ],
     );
-    let api = format!("http://127.0.0.1:{http_port}/api/documents");
+    let (api, receiver_port) = (stack.api.as_str(), stack.receiver);
     let trace = "0af7651916cd43dd8448eb211c80319c";
     submit(
         &reqwest::Client::new(),
-        &api,
+        api,
         Some(&format!("00-{trace}-b7ad6b7169203331-01")),
     )
     .await;
@@ -317,14 +327,7 @@ async fn application_insights_receives_one_operation_per_document() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let envelopes = loop {
-        let all: Vec<Value> = client
-            .get(format!("https://127.0.0.1:{receiver_port}/ai"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let all = received(&client, &format!("https://127.0.0.1:{receiver_port}/ai")).await;
         let ours: Vec<Value> = all
             .into_iter()
             .filter(|e| e["tags"]["ai.operation.id"] == trace)
@@ -374,22 +377,9 @@ async fn application_insights_receives_one_operation_per_document() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_reach_an_otlp_receiver() {
-    let (_receiver, receiver_port) = start_receiver();
-    let data = tempfile::tempdir().unwrap();
-    let http_port = free_port();
-    let _dev = start_dev(
-        data.path(),
-        http_port,
-        &[
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("http://127.0.0.1:{receiver_port}"),
-            ),
-            ("OTEL_METRIC_EXPORT_INTERVAL", "500".into()),
-        ],
-    );
-    let api = format!("http://127.0.0.1:{http_port}/api/documents");
-    submit(&reqwest::Client::new(), &api, None).await;
+    let stack = Stack::start(&[], true, &[("OTEL_METRIC_EXPORT_INTERVAL", "500")]);
+    let http = reqwest::Client::new();
+    submit(&http, &stack.api, None).await;
     // Every export carries the cumulative sums: wait for one after the document completed.
     let wanted = [
         "docflow.invocations",
@@ -402,12 +392,11 @@ async fn metrics_reach_an_otlp_receiver() {
     ];
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let metrics: Vec<Value> = reqwest::get(format!("http://127.0.0.1:{receiver_port}/metrics"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let metrics = received(
+            &http,
+            &format!("http://127.0.0.1:{}/metrics", stack.receiver),
+        )
+        .await;
         let names: BTreeSet<&str> = metrics.iter().filter_map(|m| m["name"].as_str()).collect();
         let aggregated = metrics.iter().any(|m| {
             m["name"] == "docflow.invocations"
