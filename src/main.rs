@@ -366,7 +366,9 @@ fn main() -> ExitCode {
             dashboard_port,
             dashboard_bind,
         } => runtime.block_on(async {
-            telemetry::init(LogFormat::Text);
+            // The local host's own spans (receive, settle, lock renewal) are exported like the
+            // handler's when the environment asks for it.
+            let telemetry = telemetry::init_exporting(LogFormat::Text, "docflow-local-host");
             let shutdown = on_signal();
             let options = docflow::host::DevOptions {
                 app_root,
@@ -378,7 +380,9 @@ fn main() -> ExitCode {
                 env: Vec::new(),
             };
             let dashboard = std::net::SocketAddr::new(dashboard_bind, dashboard_port);
-            ExitCode::from(cli::dev::run(options, dashboard, shutdown).await)
+            let code = cli::dev::run(options, dashboard, shutdown).await;
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+            ExitCode::from(code)
         }),
         #[cfg(feature = "local")]
         Command::Run {
@@ -462,7 +466,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(port_flag: Option<u16>) -> ExitCode {
-    let telemetry = telemetry::init_exporting(LogFormat::Json);
+    let telemetry = telemetry::init_exporting(LogFormat::Json, "docflow");
     let code = serve_app(port_flag).await;
     // Exported spans and metrics are flushed before the process ends (a blocking call).
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;

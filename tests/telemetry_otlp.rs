@@ -171,10 +171,38 @@ async fn one_trace_per_document_reaches_an_otlp_receiver() {
     .await;
     assert_eq!(doc["correlationId"], caller_trace);
     assert_eq!(doc["traceId"], caller_trace, "the document names its trace");
-    let spans = trace_spans(receiver_port, caller_trace).await;
-    let by_id: BTreeMap<&str, &Value> = spans
+    let all_spans = trace_spans(receiver_port, caller_trace).await;
+    let by_id: BTreeMap<&str, &Value> = all_spans
         .iter()
         .map(|s| (s["span_id"].as_str().unwrap(), s))
+        .collect();
+    // The local host's own spans (the process of `docflow dev`) are in the same trace: it
+    // receives each message on the context its application properties carry, and settles it.
+    let service = |s: &Value| {
+        s["resource"]["service.name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let host: Vec<&Value> = all_spans
+        .iter()
+        .filter(|s| service(s) == "docflow-local-host")
+        .collect();
+    let receive = host
+        .iter()
+        .find(|s| s["name"] == "receive ai-tasks" && s["kind"] == "consumer")
+        .unwrap_or_else(|| panic!("the local host received a task: {host:#?}"));
+    assert!(receive["attributes"]["docflow.queue_wait_ms"].as_i64() >= Some(0));
+    assert!(
+        host.iter().any(|s| s["name"] == "complete ai-tasks"
+            && s["kind"] == "client"
+            && s["parent_span_id"] == receive["span_id"]),
+        "the message was completed inside its receive span"
+    );
+    let spans: Vec<Value> = all_spans
+        .iter()
+        .filter(|s| service(s) == "docflow")
+        .cloned()
         .collect();
     let names: BTreeSet<String> = spans
         .iter()
@@ -369,10 +397,15 @@ async fn application_insights_receives_one_operation_per_document() {
     assert!(
         envelopes
             .iter()
-            .all(|e| e["iKey"] == "00000000-0000-0000-0000-000000000001"
-                && e["tags"]["ai.cloud.role"] == "docflow"),
-        "every item carries the connection string's key and the service's role"
+            .all(|e| e["iKey"] == "00000000-0000-0000-0000-000000000001"),
+        "every item carries the connection string's key"
     );
+    // The application map shows the app and the host that runs it, in one operation.
+    let roles: BTreeSet<&str> = envelopes
+        .iter()
+        .filter_map(|e| e["tags"]["ai.cloud.role"].as_str())
+        .collect();
+    assert_eq!(roles, BTreeSet::from(["docflow", "docflow-local-host"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

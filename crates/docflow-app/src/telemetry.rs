@@ -9,17 +9,10 @@ use docflow_servicebus::message::{Message, PropertyValue};
 /// context as Microsoft's SDKs do: `Diagnostic-Id` and `traceparent` (and `tracestate`)
 /// application properties, so SDK-instrumented consumers (Application Insights) continue it.
 pub fn stamp(mut message: Message, trace: Option<&TraceContext>) -> Message {
-    if let Some(trace) = trace {
-        let text = |s: &str| PropertyValue::String(s.to_owned());
+    for (name, value) in trace.map(TraceContext::application_properties).unwrap_or_default() {
         message
             .properties
-            .insert("Diagnostic-Id".into(), text(&trace.traceparent));
-        message
-            .properties
-            .insert("traceparent".into(), text(&trace.traceparent));
-        if let Some(state) = &trace.tracestate {
-            message.properties.insert("tracestate".into(), text(state));
-        }
+            .insert(name.into(), PropertyValue::String(value));
     }
     message
 }

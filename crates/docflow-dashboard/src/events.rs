@@ -20,7 +20,7 @@ use crate::triage::{self, DeadLetterQuery};
 /// The stream's query string: the view and that view's own parameters.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct EventsQuery {
-    /// `documents`, `document`, `queues` or `dead-letters`.
+    /// `documents`, `document`, `queues`, `dead-letters` or `budget`.
     #[serde(default)]
     pub view: String,
     /// Documents: the filter.
@@ -67,6 +67,9 @@ pub fn stream(
         "queues" => {
             tokio::spawn(queues(dashboard, tx));
         }
+        "budget" => {
+            tokio::spawn(budget(dashboard, tx));
+        }
         "dead-letters" => {
             let q = DeadLetterQuery {
                 entity: query.entity,
@@ -76,7 +79,7 @@ pub fn stream(
         }
         other => {
             return Err(crate::guard::ApiError::bad_request(format!(
-                "view must be documents, document, queues or dead-letters (got {other:?})"
+                "view must be documents, document, queues, dead-letters or budget (got {other:?})"
             )));
         }
     }
@@ -152,6 +155,31 @@ async fn queues(dashboard: Arc<Dashboard>, tx: Sender) {
                 return;
             }
             last_version = Some(key);
+        }
+        if snapshots.changed().await.is_err() || tx.is_closed() {
+            return;
+        }
+    }
+}
+
+/// The LLM budget: sampled with each new sample of the queues (every 2 s), sent when changed.
+async fn budget(dashboard: Arc<Dashboard>, tx: Sender) {
+    let mut snapshots = dashboard.live.subscribe();
+    let mut last_queues = None;
+    let mut last_html = String::new();
+    loop {
+        let snapshot = snapshots.borrow_and_update().clone();
+        let key: Vec<_> = snapshot.queues.iter().map(|q| q.sample.at).collect();
+        if !snapshot.queues.is_empty() && last_queues.as_ref() != Some(&key) {
+            let view = crate::budget::view(&dashboard, &snapshot).await;
+            let html = pages::budget::live_html(&view).into_string();
+            if html != last_html {
+                if tx.send(replace("budget", html.clone())).await.is_err() {
+                    return;
+                }
+                last_html = html;
+            }
+            last_queues = Some(key);
         }
         if snapshots.changed().await.is_err() || tx.is_closed() {
             return;

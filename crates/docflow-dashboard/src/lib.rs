@@ -13,6 +13,7 @@
 //! - [`guard`]: the action token, the `Origin` and `Host` checks, JSON errors.
 //! - [`events`]: the server-sent event stream of each open page.
 //! - [`metrics`]: `GET /metrics`: the broker's gauges per entity, then the handler's metrics.
+//! - [`budget`]: the LLM budget view's figures, from the handler's metrics and the backlog.
 //! - [`routes`]: the warp routes.
 //! - [`pages`]: the HTML: the shell and one module per view.
 //!
@@ -20,6 +21,7 @@
 //! broker (for [`sources::LocalBroker`]), `docflow-blob` and `docflow-servicebus`; never on
 //! the local host, which knows nothing of the app.
 
+pub mod budget;
 pub mod documents;
 pub mod events;
 pub mod guard;
@@ -53,6 +55,8 @@ pub struct Dashboard {
     /// Where the handler serves its metrics (`http://127.0.0.1:{port}/metrics`), appended to
     /// the dashboard's own `GET /metrics` once set.
     pub handler_metrics: std::sync::OnceLock<String>,
+    /// The samples of the handler's metrics the LLM budget view reads.
+    pub budget: budget::Sampler,
 }
 
 /// A dashboard bound to its address, ready to serve.
@@ -87,6 +91,7 @@ impl Bound {
             live: Live::new(sources),
             guard: Guard::new(local.port(), addr.ip().is_loopback()),
             handler_metrics: std::sync::OnceLock::new(),
+            budget: budget::Sampler::default(),
         });
         Ok(Self {
             listener,

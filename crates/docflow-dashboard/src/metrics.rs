@@ -83,18 +83,21 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The handler's metrics from `url`, as it serves them.
+pub async fn fetch_handler(url: &str) -> Result<String, reqwest::Error> {
+    reqwest::Client::new()
+        .get(url)
+        .timeout(HANDLER_TIMEOUT)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await
+}
+
 /// The handler's metrics from `url`, or a comment saying why there are none.
 pub async fn handler_text(url: &str) -> String {
-    let fetched = async {
-        let response = reqwest::Client::new()
-            .get(url)
-            .timeout(HANDLER_TIMEOUT)
-            .send()
-            .await?
-            .error_for_status()?;
-        response.text().await
-    };
-    match fetched.await {
+    match fetch_handler(url).await {
         Ok(text) => text,
         Err(e) => format!(
             "# the handler's metrics are unavailable: {}\n",

@@ -85,6 +85,11 @@ pub fn routes(
         .and(with.clone())
         .and(warp::query::<MessageQuery>())
         .then(message_page);
+    // GET /budget
+    let budget = warp::path!("budget")
+        .and(warp::get())
+        .and(with.clone())
+        .then(budget_page);
     // GET /events?view=…
     let events = warp::path!("events")
         .and(warp::get())
@@ -135,6 +140,8 @@ pub fn routes(
                 .or(action)
                 .unify()
                 .or(metrics)
+                .unify()
+                .or(budget)
                 .unify()
                 .or(css.map(Reply::into_response))
                 .unify()
@@ -338,6 +345,19 @@ async fn message_page(d: Arc<Dashboard>, query: MessageQuery) -> Response {
         None,
         None,
         pages::dead_letters::message(&query.entity, m, &joined),
+    ))
+}
+
+async fn budget_page(d: Arc<Dashboard>) -> Response {
+    let snapshot = d.live.current(true).await;
+    let view = crate::budget::view(&d, &snapshot).await;
+    html(pages::page(
+        "LLM budget",
+        Nav::Budget,
+        d.guard.token(),
+        Some("/events?view=budget"),
+        snapshot.problem.as_deref(),
+        pages::budget::body(&view),
     ))
 }
 

@@ -317,3 +317,50 @@ async fn pages_render_and_queues_show_counts_and_ages() {
     let (status, css) = f.get("/assets/dashboard.css").await;
     assert!(status == 200 && css.contains(".badge"));
 }
+
+/// Serves `text` as a handler's `GET /metrics` on a free port; returns its URL.
+async fn handler_metrics(text: &'static str) -> String {
+    use warp::Filter as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    let metrics = warp::path!("metrics").map(move || text);
+    tokio::spawn(warp::serve(metrics).incoming(listener).run());
+    url
+}
+
+#[tokio::test]
+async fn the_budget_page_shows_each_deployment_or_why_the_handler_s_metrics_are_missing() {
+    let f = fixture().await;
+    let (status, page) = f.get("/budget").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("the handler&#39;s metrics address is not known")
+            || page.contains("the handler's metrics address is not known"),
+        "{page}"
+    );
+    assert!(page.contains(r#"href="/budget" class="active""#), "{page}");
+
+    let url = handler_metrics(include_str!("fixtures/handler-metrics.txt")).await;
+    f.dashboard.handler_metrics.set(url).unwrap();
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let (status, page) = f.get("/budget").await;
+    assert_eq!(status, 200);
+    assert!(!page.contains("metrics address"), "{page}");
+    for model in [
+        "offline-extractive-summary-v1",
+        "offline-lexicon-sentiment-v1",
+        "offline-similarity-classifier-v1",
+    ] {
+        assert!(
+            page.contains(&format!(r#"data-deployment="{model}" data-tokens=""#)),
+            "{model}: {page}"
+        );
+    }
+    assert!(page.contains("unlimited"), "{page}");
+    // This topology has no `ai-tasks`: no backlog, no drain time.
+    assert!(
+        page.contains("unknown (the queue was not sampled)"),
+        "{page}"
+    );
+    assert!(page.contains(r#"<dd class="drain">unknown</dd>"#), "{page}");
+}

@@ -555,9 +555,21 @@ pub async fn apply_outputs(
                 let Some(value) = outputs.get(name) else {
                     continue;
                 };
+                // The SDK the host sends with stamps the host's own context, as on Azure.
+                let trace = docflow_telemetry::TraceContext::of_span(&tracing::Span::current());
                 let messages: Vec<Message> = host_rules::service_bus_bodies(value)
                     .into_iter()
-                    .map(|body| Message::new(body).with_content_type("text/plain"))
+                    .map(|body| {
+                        let mut message = Message::new(body).with_content_type("text/plain");
+                        for (name, value) in trace
+                            .as_ref()
+                            .map(docflow_telemetry::TraceContext::application_properties)
+                            .unwrap_or_default()
+                        {
+                            message.properties.insert(name.into(), PropertyValue::String(value));
+                        }
+                        message
+                    })
                     .collect();
                 if !messages.is_empty() {
                     broker

@@ -16,7 +16,9 @@ use super::Context;
 use super::config::{FunctionDef, ServiceBusTrigger};
 use super::invoke;
 use docflow_broker::{ReceiveMode, SessionLock};
-use docflow_servicebus::message::ReceivedMessage;
+use docflow_servicebus::message::{PropertyValue, ReceivedMessage};
+use docflow_telemetry::TraceContext;
+use docflow_telemetry::messaging;
 
 /// How long one receive waits before the loop checks for shutdown again.
 const POLL: Duration = Duration::from_secs(1);
@@ -159,7 +161,20 @@ async fn batches(ctx: Arc<Context>, def: FunctionDef, trigger: ServiceBusTrigger
         let received_at = chrono::Utc::now();
         let called = Instant::now();
         let invocation_id = uuid::Uuid::new_v4().to_string();
-        let span = info_span!("invocation", function = %def.name, invocation_id = %invocation_id, messages = batch.len());
+        let span = info_span!(
+            "invocation",
+            otel.name = %format_args!("receive {}", trigger.entity),
+            otel.kind = "consumer",
+            function = %def.name,
+            invocation_id = %invocation_id,
+            messages = batch.len()
+        );
+        // A batch continues no one message's trace: it links to each.
+        for message in &batch {
+            if let Some(context) = message_context(message) {
+                context.link(&span);
+            }
+        }
         let result = async {
             let (request, data) =
                 invoke::service_bus_batch_request(&def.name, &trigger, &batch, &ctx.namespace)?;
@@ -190,11 +205,14 @@ async fn invoke_single(
     let invocation_id = uuid::Uuid::new_v4().to_string();
     let span = info_span!(
         "invocation",
+        otel.name = %format_args!("receive {}", trigger.entity),
+        otel.kind = "consumer",
         function = %def.name,
         invocation_id = %invocation_id,
         message_id = message.message.message_id.as_deref().unwrap_or(""),
         delivery_count = message.delivery_count,
     );
+    start_receive(&span, trigger, &message);
     async {
         let renewal = match (session, &message.lock_token) {
             (None, Some(token)) => Some(tokio::spawn(renew_message(
@@ -227,6 +245,34 @@ async fn invoke_single(
     .await;
 }
 
+/// The host's span of a received message continues the trace its application properties
+/// carry (`traceparent`, else `Diagnostic-Id`, as Microsoft's SDKs set them).
+fn start_receive(span: &tracing::Span, trigger: &ServiceBusTrigger, message: &ReceivedMessage) {
+    let context = message_context(message);
+    let queue_wait = (chrono::Utc::now() - message.enqueued_time).to_std().ok();
+    messaging::start_receive(
+        span,
+        messaging::Destination {
+            entity: &trigger.entity,
+            subscription: None,
+        },
+        &messaging::Received {
+            message_id: message.message.message_id.as_deref(),
+            correlation_id: message.message.correlation_id.as_deref(),
+            delivery_count: Some(message.delivery_count),
+            queue_wait,
+            context: context.as_ref(),
+        },
+    );
+}
+
+fn message_context(message: &ReceivedMessage) -> Option<TraceContext> {
+    messaging::message_context(None, |name| match message.message.properties.get(name) {
+        Some(PropertyValue::String(value)) => Some(value.clone()),
+        _ => None,
+    })
+}
+
 async fn renew_message(ctx: Arc<Context>, entity: String, token: String) {
     let every = (ctx.lock_duration(&entity) / 2).max(Duration::from_millis(500));
     let started = tokio::time::Instant::now();
@@ -240,11 +286,12 @@ async fn renew_message(ctx: Arc<Context>, entity: String, token: String) {
         {
             return;
         }
-        if let Err(e) = ctx
+        let renewed = ctx
             .broker
             .renew_message_lock(&entity, false, &token, None)
-            .await
-        {
+            .instrument(messaging::settle_span("renew_lock", &entity))
+            .await;
+        if let Err(e) = renewed {
             warn!(error = %e, "renewing the message lock failed");
             return;
         }
@@ -260,10 +307,18 @@ async fn settle(
 ) {
     let outcome = match result {
         Ok(_) if !trigger.auto_complete => return,
-        Ok(_) => ctx.broker.complete_message(&trigger.entity, message).await,
+        Ok(_) => {
+            ctx.broker
+                .complete_message(&trigger.entity, message)
+                .instrument(messaging::settle_span("complete", &trigger.entity))
+                .await
+        }
         Err(reason) => {
             warn!(%reason, "invocation failed; abandoning the message");
-            ctx.broker.abandon_message(&trigger.entity, message).await
+            ctx.broker
+                .abandon_message(&trigger.entity, message)
+                .instrument(messaging::settle_span("abandon", &trigger.entity))
+                .await
         }
     };
     match outcome {

@@ -56,6 +56,19 @@ impl TraceContext {
         &self.traceparent[36..52]
     }
 
+    /// The application properties Microsoft's SDKs stamp a message with for this context:
+    /// `Diagnostic-Id` and `traceparent` (and `tracestate` when there is one).
+    pub fn application_properties(&self) -> Vec<(&'static str, String)> {
+        let mut properties = vec![
+            ("Diagnostic-Id", self.traceparent.clone()),
+            ("traceparent", self.traceparent.clone()),
+        ];
+        if let Some(state) = &self.tracestate {
+            properties.push(("tracestate", state.clone()));
+        }
+        properties
+    }
+
     /// The context of `span` when an OpenTelemetry layer traces it; `None` otherwise.
     pub fn of_span(span: &tracing::Span) -> Option<Self> {
         let context = span.context();

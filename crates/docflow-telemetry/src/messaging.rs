@@ -67,13 +67,40 @@ pub fn message_context(
 /// with `otel.name` and `otel.kind` fields, which must be set at creation; see
 /// [`consumer_span!`](crate::consumer_span).
 pub fn start_consumer(span: &Span, destination: Destination<'_>, received: &Received<'_>) {
+    start(span, "process", destination, received);
+}
+
+/// The CONSUMER span `receive {entity}` a Functions host (the local one) opens for a message it
+/// received, parented on the context its application properties carry; created by the caller
+/// with `otel.name` and `otel.kind = "consumer"` like [`start_consumer`]'s.
+pub fn start_receive(span: &Span, destination: Destination<'_>, received: &Received<'_>) {
+    start(span, "receive", destination, received);
+}
+
+/// A CLIENT span of a host's settlement of a message: `complete`, `abandon`, `dead_letter`,
+/// `defer`, or `renew_lock` (the lock renewals while a function runs).
+pub fn settle_span(operation: &'static str, entity: &str) -> Span {
+    let span = tracing::info_span!(
+        "settle",
+        otel.name = %format_args!("{operation} {entity}"),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+    );
+    span.set_attribute("messaging.system", SYSTEM);
+    span.set_attribute("messaging.operation.name", operation);
+    span.set_attribute("messaging.operation.type", "settle");
+    span.set_attribute("messaging.destination.name", entity.to_owned());
+    span
+}
+
+fn start(span: &Span, operation: &'static str, destination: Destination<'_>, received: &Received<'_>) {
     if let Some(context) = received.context {
         context.parent(span);
     }
     let mut attributes = vec![
         KeyValue::new("messaging.system", SYSTEM),
-        KeyValue::new("messaging.operation.name", "process"),
-        KeyValue::new("messaging.operation.type", "process"),
+        KeyValue::new("messaging.operation.name", operation),
+        KeyValue::new("messaging.operation.type", operation),
         KeyValue::new("messaging.destination.name", destination.entity.to_owned()),
     ];
     if let Some(sub) = destination.subscription {

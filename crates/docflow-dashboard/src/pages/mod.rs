@@ -2,6 +2,7 @@
 //! Live parts are elements with an `id` that the page's script replaces with the HTML a
 //! server-sent event carries; `data-live` on `<main>` names the page's event stream.
 
+pub mod budget;
 pub mod dead_letters;
 pub mod document;
 pub mod documents;
@@ -19,6 +20,8 @@ pub enum Nav {
     Queues,
     /// `/dead-letters`.
     DeadLetters,
+    /// `/budget`.
+    Budget,
 }
 
 /// A whole page: the shell around `body`. `live` is the page's event stream, if it has one.
@@ -51,6 +54,7 @@ pub fn page(
                         (link("/", "Documents", Nav::Documents))
                         (link("/queues", "Queues", Nav::Queues))
                         (link("/dead-letters", "Dead letters", Nav::DeadLetters))
+                        (link("/budget", "LLM budget", Nav::Budget))
                     }
                     span #live-state .live-state title="live updates" { }
                 }

@@ -1,0 +1,647 @@
+//! The LLM budget view's figures. The handler's `GET /metrics` (Prometheus text) is parsed once
+//! into [`HandlerMetrics`]: per model deployment, its calls by status, its tokens and, for a
+//! provider with a rate budget, the budget's gauges. Successive samples (every 2 s while the
+//! view is watched) give the rates: requests and tokens per minute, `429`s over the last
+//! minutes. The backlog (`ai-tasks`' active and scheduled messages) comes from the broker, and
+//! its drain time is the backlog times the mean tokens per task over the tokens per minute the
+//! budgets admit.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Mutex;
+
+/// The queue whose messages are the LLM's work.
+pub const TASK_QUEUE: &str = "ai-tasks";
+/// The function that processes a task of [`TASK_QUEUE`].
+const TASK_FUNCTION: &str = "ProcessDocument";
+/// The share of a limit a budget aims at (`HEADROOM` of `docflow_app::ai::budget`): a
+/// deployment counts over a sliding window, and five percent of headroom absorbs the jitter.
+pub const TARGET_SHARE: f64 = 0.95;
+/// How far back the samples are kept: the `429`s are counted over this span.
+pub const RECENT: Duration = Duration::from_secs(5 * 60);
+/// Requests and tokens per minute are measured over this span (or what was sampled of it).
+const MINUTE: Duration = Duration::from_secs(60);
+/// Watchers of the view share a sample younger than this instead of fetching again.
+const FRESH: Duration = Duration::from_millis(1500);
+
+/// Errors reading the handler's metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The dashboard was not told where the handler serves its metrics.
+    #[error("the handler's metrics address is not known (no local host)")]
+    NoAddress,
+    /// The handler did not answer, or answered with an error.
+    #[error("cannot fetch the handler's metrics from {url}: {message}")]
+    Fetch {
+        /// Where they were asked for.
+        url: String,
+        /// Why they did not come.
+        message: String,
+    },
+    /// The text is not Prometheus text.
+    #[error("cannot parse the handler's metrics: {0}")]
+    Parse(String),
+}
+
+/// What the handler's metrics tell about one model deployment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeploymentMetrics {
+    /// Calls by status (`ok`, `429`, `4xx`, `5xx`, `timeout`, `error`), since the handler
+    /// started (`docflow_llm_requests_total`).
+    pub requests: BTreeMap<String, f64>,
+    /// Tokens used, input and output, since the handler started
+    /// (`gen_ai_client_token_usage_sum`).
+    pub tokens: f64,
+    /// Its rate budget's gauges (`docflow_llm_budget_*`); none for a provider without one.
+    pub budget: Option<BudgetGauges>,
+}
+
+/// A deployment's budget as its gauges tell it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BudgetGauges {
+    /// Tokens charged over the last minute.
+    pub tokens_last_minute: f64,
+    /// The tokens-per-minute limit, configured or learned (none until known).
+    pub token_limit: Option<f64>,
+    /// The concurrency window.
+    pub window: f64,
+    /// Calls in flight.
+    pub in_flight: f64,
+}
+
+/// The handler's metrics the budget view reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HandlerMetrics {
+    /// By deployment (the model's name).
+    pub deployments: BTreeMap<String, DeploymentMetrics>,
+    /// Tasks of [`TASK_QUEUE`] processed to the end (`ProcessDocument` invocations `done`).
+    pub tasks_done: f64,
+}
+
+impl HandlerMetrics {
+    /// Parses the handler's Prometheus text.
+    pub fn parse(text: &str) -> Result<Self, MetricsError> {
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        let scrape = prometheus_parse::Scrape::parse(lines)
+            .map_err(|e| MetricsError::Parse(e.to_string()))?;
+        let mut out = Self::default();
+        for sample in &scrape.samples {
+            let value = match sample.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => continue,
+            };
+            out.add(&sample.metric, &sample.labels, value);
+        }
+        Ok(out)
+    }
+
+    fn add(&mut self, metric: &str, labels: &prometheus_parse::Labels, value: f64) {
+        let model = labels.get("gen_ai_request_model");
+        match (metric, model) {
+            ("docflow_llm_requests_total", Some(model)) => {
+                let status = labels.get("status").unwrap_or("unknown").to_owned();
+                *self.deployment(model).requests.entry(status).or_default() += value;
+            }
+            ("gen_ai_client_token_usage_sum", Some(model)) => {
+                self.deployment(model).tokens += value;
+            }
+            ("docflow_invocations_total", _) => {
+                if labels.get("function") == Some(TASK_FUNCTION)
+                    && labels.get("outcome") == Some("done")
+                {
+                    self.tasks_done += value;
+                }
+            }
+            _ => self.add_gauge(metric, labels, value),
+        }
+    }
+
+    fn add_gauge(&mut self, metric: &str, labels: &prometheus_parse::Labels, value: f64) {
+        let Some(gauge) = metric.strip_prefix("docflow_llm_budget_") else {
+            return;
+        };
+        let Some(deployment) = labels.get("deployment") else {
+            return;
+        };
+        let budget = self
+            .deployment(deployment)
+            .budget
+            .get_or_insert_with(BudgetGauges::default);
+        match gauge {
+            "tokens_per_minute" => budget.tokens_last_minute = value,
+            "token_limit" => budget.token_limit = Some(value),
+            "window" => budget.window = value,
+            "in_flight" => budget.in_flight = value,
+            _ => {}
+        }
+    }
+
+    fn deployment(&mut self, name: &str) -> &mut DeploymentMetrics {
+        self.deployments.entry(name.to_owned()).or_default()
+    }
+
+    /// Tokens used over every deployment.
+    pub fn tokens(&self) -> f64 {
+        self.deployments.values().map(|d| d.tokens).sum()
+    }
+}
+
+impl DeploymentMetrics {
+    /// Calls of every status.
+    pub fn requests_total(&self) -> f64 {
+        self.requests.values().sum()
+    }
+
+    /// Calls refused with `429`.
+    pub fn rate_limited(&self) -> f64 {
+        self.requests.get("429").copied().unwrap_or(0.0)
+    }
+}
+
+/// The handler's metrics at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetSample {
+    /// When they were read.
+    pub at: DateTime<Utc>,
+    /// What they said.
+    pub metrics: HandlerMetrics,
+}
+
+/// A counter's growth per minute between two readings (a counter that went down restarted:
+/// its growth is its new value). None when no time passed.
+pub fn per_minute(before: f64, after: f64, elapsed: Duration) -> Option<f64> {
+    let secs = elapsed.as_secs_f64();
+    if secs <= 0.0 {
+        return None;
+    }
+    Some(growth(before, after) * 60.0 / secs)
+}
+
+fn growth(before: f64, after: f64) -> f64 {
+    if after >= before {
+        after - before
+    } else {
+        after
+    }
+}
+
+/// How long the backlog takes to drain.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Drain {
+    /// Nothing waits.
+    Empty,
+    /// No limit or no usage is known yet.
+    Unknown,
+    /// About this long.
+    In(Duration),
+}
+
+/// `backlog` tasks of `tokens_per_task` each, at `admitted_tpm` tokens per minute.
+pub fn drain_time(backlog: u64, tokens_per_task: Option<f64>, admitted_tpm: Option<f64>) -> Drain {
+    if backlog == 0 {
+        return Drain::Empty;
+    }
+    match (tokens_per_task, admitted_tpm) {
+        (Some(per_task), Some(tpm)) if per_task > 0.0 && tpm > 0.0 => Drain::In(
+            Duration::from_secs_f64(backlog as f64 * per_task / tpm * 60.0),
+        ),
+        _ => Drain::Unknown,
+    }
+}
+
+/// A deployment's token limit as the view states it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    /// Known (configured or learned), with the share of it the budget aims at.
+    Known {
+        /// Tokens per minute.
+        limit: f64,
+        /// What the budget admits: [`TARGET_SHARE`] of it.
+        target: f64,
+    },
+    /// A budget with no limit yet: it will learn one from the provider's headers.
+    LearnedFromHeaders,
+    /// No budget (the offline provider): nothing limits it.
+    Unlimited,
+}
+
+/// The Budget table's row of a deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentRow {
+    /// The deployment (model) name.
+    pub name: String,
+    /// Tokens over the last minute: the budget's charge, or without a budget, the tokens used
+    /// per minute from the samples (none before a second sample).
+    pub tokens_per_minute: Option<f64>,
+    /// Tokens used since the handler started.
+    pub tokens_total: f64,
+    /// The token limit.
+    pub limit: Limit,
+    /// Calls per minute, from the samples.
+    pub requests_per_minute: Option<f64>,
+    /// Calls since the handler started.
+    pub requests_total: f64,
+    /// `429`s since the handler started.
+    pub rate_limited_total: f64,
+    /// `429`s over the samples kept (up to [`RECENT`]), and per minute over that span.
+    pub rate_limited_recent: Option<(f64, f64)>,
+    /// The concurrency window and the calls in flight (a budget's).
+    pub window: Option<(f64, f64)>,
+}
+
+/// The backlog of [`TASK_QUEUE`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Active messages.
+    pub active: u64,
+    /// Scheduled ones (retries later).
+    pub scheduled: u64,
+}
+
+impl Backlog {
+    /// Tasks waiting.
+    pub fn total(&self) -> u64 {
+        self.active + self.scheduled
+    }
+}
+
+/// Everything the view shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetView {
+    /// When the latest sample was read.
+    pub at: Option<DateTime<Utc>>,
+    /// One row per deployment.
+    pub rows: Vec<DeploymentRow>,
+    /// The backlog (none until the queues were sampled).
+    pub backlog: Option<Backlog>,
+    /// Tokens per processed task so far.
+    pub tokens_per_task: Option<f64>,
+    /// Tokens per minute the budgets admit together (none when no limit is known).
+    pub admitted_tpm: Option<f64>,
+    /// The backlog's drain time.
+    pub drain: Drain,
+    /// Why the handler's metrics could not be read, if they could not.
+    pub problem: Option<String>,
+}
+
+/// The samples kept, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    samples: VecDeque<BudgetSample>,
+}
+
+impl History {
+    /// Keeps `sample`, forgetting what is older than [`RECENT`] before it.
+    pub fn push(&mut self, sample: BudgetSample) {
+        let oldest = sample.at - chrono::Duration::from_std(RECENT).unwrap_or_default();
+        while self.samples.front().is_some_and(|s| s.at < oldest) {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(sample);
+    }
+
+    /// The latest sample.
+    pub fn latest(&self) -> Option<&BudgetSample> {
+        self.samples.back()
+    }
+
+    /// The oldest sample no more than `span` older than the latest, unless it is the latest.
+    fn since(&self, span: Duration) -> Option<&BudgetSample> {
+        let latest = self.latest()?;
+        let from = latest.at - chrono::Duration::from_std(span).unwrap_or_default();
+        self.samples
+            .iter()
+            .find(|s| s.at >= from)
+            .filter(|s| s.at < latest.at)
+    }
+
+    /// The view's figures with `backlog`.
+    pub fn view(&self, backlog: Option<Backlog>) -> BudgetView {
+        let rows = self.rows();
+        let latest = self.latest();
+        let tokens_per_task = latest
+            .map(|s| &s.metrics)
+            .filter(|m| m.tasks_done > 0.0 && m.tokens() > 0.0)
+            .map(|m| m.tokens() / m.tasks_done);
+        let known: Vec<f64> = rows
+            .iter()
+            .filter_map(|r| match r.limit {
+                Limit::Known { target, .. } => Some(target),
+                _ => None,
+            })
+            .collect();
+        let admitted_tpm = (!known.is_empty()).then(|| known.iter().sum());
+        BudgetView {
+            at: latest.map(|s| s.at),
+            rows,
+            backlog,
+            tokens_per_task,
+            admitted_tpm,
+            drain: backlog.map_or(Drain::Unknown, |b| {
+                drain_time(b.total(), tokens_per_task, admitted_tpm)
+            }),
+            problem: None,
+        }
+    }
+
+    fn rows(&self) -> Vec<DeploymentRow> {
+        let Some(latest) = self.latest() else {
+            return Vec::new();
+        };
+        let minute = self.since(MINUTE);
+        let recent = self.since(RECENT);
+        let elapsed = |from: &BudgetSample| (latest.at - from.at).to_std().unwrap_or_default();
+        let before = |from: Option<&BudgetSample>, name: &str| {
+            from.map(|s| s.metrics.deployments.get(name).cloned().unwrap_or_default())
+        };
+        latest
+            .metrics
+            .deployments
+            .iter()
+            .map(|(name, now)| {
+                let a_minute_ago = before(minute, name);
+                let rate = |read: fn(&DeploymentMetrics) -> f64| {
+                    let then = a_minute_ago.as_ref()?;
+                    per_minute(read(then), read(now), elapsed(minute?))
+                };
+                let rate_limited_recent = before(recent, name).and_then(|then| {
+                    let count = growth(then.rate_limited(), now.rate_limited());
+                    let rate =
+                        per_minute(then.rate_limited(), now.rate_limited(), elapsed(recent?))?;
+                    Some((count, rate))
+                });
+                DeploymentRow {
+                    name: name.clone(),
+                    tokens_per_minute: match &now.budget {
+                        Some(b) => Some(b.tokens_last_minute),
+                        None => rate(|d| d.tokens),
+                    },
+                    tokens_total: now.tokens,
+                    limit: limit_of(now.budget.as_ref()),
+                    requests_per_minute: rate(DeploymentMetrics::requests_total),
+                    requests_total: now.requests_total(),
+                    rate_limited_total: now.rate_limited(),
+                    rate_limited_recent,
+                    window: now.budget.map(|b| (b.window, b.in_flight)),
+                }
+            })
+            .collect()
+    }
+}
+
+fn limit_of(budget: Option<&BudgetGauges>) -> Limit {
+    match budget {
+        None => Limit::Unlimited,
+        Some(BudgetGauges {
+            token_limit: Some(limit),
+            ..
+        }) => Limit::Known {
+            limit: *limit,
+            target: (limit * TARGET_SHARE).floor().max(1.0),
+        },
+        Some(_) => Limit::LearnedFromHeaders,
+    }
+}
+
+/// The samples of the handler's metrics, shared by every watcher of the view.
+#[derive(Debug, Default)]
+pub struct Sampler {
+    state: Mutex<(History, Option<String>)>,
+}
+
+impl Sampler {
+    /// Reads the handler's metrics from `url` unless a fresh sample is kept, and returns the
+    /// view's figures with `backlog`. A failure is the view's `problem`.
+    pub async fn sample(&self, url: Option<&str>, backlog: Option<Backlog>) -> BudgetView {
+        let mut state = self.state.lock().await;
+        let fresh = state.0.latest().is_some_and(|s| {
+            (Utc::now() - s.at).to_std().unwrap_or_default() < FRESH && state.1.is_none()
+        });
+        if !fresh {
+            match read(url).await {
+                Ok(metrics) => {
+                    state.0.push(BudgetSample {
+                        at: Utc::now(),
+                        metrics,
+                    });
+                    state.1 = None;
+                }
+                Err(e) => state.1 = Some(e.to_string()),
+            }
+        }
+        let mut view = state.0.view(backlog);
+        view.problem = state.1.clone();
+        view
+    }
+}
+
+/// The backlog of [`TASK_QUEUE`] among `queues` (none until they were sampled).
+pub fn backlog(queues: &[crate::queues::QueueRow]) -> Option<Backlog> {
+    queues
+        .iter()
+        .find(|q| q.entity.path == TASK_QUEUE)
+        .map(|q| Backlog {
+            active: q.sample.active,
+            scheduled: q.sample.scheduled,
+        })
+}
+
+/// The view of `dashboard` now, its backlog taken from `snapshot`.
+pub async fn view(dashboard: &crate::Dashboard, snapshot: &crate::live::Snapshot) -> BudgetView {
+    let url = dashboard.handler_metrics.get().map(String::as_str);
+    dashboard
+        .budget
+        .sample(url, backlog(&snapshot.queues))
+        .await
+}
+
+async fn read(url: Option<&str>) -> Result<HandlerMetrics, MetricsError> {
+    let url = url.ok_or(MetricsError::NoAddress)?;
+    let text = crate::metrics::fetch_handler(url)
+        .await
+        .map_err(|e| MetricsError::Fetch {
+            url: url.to_owned(),
+            message: e.to_string(),
+        })?;
+    HandlerMetrics::parse(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `GET /metrics` of the handler under `docflow dev` (offline provider) after two
+    /// documents of three analyses each completed.
+    const CAPTURED: &str = include_str!("../tests/fixtures/handler-metrics.txt");
+
+    /// What an OpenAI-compatible provider adds: a budget's gauges, and `429`s.
+    const WITH_BUDGET: &str = "\
+# HELP docflow_llm_budget_tokens_per_minute Tokens the deployment's budget charged over the last minute
+# TYPE docflow_llm_budget_tokens_per_minute gauge
+docflow_llm_budget_tokens_per_minute{deployment=\"gpt-4o-mini\",otel_scope_name=\"docflow\"} 4200
+docflow_llm_budget_tokens_per_minute{deployment=\"text-embedding-3-small\",otel_scope_name=\"docflow\"} 0
+# TYPE docflow_llm_budget_token_limit gauge
+docflow_llm_budget_token_limit{deployment=\"gpt-4o-mini\",otel_scope_name=\"docflow\"} 10000
+# TYPE docflow_llm_budget_window gauge
+docflow_llm_budget_window{deployment=\"gpt-4o-mini\",otel_scope_name=\"docflow\"} 4
+docflow_llm_budget_window{deployment=\"text-embedding-3-small\",otel_scope_name=\"docflow\"} 1
+# TYPE docflow_llm_budget_in_flight gauge
+docflow_llm_budget_in_flight{deployment=\"gpt-4o-mini\",otel_scope_name=\"docflow\"} 3
+# TYPE docflow_llm_requests_total counter
+docflow_llm_requests_total{gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt-4o-mini\",status=\"ok\",otel_scope_name=\"docflow\"} 40
+docflow_llm_requests_total{gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt-4o-mini\",status=\"429\",otel_scope_name=\"docflow\"} 6
+# TYPE docflow_invocations_total counter
+docflow_invocations_total{function=\"ProcessDocument\",outcome=\"done\",otel_scope_name=\"docflow\"} 20
+docflow_invocations_total{function=\"ProcessDocument\",outcome=\"transient\",otel_scope_name=\"docflow\"} 6
+";
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_760_000_000 + secs, 0).unwrap()
+    }
+
+    fn with_429s(ok: f64, refused: f64) -> HandlerMetrics {
+        let mut m = HandlerMetrics::parse(WITH_BUDGET).unwrap();
+        let d = m.deployments.get_mut("gpt-4o-mini").unwrap();
+        d.requests.insert("ok".into(), ok);
+        d.requests.insert("429".into(), refused);
+        m
+    }
+
+    #[test]
+    fn the_captured_metrics_of_the_offline_provider_parse_into_its_three_models() {
+        let m = HandlerMetrics::parse(CAPTURED).unwrap();
+        let names: Vec<&str> = m.deployments.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "offline-extractive-summary-v1",
+                "offline-lexicon-sentiment-v1",
+                "offline-similarity-classifier-v1"
+            ]
+        );
+        let summary = &m.deployments["offline-extractive-summary-v1"];
+        assert_eq!(summary.requests.get("ok"), Some(&2.0));
+        assert_eq!(summary.rate_limited(), 0.0);
+        assert_eq!(summary.tokens, 40.0 + 57.0, "input and output");
+        assert_eq!(summary.budget, None, "the offline provider has no budget");
+        assert_eq!(m.tasks_done, 6.0);
+        assert_eq!(m.tokens(), 40.0 + 57.0 + 40.0 + 27.0 + 40.0 + 123.0);
+    }
+
+    #[test]
+    fn a_budget_s_gauges_are_read_per_deployment() {
+        let m = HandlerMetrics::parse(WITH_BUDGET).unwrap();
+        assert_eq!(
+            m.deployments["gpt-4o-mini"].budget,
+            Some(BudgetGauges {
+                tokens_last_minute: 4200.0,
+                token_limit: Some(10_000.0),
+                window: 4.0,
+                in_flight: 3.0,
+            })
+        );
+        let embeddings = m.deployments["text-embedding-3-small"].budget.unwrap();
+        assert_eq!(embeddings.token_limit, None, "not learned yet");
+        assert_eq!(m.deployments["gpt-4o-mini"].rate_limited(), 6.0);
+        assert_eq!(m.tasks_done, 20.0, "only the tasks done");
+        assert!(HandlerMetrics::parse("").unwrap().deployments.is_empty());
+    }
+
+    #[test]
+    fn the_429_rate_comes_from_two_samples() {
+        let mut history = History::default();
+        history.push(BudgetSample {
+            at: at(0),
+            metrics: with_429s(40.0, 6.0),
+        });
+        assert_eq!(
+            history.view(None).rows[0].rate_limited_recent,
+            None,
+            "one sample gives no rate"
+        );
+        history.push(BudgetSample {
+            at: at(120),
+            metrics: with_429s(70.0, 16.0),
+        });
+        let row = &history.view(None).rows[0];
+        assert_eq!(row.name, "gpt-4o-mini");
+        assert_eq!(row.rate_limited_total, 16.0);
+        assert_eq!(
+            row.rate_limited_recent,
+            Some((10.0, 5.0)),
+            "10 in 2 minutes"
+        );
+        assert_eq!(
+            row.tokens_per_minute,
+            Some(4200.0),
+            "the budget's own charge"
+        );
+        assert_eq!(row.window, Some((4.0, 3.0)));
+        assert_eq!(
+            row.limit,
+            Limit::Known {
+                limit: 10_000.0,
+                target: 9_500.0
+            }
+        );
+        // Requests per minute over the last minute only: the first sample is older.
+        assert_eq!(row.requests_per_minute, None);
+        assert_eq!(per_minute(46.0, 86.0, Duration::from_secs(30)), Some(80.0));
+        assert_eq!(per_minute(46.0, 4.0, Duration::from_secs(30)), Some(8.0));
+        assert_eq!(per_minute(1.0, 2.0, Duration::ZERO), None);
+    }
+
+    #[test]
+    fn samples_older_than_the_recent_span_are_forgotten() {
+        let mut history = History::default();
+        for (secs, refused) in [(0, 0.0), (200, 4.0), (400, 10.0)] {
+            history.push(BudgetSample {
+                at: at(secs),
+                metrics: with_429s(40.0, refused),
+            });
+        }
+        let row = &history.view(None).rows[0];
+        assert_eq!(row.rate_limited_recent, Some((6.0, 1.8)));
+    }
+
+    #[test]
+    fn the_drain_time_is_the_backlog_s_tokens_over_what_the_budgets_admit() {
+        let mut history = History::default();
+        history.push(BudgetSample {
+            at: at(0),
+            metrics: HandlerMetrics::parse(WITH_BUDGET).unwrap(),
+        });
+        let view = history.view(Some(Backlog {
+            active: 90,
+            scheduled: 10,
+        }));
+        // 4200 tokens charged in the fixture's minute are not usage: no tokens used yet.
+        assert_eq!((view.tokens_per_task, view.drain), (None, Drain::Unknown));
+        assert_eq!(view.admitted_tpm, Some(9_500.0), "95 % of the known limit");
+        assert_eq!(
+            drain_time(100, Some(190.0), Some(9_500.0)),
+            Drain::In(Duration::from_secs(120))
+        );
+        assert_eq!(drain_time(0, None, None), Drain::Empty);
+        assert_eq!(drain_time(5, Some(190.0), None), Drain::Unknown);
+
+        let offline = HandlerMetrics::parse(CAPTURED).unwrap();
+        let mut history = History::default();
+        history.push(BudgetSample {
+            at: at(0),
+            metrics: offline,
+        });
+        let view = history.view(Some(Backlog {
+            active: 3,
+            scheduled: 0,
+        }));
+        assert_eq!(view.tokens_per_task, Some(327.0 / 6.0));
+        assert_eq!(view.admitted_tpm, None, "the offline provider is unlimited");
+        assert_eq!(view.drain, Drain::Unknown);
+        assert!(view.rows.iter().all(|r| r.limit == Limit::Unlimited));
+    }
+}
