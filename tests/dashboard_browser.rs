@@ -4,7 +4,9 @@
 //! document's page, two poisoned tasks reaching the dead-letter queue of `ai-tasks` live on the
 //! Queues view, their group and a message's recorded last error on Dead letters, and the group
 //! resubmitted in bulk. Afterwards the originals are no longer in the dead-letter queue and the
-//! action is in the audit trail. Screenshots of each view go to target/dashboard-screenshots/.
+//! action is in the audit trail. The LLM budget view shows the offline provider's deployments
+//! with the tokens they used, and a document analysed while it is open. Screenshots of each
+//! view go to target/dashboard-screenshots/.
 
 mod common;
 
@@ -93,6 +95,7 @@ fn the_dashboard_shows_documents_live_and_resubmits_a_dead_letter_group() {
         "queues",
         "dead-letters",
         "dead-letter",
+        "budget",
     ] {
         assert!(
             screenshots.join(format!("{view}.png")).is_file(),

@@ -25,6 +25,27 @@ async function submit(text) {
   return (await r.json()).id;
 }
 
+// LLM budget: after the documents completed, the offline provider's deployments have used
+// tokens (no budget: their limit reads "unlimited"), and one more document shows live.
+async function budgetStep(page) {
+  await page.goto(`${dashboard}/budget`);
+  await page.waitForSelector("#live-state.on", { timeout: WAIT });
+  const rows = 'tr[data-deployment^="offline-"]';
+  await page.waitForSelector(rows, { timeout: WAIT });
+  const offline = await page.$$eval(rows, (trs) =>
+    trs.map((tr) => ({ name: tr.dataset.deployment, tokens: Number(tr.dataset.tokens), text: tr.textContent })));
+  check(offline.some((r) => r.tokens > 0), `no offline deployment used tokens: ${JSON.stringify(offline)}`);
+  check(offline.every((r) => r.text.includes("unlimited")), `offline limits: ${JSON.stringify(offline)}`);
+  check((await page.textContent("#backlog")).includes("Expected drain time"), "no backlog");
+  // Live: a document analysed while the page is open shows in the tokens per minute.
+  await submit("Budget check: the quarterly report is late and the customer is unhappy.");
+  await page.waitForFunction((sel) => [...document.querySelectorAll(sel)].some((tr) => Number(tr.dataset.tpm) > 0),
+    rows, { timeout: WAIT });
+  const main = await (await page.$("main")).boundingBox();
+  await page.screenshot({ path: path.join(shots, "budget.png"), clip: { x: 0, y: 0, width: 1280, height: main.y + main.height } });
+  return offline.map((r) => r.name);
+}
+
 (async () => {
   fs.mkdirSync(shots, { recursive: true });
   // A fresh profile (--user-data-dir), which playwright passes as its own parameter.
@@ -100,6 +121,8 @@ async function submit(text) {
     await page.waitForSelector("#flash.ok", { timeout: WAIT });
     result.flash = (await page.textContent("#flash")).trim();
     check(result.flash === "2 message(s) resubmitted to ai-tasks", `flash: ${result.flash}`);
+
+    result.budget = await budgetStep(page);
   } finally {
     await browser.close();
   }

@@ -171,13 +171,16 @@ pub struct BudgetSample {
     pub metrics: HandlerMetrics,
 }
 
-/// A counter's growth per minute between two readings (a counter that went down restarted:
-/// its growth is its new value). None when no time passed.
+/// A counter's growth per minute between two readings `elapsed` apart (a counter that went
+/// down restarted: its growth is its new value). Never extrapolated from less than a minute:
+/// over a shorter span it is the growth itself (what a minute's count has reached so far), so
+/// one call seen two seconds after the page opened reads 1/min, not 30/min. None when no time
+/// passed.
 pub fn per_minute(before: f64, after: f64, elapsed: Duration) -> Option<f64> {
-    let secs = elapsed.as_secs_f64();
-    if secs <= 0.0 {
+    if elapsed.is_zero() {
         return None;
     }
+    let secs = elapsed.max(MINUTE).as_secs_f64();
     Some(growth(before, after) * 60.0 / secs)
 }
 
@@ -235,7 +238,8 @@ pub struct DeploymentRow {
     /// The deployment (model) name.
     pub name: String,
     /// Tokens over the last minute: the budget's charge, or without a budget, the tokens used
-    /// per minute from the samples (none before a second sample).
+    /// over the last minute of samples (since the first sample when that is more recent; none
+    /// before a second sample).
     pub tokens_per_minute: Option<f64>,
     /// Tokens used since the handler started.
     pub tokens_total: f64,
@@ -590,8 +594,17 @@ docflow_invocations_total{function=\"ProcessDocument\",outcome=\"transient\",ote
         );
         // Requests per minute over the last minute only: the first sample is older.
         assert_eq!(row.requests_per_minute, None);
-        assert_eq!(per_minute(46.0, 86.0, Duration::from_secs(30)), Some(80.0));
-        assert_eq!(per_minute(46.0, 4.0, Duration::from_secs(30)), Some(8.0));
+        assert_eq!(per_minute(46.0, 86.0, Duration::from_secs(120)), Some(20.0));
+        assert_eq!(
+            per_minute(46.0, 86.0, Duration::from_secs(2)),
+            Some(40.0),
+            "not x30"
+        );
+        assert_eq!(
+            per_minute(46.0, 4.0, Duration::from_secs(90)),
+            Some(4.0 / 1.5),
+            "restarted"
+        );
         assert_eq!(per_minute(1.0, 2.0, Duration::ZERO), None);
     }
 

@@ -13,7 +13,7 @@ pub fn body(view: &BudgetView) -> Markup {
         h1 { "LLM budget" }
         p.hint {
             "Per model deployment, from the handler's metrics sampled every 2 s while this page is open. "
-            "Tokens/min: what the deployment's budget charged over the last minute (without a budget, the tokens used per minute). "
+            "Tokens/min: what the deployment's budget charged over the last minute (without a budget, the tokens used over the last minute, or since the page opened). "
             "The budget aims at 95 % of a known limit. 429s: since the handler started, then over the last "
             (RECENT.as_secs() / 60) " minutes sampled."
         }
@@ -61,7 +61,7 @@ pub fn live_html(view: &BudgetView) -> Markup {
 
 fn row_html(row: &DeploymentRow) -> Markup {
     html! {
-        tr data-deployment=(row.name) data-tokens=(row.tokens_total) {
+        tr data-deployment=(row.name) data-tokens=(row.tokens_total) data-tpm=[row.tokens_per_minute] {
             td { code { (row.name) } }
             td.num { (optional(row.tokens_per_minute)) }
             td { (limit_text(row.limit)) }
