@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dashboard::Bound;
 use crate::dashboard::sources::{LocalBroker, Sources};
+use crate::dashboard::traces::forward::{ForwardOptions, Forwarder};
 use crate::dead_letters::{AuditTrail, Reasons};
 use crate::host::{DevOptions, LocalHost};
 use crate::last_errors::LastErrors;
@@ -50,9 +51,44 @@ pub fn dashboard_sources(host: &LocalHost) -> Result<Sources, String> {
     })
 }
 
+/// What the handler is started with so that its spans reach the dashboard listening on `port`
+/// (over the user's own `OTEL_EXPORTER_OTLP_*`, which the dashboard forwards to): OTLP/JSON,
+/// batches every 200 ms so that a page shows them at once.
+pub fn trace_env(port: u16) -> Vec<(String, String)> {
+    [
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            format!("http://127.0.0.1:{port}/v1/traces"),
+        ),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json".into()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
 /// Starts the local host and the dashboard on `dashboard`, prints the function table, serves
 /// until Ctrl-C or SIGTERM.
-pub async fn run(options: DevOptions, dashboard: SocketAddr, shutdown: CancellationToken) -> u8 {
+pub async fn run(
+    mut options: DevOptions,
+    dashboard: SocketAddr,
+    shutdown: CancellationToken,
+) -> u8 {
+    // The dashboard's port first: the handler is told where to send its spans.
+    let listener = match tokio::net::TcpListener::bind(dashboard).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "docflow dev: dashboard: cannot listen on {dashboard}: {e} (pick another with --dashboard-port, 0 for a free one)"
+            );
+            return super::EXIT_CONFIG;
+        }
+    };
+    let port = listener.local_addr().map_or(dashboard.port(), |a| a.port());
+    // Read before the handler's environment points elsewhere: the user's endpoint.
+    let forward = ForwardOptions::from_lookup(|k| std::env::var(k).ok());
+    options.env.extend(trace_env(port));
     let host = match LocalHost::start(options, shutdown.clone()).await {
         Ok(h) => h,
         Err(e) => {
@@ -61,19 +97,16 @@ pub async fn run(options: DevOptions, dashboard: SocketAddr, shutdown: Cancellat
         }
     };
     let bound = match dashboard_sources(&host) {
-        Ok(sources) => Bound::bind(dashboard, sources).await.map_err(|e| {
-            format!("dashboard: {e} (pick another with --dashboard-port, 0 for a free one)")
-        }),
-        Err(e) => Err(format!("dashboard: {e}")),
-    };
-    let bound = match bound {
-        Ok(b) => b,
+        Ok(sources) => Bound::from_listener(listener, sources),
         Err(e) => {
-            eprintln!("docflow dev: {e}");
+            eprintln!("docflow dev: dashboard: {e}");
             host.shutdown().await;
             return super::EXIT_CONFIG;
         }
     };
+    if let Some(forwarder) = Forwarder::start(forward) {
+        let _ = bound.dashboard().forward.set(forwarder);
+    }
     let handler_metrics = format!("http://127.0.0.1:{}/metrics", host.handler_port());
     let _ = bound.dashboard().handler_metrics.set(handler_metrics);
     println!("{}", host.function_table());

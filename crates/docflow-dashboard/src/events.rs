@@ -127,15 +127,25 @@ async fn document(dashboard: Arc<Dashboard>, id: String, tx: Sender) {
     let mut snapshots = dashboard.live.subscribe();
     let mut last = None;
     loop {
-        if let Ok(Some(state)) = dashboard.live.sources().store.state(&id).await
-            && last.as_ref() != Some(&state)
-        {
-            let results = crate::routes::results(&dashboard, &state).await;
-            let html = pages::document::detail(&state, &results, Utc::now()).into_string();
-            if tx.send(replace("document", html)).await.is_err() {
-                return;
+        // Re-rendered when the state record or the spans of its trace change.
+        if let Ok(Some(state)) = dashboard.live.sources().store.state(&id).await {
+            let spans = state
+                .trace_id
+                .as_deref()
+                .and_then(crate::traces::TraceId::parse)
+                .map_or(0, |t| dashboard.traces.received(t));
+            let key = (state, spans);
+            if last.as_ref() != Some(&key) {
+                let state = &key.0;
+                let results = crate::routes::results(&dashboard, state).await;
+                let waterfall = crate::waterfall::of_document(&dashboard.traces, state);
+                let html = pages::document::detail(state, &results, waterfall.as_ref(), Utc::now())
+                    .into_string();
+                if tx.send(replace("document", html)).await.is_err() {
+                    return;
+                }
+                last = Some(key);
             }
-            last = Some(state);
         }
         if snapshots.changed().await.is_err() || tx.is_closed() {
             return;

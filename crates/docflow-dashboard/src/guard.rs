@@ -152,6 +152,33 @@ impl Guard {
     }
 }
 
+/// Ingestion (`POST /v1/traces`, no token): from a loopback peer naming a loopback `Host`,
+/// whatever address the dashboard listens on.
+pub fn check_loopback(
+    peer: Option<std::net::SocketAddr>,
+    host: Option<&str>,
+) -> Result<(), ApiError> {
+    let refused = |what: String| Err(ApiError::new(StatusCode::FORBIDDEN, "NotLoopback", what));
+    if !peer.is_some_and(|p| p.ip().is_loopback()) {
+        return refused("traces are accepted from this machine only".into());
+    }
+    let name = host.map(|h| match h.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => h.rsplit_once(':').map_or(h, |(name, _)| name),
+    });
+    let loopback = name.is_some_and(|n| {
+        n.eq_ignore_ascii_case("localhost")
+            || n.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    if !loopback {
+        return refused(format!(
+            "traces are accepted for a loopback Host only, not {host:?}"
+        ));
+    }
+    Ok(())
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -190,6 +217,24 @@ mod tests {
             "ForeignOrigin"
         );
         assert_ne!(Guard::new(7073, true).token(), token, "a token per process");
+    }
+
+    #[test]
+    fn ingestion_is_for_loopback_peers_and_hosts_only() {
+        let local = Some("127.0.0.1:50000".parse().unwrap());
+        assert!(check_loopback(local, Some("127.0.0.1:7073")).is_ok());
+        assert!(check_loopback(local, Some("localhost:7073")).is_ok());
+        assert!(check_loopback(local, Some("[::1]:7073")).is_ok());
+        let far = Some("192.0.2.7:50000".parse().unwrap());
+        assert_eq!(
+            check_loopback(far, Some("127.0.0.1:7073"))
+                .unwrap_err()
+                .code,
+            "NotLoopback"
+        );
+        assert!(check_loopback(local, Some("rebound.example:7073")).is_err());
+        assert!(check_loopback(local, None).is_err());
+        assert!(check_loopback(None, Some("127.0.0.1:7073")).is_err());
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //! - [`guard`]: the action token, the `Origin` and `Host` checks, JSON errors.
 //! - [`events`]: the server-sent event stream of each open page.
 //! - [`metrics`]: `GET /metrics`: the broker's gauges per entity, then the handler's metrics.
+//! - [`traces`]: `POST /v1/traces`: the handler's spans (OTLP/JSON) kept by trace, and passed
+//!   on to the user's own OTLP endpoint.
+//! - [`waterfall`]: a document's trace laid out as rows of bars.
 //! - [`budget`]: the LLM budget view's figures, from the handler's metrics and the backlog.
 //! - [`routes`]: the warp routes.
 //! - [`pages`]: the HTML: the shell and one module per view.
@@ -31,7 +34,9 @@ pub mod pages;
 pub mod queues;
 pub mod routes;
 pub mod sources;
+pub mod traces;
 pub mod triage;
+pub mod waterfall;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,6 +60,10 @@ pub struct Dashboard {
     /// Where the handler serves its metrics (`http://127.0.0.1:{port}/metrics`), appended to
     /// the dashboard's own `GET /metrics` once set.
     pub handler_metrics: std::sync::OnceLock<String>,
+    /// The spans received on `POST /v1/traces`.
+    pub traces: traces::TraceStore,
+    /// Where received spans are passed on, once set.
+    pub forward: std::sync::OnceLock<traces::forward::Forwarder>,
     /// The samples of the handler's metrics the LLM budget view reads.
     pub budget: budget::Sampler,
 }
@@ -83,20 +92,27 @@ impl Bound {
             addr,
             message: e.to_string(),
         })?;
-        let local = listener.local_addr().map_err(|e| BindError {
-            addr,
-            message: e.to_string(),
-        })?;
+        Ok(Self::from_listener(listener, sources))
+    }
+
+    /// A dashboard over `sources` on a listener bound earlier (so that its port could be
+    /// handed to the handler before the dashboard's sources existed).
+    pub fn from_listener(listener: TcpListener, sources: Sources) -> Self {
+        let local = listener
+            .local_addr()
+            .expect("a bound listener has an address");
         let dashboard = Arc::new(Dashboard {
             live: Live::new(sources),
-            guard: Guard::new(local.port(), addr.ip().is_loopback()),
+            guard: Guard::new(local.port(), local.ip().is_loopback()),
             handler_metrics: std::sync::OnceLock::new(),
+            traces: traces::TraceStore::default(),
+            forward: std::sync::OnceLock::new(),
             budget: budget::Sampler::default(),
         });
-        Ok(Self {
+        Self {
             listener,
             dashboard,
-        })
+        }
     }
 
     /// The address it listens on.

@@ -118,6 +118,19 @@ pub fn routes(
         .and(warp::get())
         .and(with.clone())
         .then(metrics_text);
+    // POST /v1/traces (OTLP/JSON from the handler)
+    let traces = warp::path!("v1" / "traces")
+        .and(warp::post())
+        .and(with.clone())
+        .and(warp::addr::remote())
+        .and(warp::header::optional::<String>("host"))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<String>("content-encoding"))
+        .and(warp::body::content_length_limit(
+            crate::traces::MAX_BODY_BYTES,
+        ))
+        .and(warp::body::bytes())
+        .map(crate::traces::ingest);
     // GET /assets/…
     let css = warp::path!("assets" / "dashboard.css")
         .map(|| warp::reply::with_header(CSS, "content-type", "text/css; charset=utf-8"));
@@ -140,6 +153,8 @@ pub fn routes(
                 .or(action)
                 .unify()
                 .or(metrics)
+                .unify()
+                .or(traces)
                 .unify()
                 .or(budget)
                 .unify()
@@ -255,7 +270,8 @@ async fn document_page(id: String, d: Arc<Dashboard>) -> Response {
         }
     };
     let results = results(&d, &state).await;
-    let body = pages::document::body(&state, &results, Utc::now());
+    let waterfall = crate::waterfall::of_document(&d.traces, &state);
+    let body = pages::document::body(&state, &results, waterfall.as_ref(), Utc::now());
     let live = format!("/events?view=document&id={}", pages::encode(&id));
     html(pages::page(
         &format!("Document {id}"),

@@ -1,10 +1,11 @@
 //! `/documents/{id}`: one document as its state record holds it: status, correlation id and
-//! timestamps, the errors (latest first), each task, and the results.
+//! timestamps, the errors (latest first), its trace as a waterfall, each task, and the results.
 
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 
 use super::{badge, time};
+use crate::waterfall::Waterfall;
 use docflow_app::pipeline::state::{DocumentState, TaskStatus};
 
 /// A task's stored result, as far as the page shows it.
@@ -17,16 +18,26 @@ pub struct ResultPreview {
 }
 
 /// The view's body: the heading and the live part.
-pub fn body(state: &DocumentState, results: &[ResultPreview], now: DateTime<Utc>) -> Markup {
+pub fn body(
+    state: &DocumentState,
+    results: &[ResultPreview],
+    waterfall: Option<&Waterfall>,
+    now: DateTime<Utc>,
+) -> Markup {
     html! {
         p { a href="/" { "← Documents" } }
         h1 { "Document " code { (state.document_id) } }
-        div #document { (detail(state, results, now)) }
+        div #document { (detail(state, results, waterfall, now)) }
     }
 }
 
 /// What a live update replaces.
-pub fn detail(state: &DocumentState, results: &[ResultPreview], now: DateTime<Utc>) -> Markup {
+pub fn detail(
+    state: &DocumentState,
+    results: &[ResultPreview],
+    waterfall: Option<&Waterfall>,
+    now: DateTime<Utc>,
+) -> Markup {
     let mut errors: Vec<_> = state
         .tasks
         .iter()
@@ -66,7 +77,7 @@ pub fn detail(state: &DocumentState, results: &[ResultPreview], now: DateTime<Ut
                 }
             }
         }
-        // The per-task waterfall read from the traces goes here, between the facts and the tasks.
+        (super::waterfall::section(state.trace_id.as_deref(), waterfall))
         h2 { "Tasks" }
         table.tasks {
             thead { tr {

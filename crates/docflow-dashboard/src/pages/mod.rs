@@ -7,6 +7,7 @@ pub mod dead_letters;
 pub mod document;
 pub mod documents;
 pub mod queues;
+pub mod waterfall;
 
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
