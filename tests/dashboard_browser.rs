@@ -1,12 +1,12 @@
 //! The dashboard of `docflow dev` in headless Chromium (Debian's `chromium`, driven by
 //! playwright-core; both installed by scripts/install-browser-tools.sh): documents submitted
 //! and watched turning `completed` without a reload, the content filter kept in the URL, a
-//! document's page, two poisoned tasks reaching the dead-letter queue of `ai-tasks` live on the
-//! Queues view, their group and a message's recorded last error on Dead letters, and the group
-//! resubmitted in bulk. Afterwards the originals are no longer in the dead-letter queue and the
-//! action is in the audit trail. The LLM budget view shows the offline provider's deployments
-//! with the tokens they used, and a document analysed while it is open. Screenshots of each
-//! view go to target/dashboard-screenshots/.
+//! document's page with its trace's waterfall (a bar per span), two poisoned tasks reaching
+//! the dead-letter queue of `ai-tasks` live on the Queues view, their group and a message's
+//! recorded last error on Dead letters, and the group resubmitted in bulk. Afterwards the
+//! originals are no longer in the dead-letter queue and the action is in the audit trail. The
+//! LLM budget view shows the offline provider's deployments with the tokens they used.
+//! Screenshots of each view go to target/dashboard-screenshots/.
 
 mod common;
 
@@ -92,6 +92,7 @@ fn the_dashboard_shows_documents_live_and_resubmits_a_dead_letter_group() {
     for view in [
         "documents",
         "document",
+        "waterfall",
         "queues",
         "dead-letters",
         "dead-letter",

@@ -90,7 +90,30 @@ async function budgetStep(page) {
     const kinds = await page.$$eval("table.tasks tr[data-kind]", (rows) => rows.map((r) => r.dataset.kind));
     check(kinds.join(",") === "classify,sentiment,summarize", `tasks: ${kinds}`);
     check((await page.textContent("#document")).includes("Correlation id"), "no correlation id");
+    // Its waterfall, live: one bar per span of its trace, once the completion and both audit
+    // records have arrived; a task's bar starts with its queue wait.
+    await page.waitForFunction(() => {
+      const names = [...document.querySelectorAll(".waterfall .wf-row[data-name]")].map((r) => r.dataset.name);
+      return names.includes("process analysis-completed") && names.filter((n) => n === "process audit").length === 2;
+    }, null, { timeout: WAIT });
+    const waterfall = await page.$eval(".waterfall", (w) => ({
+      spans: Number(w.dataset.spans),
+      traceId: w.dataset.traceId,
+      bars: w.querySelectorAll(".wf-bar").length,
+      functions: [...new Set([...w.querySelectorAll(".wf-row")].map((r) => r.querySelector(".wf-facts").textContent.split(" · ")[0])
+        .filter((f) => /^[A-Z][A-Za-z]+$/.test(f)))].sort(),
+      taskWaits: [...w.querySelectorAll('.wf-row[data-name="process ai-tasks"]')].filter((r) => r.querySelector(".wf-wait")).length,
+      lanes: [...new Set([...w.querySelectorAll(".wf-row[data-lane]")].map((r) => r.dataset.lane))].sort(),
+    }));
+    check(waterfall.bars === waterfall.spans, `bars ${waterfall.bars} for ${waterfall.spans} spans`);
+    const functions = ["AggregateResults", "AnalyzeDocument", "AuditLog", "NotifySubmitter", "ProcessDocument", "SubmitDocument"];
+    check(functions.every((f) => waterfall.functions.includes(f)) && waterfall.bars >= waterfall.functions.length,
+      `waterfall: ${JSON.stringify(waterfall)}`);
+    check(waterfall.taskWaits === 3, `queue waits on process ai-tasks: ${waterfall.taskWaits}`);
+    check(waterfall.lanes.join(",") === "classify,sentiment,summarize", `lanes: ${waterfall.lanes}`);
+    result.waterfall = waterfall;
     await page.screenshot({ path: path.join(shots, "document.png"), fullPage: true });
+    await (await page.$(".waterfall")).screenshot({ path: path.join(shots, "waterfall.png") });
     result.document = second;
 
     // Queues: the two poisoned tasks reach the dead-letter queue of ai-tasks, live.
