@@ -9,8 +9,8 @@
 //!   process) and `docflow.document.duration` (submitted → completed).
 //! - LLM calls: `gen_ai.client.token.usage`, `gen_ai.client.operation.duration` and
 //!   `docflow.llm.requests` (status `ok`, `429`, `4xx`, `5xx`, `timeout`, `error`) per model.
-//! - Budgets: `docflow.llm.budget.tokens_per_minute`, `.token_limit`, `.window` and
-//!   `.in_flight` per deployment, observed from every budget [`watch_budget`] was given.
+//! - Budgets: `docflow.llm.budget.tokens_per_minute`, `.token_limit`, `.request_limit`,
+//!   `.window` and `.in_flight` per deployment, observed from every budget [`watch_budget`] was given.
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -305,7 +305,7 @@ fn budget_snapshots() -> Vec<(String, BudgetSnapshot)> {
 
 fn budget_gauges(meter: &Meter) -> Vec<ObservableGauge<u64>> {
     type Read = fn(&BudgetSnapshot) -> Option<u64>;
-    let gauges: [(&'static str, &'static str, &'static str, Read); 4] = [
+    let gauges: [(&'static str, &'static str, &'static str, Read); 5] = [
         (
             "docflow.llm.budget.tokens_per_minute",
             "{token}",
@@ -317,6 +317,12 @@ fn budget_gauges(meter: &Meter) -> Vec<ObservableGauge<u64>> {
             "{token}",
             "The deployment's tokens-per-minute limit (configured or learned)",
             |s| s.token_limit,
+        ),
+        (
+            "docflow.llm.budget.request_limit",
+            "{request}",
+            "The deployment's requests-per-minute limit (configured or learned)",
+            |s| s.request_limit,
         ),
         (
             "docflow.llm.budget.window",
@@ -512,7 +518,7 @@ mod tests {
         let _m = Instruments::new(&provider.meter("docflow"));
         let budget: Arc<dyn BudgetStore> = Arc::new(LocalBudget::new(Budget::new(
             Some(60_000),
-            None,
+            Some(600),
             6,
             Instant::now(),
         )));
@@ -523,6 +529,7 @@ mod tests {
         for (name, value) in [
             ("docflow_llm_budget_tokens_per_minute", "500"),
             ("docflow_llm_budget_token_limit", "60000"),
+            ("docflow_llm_budget_request_limit", "600"),
             ("docflow_llm_budget_window", "6"),
             ("docflow_llm_budget_in_flight", "1"),
         ] {

@@ -65,6 +65,8 @@ pub struct BudgetGauges {
     pub tokens_last_minute: f64,
     /// The tokens-per-minute limit, configured or learned (none until known).
     pub token_limit: Option<f64>,
+    /// The requests-per-minute limit, likewise.
+    pub request_limit: Option<f64>,
     /// The concurrency window.
     pub window: f64,
     /// Calls in flight.
@@ -134,6 +136,7 @@ impl HandlerMetrics {
         match gauge {
             "tokens_per_minute" => budget.tokens_last_minute = value,
             "token_limit" => budget.token_limit = Some(value),
+            "request_limit" => budget.request_limit = Some(value),
             "window" => budget.window = value,
             "in_flight" => budget.in_flight = value,
             _ => {}
@@ -247,6 +250,8 @@ pub struct DeploymentRow {
     pub limit: Limit,
     /// Calls per minute, from the samples.
     pub requests_per_minute: Option<f64>,
+    /// The requests-per-minute limit, when its budget knows one.
+    pub request_limit: Option<f64>,
     /// Calls since the handler started.
     pub requests_total: f64,
     /// `429`s since the handler started.
@@ -387,6 +392,7 @@ impl History {
                     tokens_total: now.tokens,
                     limit: limit_of(now.budget.as_ref()),
                     requests_per_minute: rate(DeploymentMetrics::requests_total),
+                    request_limit: now.budget.and_then(|b| b.request_limit),
                     requests_total: now.requests_total(),
                     rate_limited_total: now.rate_limited(),
                     rate_limited_recent,
@@ -490,6 +496,8 @@ docflow_llm_budget_tokens_per_minute{deployment=\"gpt-4o-mini\",otel_scope_name=
 docflow_llm_budget_tokens_per_minute{deployment=\"text-embedding-3-small\",otel_scope_name=\"docflow\"} 0
 # TYPE docflow_llm_budget_token_limit gauge
 docflow_llm_budget_token_limit{deployment=\"gpt-4o-mini\",otel_scope_name=\"docflow\"} 10000
+# TYPE docflow_llm_budget_request_limit gauge
+docflow_llm_budget_request_limit{deployment=\"gpt-4o-mini\",otel_scope_name=\"docflow\"} 100
 # TYPE docflow_llm_budget_window gauge
 docflow_llm_budget_window{deployment=\"gpt-4o-mini\",otel_scope_name=\"docflow\"} 4
 docflow_llm_budget_window{deployment=\"text-embedding-3-small\",otel_scope_name=\"docflow\"} 1
@@ -544,6 +552,7 @@ docflow_invocations_total{function=\"ProcessDocument\",outcome=\"transient\",ote
             Some(BudgetGauges {
                 tokens_last_minute: 4200.0,
                 token_limit: Some(10_000.0),
+                request_limit: Some(100.0),
                 window: 4.0,
                 in_flight: 3.0,
             })
@@ -585,6 +594,7 @@ docflow_invocations_total{function=\"ProcessDocument\",outcome=\"transient\",ote
             "the budget's own charge"
         );
         assert_eq!(row.window, Some((4.0, 3.0)));
+        assert_eq!(row.request_limit, Some(100.0));
         assert_eq!(
             row.limit,
             Limit::Known {

@@ -88,6 +88,8 @@ pub struct Budget {
     inferred: (u64, u64),
     /// The tokens-per-minute limit in force: configured, told or inferred (`None`: unknown).
     token_limit: Option<u64>,
+    /// The requests-per-minute limit in force, likewise.
+    request_limit: Option<u64>,
 }
 
 /// What a budget looks like now, for the gauges of `docflow.llm.budget.*`.
@@ -98,6 +100,8 @@ pub struct BudgetSnapshot {
     pub tokens_last_minute: u64,
     /// The tokens-per-minute limit (configured, or learned from the provider's headers).
     pub token_limit: Option<u64>,
+    /// The requests-per-minute limit (configured, or learned).
+    pub request_limit: Option<u64>,
     /// The concurrency window.
     pub window: usize,
     /// Calls in flight.
@@ -129,6 +133,7 @@ impl Budget {
             charged: VecDeque::new(),
             inferred: (0, 0),
             token_limit: tpm.filter(|n| *n > 0),
+            request_limit: rpm.filter(|n| *n > 0),
         }
     }
 
@@ -137,6 +142,7 @@ impl Budget {
         BudgetSnapshot {
             tokens_last_minute: self.charged_last_minute(now).0,
             token_limit: self.token_limit,
+            request_limit: self.request_limit,
             window: self.window(),
             in_flight: self.in_flight,
         }
@@ -306,13 +312,15 @@ impl Budget {
         }
         if !self.configured.1 {
             let told = (headers.limit_requests, headers.remaining_requests);
-            learn_limit(
+            if let Some(limit) = learn_limit(
                 &mut self.requests,
                 &mut self.inferred.1,
                 told,
                 requests,
                 now,
-            );
+            ) {
+                self.request_limit = Some(limit);
+            }
         }
     }
 }
@@ -600,7 +608,10 @@ mod tests {
         assert_eq!(budget.snapshot(t0).window, 1, "probing");
         let r = budget.reserve(300, t0).unwrap();
         assert_eq!(budget.snapshot(t0).in_flight, 1);
-        let told = RateHeaders::parse(&headers(&[("x-ratelimit-limit-tokens", "60000")]));
+        let told = RateHeaders::parse(&headers(&[
+            ("x-ratelimit-limit-tokens", "60000"),
+            ("x-ratelimit-limit-requests", "600"),
+        ]));
         budget.settle(r, 250, &told, t0);
         let now = budget.snapshot(t0);
         assert_eq!(
@@ -614,6 +625,13 @@ mod tests {
         );
         let later = budget.snapshot(t0 + Duration::from_secs(61));
         assert_eq!(later.tokens_last_minute, 0, "a minute later");
+        assert_eq!(now.request_limit, Some(600));
+        assert_eq!(
+            Budget::new(None, Some(60), 4, t0)
+                .snapshot(t0)
+                .request_limit,
+            Some(60)
+        );
         assert_eq!(
             Budget::new(Some(6_000), None, 4, t0)
                 .snapshot(t0)

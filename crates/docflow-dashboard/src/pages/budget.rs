@@ -66,7 +66,11 @@ fn row_html(row: &DeploymentRow) -> Markup {
             td.num { (optional(row.tokens_per_minute)) }
             td { (limit_text(row.limit)) }
             td.num { (count(row.tokens_total)) }
-            td.num { (optional(row.requests_per_minute)) " (" (count(row.requests_total)) " total)" }
+            td.num {
+                (optional(row.requests_per_minute))
+                @if let Some(limit) = row.request_limit { " of " (count(limit)) }
+                " (" (count(row.requests_total)) " total)"
+            }
             td.num {
                 (count(row.rate_limited_total))
                 @if let Some((n, rate)) = row.rate_limited_recent {
