@@ -87,3 +87,54 @@ fn lane_color(lane: &str) -> String {
         % 360;
     format!("hsl({hue} 60% 42%)")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traces::{Span, SpanId, SpanKind, TraceId};
+
+    const ID: &str = "0af7651916cd43dd8448eb211c80319c";
+
+    #[test]
+    fn no_spans_is_said_plainly() {
+        let html = section(Some(ID), None).into_string();
+        assert!(html.contains("No spans arrived for trace"), "{html}");
+        assert!(html.contains(ID));
+        assert!(!html.contains("wf-bar"));
+        assert!(section(None, None).into_string().contains("no trace id"));
+    }
+
+    #[test]
+    fn a_bar_per_span_and_a_wait_segment_per_waiting_consumer() {
+        let span = |id: u64, parent: Option<u64>, kind: SpanKind, wait: Option<i64>| Span {
+            trace_id: TraceId(1),
+            span_id: SpanId(id),
+            parent_span_id: parent.map(SpanId),
+            name: format!("span {id}"),
+            kind,
+            start_time_unix_nano: id * 1_000_000,
+            end_time_unix_nano: id * 1_000_000 + 500_000,
+            attributes: wait
+                .map(|w| {
+                    vec![(
+                        "docflow.queue_wait_ms".to_owned(),
+                        crate::traces::AttrValue::Int(w),
+                    )]
+                })
+                .unwrap_or_default(),
+            events: Vec::new(),
+            links: Vec::new(),
+            status: Default::default(),
+        };
+        let spans = [
+            span(1, None, SpanKind::Server, None),
+            span(2, Some(1), SpanKind::Producer, None),
+            span(4, Some(2), SpanKind::Consumer, Some(1)),
+        ];
+        let w = crate::waterfall::layout(TraceId(1), &spans).unwrap();
+        let html = section(Some(ID), Some(&w)).into_string();
+        assert_eq!(html.matches("class=\"wf-bar\"").count(), 3);
+        assert_eq!(html.matches("class=\"wf-wait\"").count(), 1);
+        assert!(html.contains(&format!("data-trace-id=\"{ID}\"")));
+    }
+}
