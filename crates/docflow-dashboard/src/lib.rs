@@ -1,7 +1,7 @@
-//! The dashboard of `docflow dev`: the app's documents, its queues and its dead letters, live
-//! in a browser, with dead-letter triage on the page. One binary, no build step, no CDN: HTML
-//! rendered on the server (maud), live updates by server-sent events, a small stylesheet and
-//! script embedded in the binary.
+//! The dashboard of `docflow dev`: the app's documents, its queues, its dead letters and its
+//! LLM budget, live in a browser, with dead-letter triage on the page. One binary, no build
+//! step, no CDN: HTML rendered on the server (maud), live updates by server-sent events, a
+//! small stylesheet and script embedded in the binary.
 //!
 //! # Layout
 //! - [`sources`]: what it reads and acts on (the document store, a [`sources::Bus`]), behind
