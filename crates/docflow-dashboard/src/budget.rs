@@ -16,9 +16,8 @@ use tokio::sync::Mutex;
 pub const TASK_QUEUE: &str = "ai-tasks";
 /// The function that processes a task of [`TASK_QUEUE`].
 const TASK_FUNCTION: &str = "ProcessDocument";
-/// The share of a limit a budget aims at (`HEADROOM` of `docflow_app::ai::budget`): a
-/// deployment counts over a sliding window, and five percent of headroom absorbs the jitter.
-pub const TARGET_SHARE: f64 = 0.95;
+/// The share of a limit a budget aims at: the app's own.
+pub const TARGET_SHARE: f64 = docflow_app::ai::budget::HEADROOM;
 /// How far back the samples are kept: the `429`s are counted over this span.
 pub const RECENT: Duration = Duration::from_secs(5 * 60);
 /// Requests and tokens per minute are measured over this span (or what was sampled of it).

@@ -49,7 +49,7 @@ impl Default for BudgetOptions {
 /// client sending at exactly the limit fills every window to the brim, and the slightest
 /// jitter in arrival makes a call overflow it. Five percent of headroom absorbs that (and the
 /// difference between this tokenizer's count and the service's).
-const HEADROOM: f64 = 0.95;
+pub const HEADROOM: f64 = 0.95;
 
 fn aim(limit: u64) -> u64 {
     ((limit as f64 * HEADROOM).floor() as u64).max(1)
