@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use docflow::ai::openai::{Auth, Endpoint, OpenAiOptions, OpenAiProvider};
 use docflow::ai::budget::BudgetOptions;
+use docflow::ai::openai::{Auth, Endpoint, OpenAiOptions, OpenAiProvider};
 use docflow::ai::{AiProvider, AiRequest, Operation, ProviderError};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};

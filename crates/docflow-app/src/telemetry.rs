@@ -9,7 +9,10 @@ use docflow_servicebus::message::{Message, PropertyValue};
 /// context as Microsoft's SDKs do: `Diagnostic-Id` and `traceparent` (and `tracestate`)
 /// application properties, so SDK-instrumented consumers (Application Insights) continue it.
 pub fn stamp(mut message: Message, trace: Option<&TraceContext>) -> Message {
-    for (name, value) in trace.map(TraceContext::application_properties).unwrap_or_default() {
+    for (name, value) in trace
+        .map(TraceContext::application_properties)
+        .unwrap_or_default()
+    {
         message
             .properties
             .insert(name.into(), PropertyValue::String(value));

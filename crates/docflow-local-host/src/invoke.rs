@@ -566,7 +566,9 @@ pub async fn apply_outputs(
                             .map(docflow_telemetry::TraceContext::application_properties)
                             .unwrap_or_default()
                         {
-                            message.properties.insert(name.into(), PropertyValue::String(value));
+                            message
+                                .properties
+                                .insert(name.into(), PropertyValue::String(value));
                         }
                         message
                     })

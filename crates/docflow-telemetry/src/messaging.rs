@@ -93,7 +93,12 @@ pub fn settle_span(operation: &'static str, entity: &str) -> Span {
     span
 }
 
-fn start(span: &Span, operation: &'static str, destination: Destination<'_>, received: &Received<'_>) {
+fn start(
+    span: &Span,
+    operation: &'static str,
+    destination: Destination<'_>,
+    received: &Received<'_>,
+) {
     if let Some(context) = received.context {
         context.parent(span);
     }

@@ -435,9 +435,11 @@ impl Builder {
             list_item: (html && tag == "li") || parent.is_some_and(|parent| parent.list_item),
             // A list nests only inside a list item (or as the outermost list): a list placed
             // straight in another list, as tag soup does, is not a level deeper.
-            lists: parent.map_or(0, |parent| parent.lists).saturating_add(u16::from(
-                is_list && parent.is_none_or(|parent| parent.lists == 0 || parent.list_item),
-            )),
+            lists: parent
+                .map_or(0, |parent| parent.lists)
+                .saturating_add(u16::from(
+                    is_list && parent.is_none_or(|parent| parent.lists == 0 || parent.list_item),
+                )),
             foreign,
             foreign_base: match parent {
                 Some(parent) if parent.foreign && foreign => parent.foreign_base,
