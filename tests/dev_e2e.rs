@@ -30,15 +30,7 @@ async fn docflow_dev_serves_the_document_api() {
     assert_eq!(accepted.headers()["x-correlation-id"], "c-e2e");
     let body: Value = accepted.json().await.unwrap();
     let url = format!("{api}/{}", body["id"].as_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let doc = loop {
-        let doc: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
-        if doc["status"] == "completed" {
-            break doc;
-        }
-        assert!(Instant::now() < deadline, "not completed: {doc}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let doc = common::completed(&http, &url, Duration::from_secs(60)).await;
     assert_eq!(doc["correlationId"], "c-e2e");
     for kind in ["summarize", "sentiment"] {
         assert_eq!(doc["tasks"][kind]["status"], "succeeded", "{doc}");
@@ -226,7 +218,15 @@ fn a_handler_does_not_outlive_a_killed_docflow_dev() {
     let data = tempfile::tempdir().unwrap();
     let http_port = free_port();
     let mut dev = start_dev(data.path(), http_port, 0, Stdio::null());
-    let handlers = children_of(dev.0.id());
+    // The handler may still be starting when the HTTP port answers.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let handlers = loop {
+        let handlers = children_of(dev.0.id());
+        if !handlers.is_empty() || Instant::now() > deadline {
+            break handlers;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(
         !handlers.is_empty(),
         "docflow dev runs its handler as a child"

@@ -202,22 +202,7 @@ async fn docflow_dev_serves_queue_gauges_and_the_handler_s_metrics() {
         .as_str()
         .unwrap()
         .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let doc: serde_json::Value = http
-            .get(format!("{api}/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if doc["status"] == "completed" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not completed: {doc}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::completed(&http, &format!("{api}/{id}"), Duration::from_secs(60)).await;
 
     // The completing invocation is counted once it has answered the host: look again briefly.
     let url = format!("http://127.0.0.1:{dashboard_port}/metrics");

@@ -122,15 +122,7 @@ async fn submit(http: &reqwest::Client, api: &str, traceparent: Option<&str>) ->
     assert_eq!(accepted.status().as_u16(), 202);
     let body: Value = accepted.json().await.unwrap();
     let url = format!("{api}/{}", body["id"].as_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let doc: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
-        if doc["status"] == "completed" {
-            return doc;
-        }
-        assert!(Instant::now() < deadline, "not completed: {doc}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::completed(http, &url, Duration::from_secs(60)).await
 }
 
 /// The spans of one trace, once its last ones have arrived: the completion's consumer span

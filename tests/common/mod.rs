@@ -262,6 +262,20 @@ impl Drop for Running {
     }
 }
 
+/// Polls a document's status URL until it is `completed` and returns it; panics with the last
+/// answer after `within`.
+pub async fn completed(http: &reqwest::Client, url: &str, within: Duration) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let doc: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+        if doc["status"] == "completed" {
+            return doc;
+        }
+        assert!(std::time::Instant::now() < deadline, "not completed: {doc}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Starts `docflow dev` on the repository's app with its state in `data`, HTTP triggers on
 /// `http_port` and the broker on `broker_port` (0: any), and waits until it serves HTTP.
 pub fn start_dev(
