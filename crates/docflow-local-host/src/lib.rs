@@ -6,7 +6,8 @@
 //! # Layout
 //! - [`config`]: host.json, function.json, local.settings.json (from `docflow-custom-handler`).
 //! - [`handler`]: the handler process (start, readiness, restart, timeouts).
-//! - [`invoke`]: requests built and replies read by the host's rules; outputs applied.
+//! - [`invoke`]: requests built and replies read by the host's rules.
+//! - [`outputs`]: a reply's outputs applied (Service Bus messages, blobs, the HTTP reply).
 //! - [`listener`]: Service Bus triggers (queues, subscriptions, sessions, batches).
 //! - [`http`]: HTTP triggers.
 //! - [`timings`]: queue wait, handler call and settle time per function.
@@ -22,6 +23,7 @@ pub mod handler;
 pub mod http;
 pub mod invoke;
 pub mod listener;
+pub mod outputs;
 pub mod timings;
 
 use std::path::PathBuf;
@@ -157,7 +159,7 @@ impl Context {
         for line in &reply.logs {
             info!(function = %def.name, invocation_id, "{line}");
         }
-        invoke::apply_outputs(def, &reply, data, &self.broker, &self.blobs).await
+        outputs::apply_outputs(def, &reply, data, &self.broker, &self.blobs).await
     }
 }
 
