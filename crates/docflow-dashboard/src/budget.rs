@@ -6,16 +6,16 @@
 //! its drain time is the backlog times the mean tokens per task over the tokens per minute the
 //! budgets admit.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
+pub use crate::handler_metrics::{BudgetGauges, DeploymentMetrics, HandlerMetrics, MetricsError};
+
 /// The queue whose messages are the LLM's work.
 pub const TASK_QUEUE: &str = "ai-tasks";
-/// The function that processes a task of [`TASK_QUEUE`].
-const TASK_FUNCTION: &str = "ProcessDocument";
 /// The share of a limit a budget aims at: the app's own.
 pub const TARGET_SHARE: f64 = docflow_app::ai::budget::HEADROOM;
 /// How far back the samples are kept: the `429`s are counted over this span.
@@ -24,145 +24,6 @@ pub const RECENT: Duration = Duration::from_secs(5 * 60);
 const MINUTE: Duration = Duration::from_secs(60);
 /// Watchers of the view share a sample younger than this instead of fetching again.
 const FRESH: Duration = Duration::from_millis(1500);
-
-/// Errors reading the handler's metrics.
-#[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
-    /// The dashboard was not told where the handler serves its metrics.
-    #[error("the handler's metrics address is not known (no local host)")]
-    NoAddress,
-    /// The handler did not answer, or answered with an error.
-    #[error("cannot fetch the handler's metrics from {url}: {message}")]
-    Fetch {
-        /// Where they were asked for.
-        url: String,
-        /// Why they did not come.
-        message: String,
-    },
-    /// The text is not Prometheus text.
-    #[error("cannot parse the handler's metrics: {0}")]
-    Parse(String),
-}
-
-/// What the handler's metrics tell about one model deployment.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DeploymentMetrics {
-    /// Calls by status (`ok`, `429`, `4xx`, `5xx`, `timeout`, `error`), since the handler
-    /// started (`docflow_llm_requests_total`).
-    pub requests: BTreeMap<String, f64>,
-    /// Tokens used, input and output, since the handler started
-    /// (`gen_ai_client_token_usage_sum`).
-    pub tokens: f64,
-    /// Its rate budget's gauges (`docflow_llm_budget_*`); none for a provider without one.
-    pub budget: Option<BudgetGauges>,
-}
-
-/// A deployment's budget as its gauges tell it.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct BudgetGauges {
-    /// Tokens charged over the last minute.
-    pub tokens_last_minute: f64,
-    /// The tokens-per-minute limit, configured or learned (none until known).
-    pub token_limit: Option<f64>,
-    /// The requests-per-minute limit, likewise.
-    pub request_limit: Option<f64>,
-    /// The concurrency window.
-    pub window: f64,
-    /// Calls in flight.
-    pub in_flight: f64,
-}
-
-/// The handler's metrics the budget view reads.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct HandlerMetrics {
-    /// By deployment (the model's name).
-    pub deployments: BTreeMap<String, DeploymentMetrics>,
-    /// Tasks of [`TASK_QUEUE`] processed to the end (`ProcessDocument` invocations `done`).
-    pub tasks_done: f64,
-}
-
-impl HandlerMetrics {
-    /// Parses the handler's Prometheus text.
-    pub fn parse(text: &str) -> Result<Self, MetricsError> {
-        let lines = text.lines().map(|l| Ok(l.to_owned()));
-        let scrape = prometheus_parse::Scrape::parse(lines)
-            .map_err(|e| MetricsError::Parse(e.to_string()))?;
-        let mut out = Self::default();
-        for sample in &scrape.samples {
-            let value = match sample.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => continue,
-            };
-            out.add(&sample.metric, &sample.labels, value);
-        }
-        Ok(out)
-    }
-
-    fn add(&mut self, metric: &str, labels: &prometheus_parse::Labels, value: f64) {
-        let model = labels.get("gen_ai_request_model");
-        match (metric, model) {
-            ("docflow_llm_requests_total", Some(model)) => {
-                let status = labels.get("status").unwrap_or("unknown").to_owned();
-                *self.deployment(model).requests.entry(status).or_default() += value;
-            }
-            ("gen_ai_client_token_usage_sum", Some(model)) => {
-                self.deployment(model).tokens += value;
-            }
-            ("docflow_invocations_total", _) => {
-                if labels.get("function") == Some(TASK_FUNCTION)
-                    && labels.get("outcome") == Some("done")
-                {
-                    self.tasks_done += value;
-                }
-            }
-            _ => self.add_gauge(metric, labels, value),
-        }
-    }
-
-    fn add_gauge(&mut self, metric: &str, labels: &prometheus_parse::Labels, value: f64) {
-        let Some(gauge) = metric.strip_prefix("docflow_llm_budget_") else {
-            return;
-        };
-        let Some(deployment) = labels.get("deployment") else {
-            return;
-        };
-        let budget = self
-            .deployment(deployment)
-            .budget
-            .get_or_insert_with(BudgetGauges::default);
-        match gauge {
-            "tokens_per_minute" => budget.tokens_last_minute = value,
-            "token_limit" => budget.token_limit = Some(value),
-            "request_limit" => budget.request_limit = Some(value),
-            "window" => budget.window = value,
-            "in_flight" => budget.in_flight = value,
-            _ => {}
-        }
-    }
-
-    fn deployment(&mut self, name: &str) -> &mut DeploymentMetrics {
-        self.deployments.entry(name.to_owned()).or_default()
-    }
-
-    /// Tokens used over every deployment.
-    pub fn tokens(&self) -> f64 {
-        self.deployments.values().map(|d| d.tokens).sum()
-    }
-}
-
-impl DeploymentMetrics {
-    /// Calls of every status.
-    pub fn requests_total(&self) -> f64 {
-        self.requests.values().sum()
-    }
-
-    /// Calls refused with `429`.
-    pub fn rate_limited(&self) -> f64 {
-        self.requests.get("429").copied().unwrap_or(0.0)
-    }
-}
 
 /// The handler's metrics at one moment.
 #[derive(Debug, Clone, PartialEq)]
@@ -482,33 +343,7 @@ async fn read(url: Option<&str>) -> Result<HandlerMetrics, MetricsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `GET /metrics` of the handler under `docflow dev` (offline provider) after two
-    /// documents of three analyses each completed.
-    const CAPTURED: &str = include_str!("../tests/fixtures/handler-metrics.txt");
-
-    /// What an OpenAI-compatible provider adds: a budget's gauges, and `429`s.
-    const WITH_BUDGET: &str = "\
-# HELP docflow_llm_budget_tokens_per_minute Tokens the deployment's budget charged over the last minute
-# TYPE docflow_llm_budget_tokens_per_minute gauge
-docflow_llm_budget_tokens_per_minute{deployment=\"gpt-4o-mini\",otel_scope_name=\"docflow\"} 4200
-docflow_llm_budget_tokens_per_minute{deployment=\"text-embedding-3-small\",otel_scope_name=\"docflow\"} 0
-# TYPE docflow_llm_budget_token_limit gauge
-docflow_llm_budget_token_limit{deployment=\"gpt-4o-mini\",otel_scope_name=\"docflow\"} 10000
-# TYPE docflow_llm_budget_request_limit gauge
-docflow_llm_budget_request_limit{deployment=\"gpt-4o-mini\",otel_scope_name=\"docflow\"} 100
-# TYPE docflow_llm_budget_window gauge
-docflow_llm_budget_window{deployment=\"gpt-4o-mini\",otel_scope_name=\"docflow\"} 4
-docflow_llm_budget_window{deployment=\"text-embedding-3-small\",otel_scope_name=\"docflow\"} 1
-# TYPE docflow_llm_budget_in_flight gauge
-docflow_llm_budget_in_flight{deployment=\"gpt-4o-mini\",otel_scope_name=\"docflow\"} 3
-# TYPE docflow_llm_requests_total counter
-docflow_llm_requests_total{gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt-4o-mini\",status=\"ok\",otel_scope_name=\"docflow\"} 40
-docflow_llm_requests_total{gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt-4o-mini\",status=\"429\",otel_scope_name=\"docflow\"} 6
-# TYPE docflow_invocations_total counter
-docflow_invocations_total{function=\"ProcessDocument\",outcome=\"done\",otel_scope_name=\"docflow\"} 20
-docflow_invocations_total{function=\"ProcessDocument\",outcome=\"transient\",otel_scope_name=\"docflow\"} 6
-";
+    use crate::handler_metrics::tests::{CAPTURED, WITH_BUDGET};
 
     fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_760_000_000 + secs, 0).unwrap()
@@ -520,47 +355,6 @@ docflow_invocations_total{function=\"ProcessDocument\",outcome=\"transient\",ote
         d.requests.insert("ok".into(), ok);
         d.requests.insert("429".into(), refused);
         m
-    }
-
-    #[test]
-    fn the_captured_metrics_of_the_offline_provider_parse_into_its_three_models() {
-        let m = HandlerMetrics::parse(CAPTURED).unwrap();
-        let names: Vec<&str> = m.deployments.keys().map(String::as_str).collect();
-        assert_eq!(
-            names,
-            [
-                "offline-extractive-summary-v1",
-                "offline-lexicon-sentiment-v1",
-                "offline-similarity-classifier-v1"
-            ]
-        );
-        let summary = &m.deployments["offline-extractive-summary-v1"];
-        assert_eq!(summary.requests.get("ok"), Some(&2.0));
-        assert_eq!(summary.rate_limited(), 0.0);
-        assert_eq!(summary.tokens, 40.0 + 57.0, "input and output");
-        assert_eq!(summary.budget, None, "the offline provider has no budget");
-        assert_eq!(m.tasks_done, 6.0);
-        assert_eq!(m.tokens(), 40.0 + 57.0 + 40.0 + 27.0 + 40.0 + 123.0);
-    }
-
-    #[test]
-    fn a_budget_s_gauges_are_read_per_deployment() {
-        let m = HandlerMetrics::parse(WITH_BUDGET).unwrap();
-        assert_eq!(
-            m.deployments["gpt-4o-mini"].budget,
-            Some(BudgetGauges {
-                tokens_last_minute: 4200.0,
-                token_limit: Some(10_000.0),
-                request_limit: Some(100.0),
-                window: 4.0,
-                in_flight: 3.0,
-            })
-        );
-        let embeddings = m.deployments["text-embedding-3-small"].budget.unwrap();
-        assert_eq!(embeddings.token_limit, None, "not learned yet");
-        assert_eq!(m.deployments["gpt-4o-mini"].rate_limited(), 6.0);
-        assert_eq!(m.tasks_done, 20.0, "only the tasks done");
-        assert!(HandlerMetrics::parse("").unwrap().deployments.is_empty());
     }
 
     #[test]

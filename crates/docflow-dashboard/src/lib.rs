@@ -17,6 +17,7 @@
 //!   on to the user's own OTLP endpoint.
 //! - [`waterfall`]: a document's trace laid out as rows of bars.
 //! - [`budget`]: the LLM budget view's figures, from the handler's metrics and the backlog.
+//! - [`handler_metrics`]: the handler's `GET /metrics` read into figures per model deployment.
 //! - [`routes`]: the warp routes.
 //! - [`pages`]: the HTML: the shell and one module per view.
 //!
@@ -28,6 +29,7 @@ pub mod budget;
 pub mod documents;
 pub mod events;
 pub mod guard;
+pub mod handler_metrics;
 pub mod live;
 pub mod metrics;
 pub mod pages;
