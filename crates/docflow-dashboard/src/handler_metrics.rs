@@ -60,7 +60,7 @@ pub struct BudgetGauges {
 pub struct HandlerMetrics {
     /// By deployment (the model's name).
     pub deployments: BTreeMap<String, DeploymentMetrics>,
-    /// Tasks of [`TASK_QUEUE`] processed to the end (`ProcessDocument` invocations `done`).
+    /// Tasks of [`crate::budget::TASK_QUEUE`] processed to the end (`ProcessDocument` invocations `done`).
     pub tasks_done: f64,
 }
 
