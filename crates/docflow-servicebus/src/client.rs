@@ -12,7 +12,12 @@ use azure_core::credentials::TokenCredential;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
-use super::connection::{ConnectionError, Credentials, Namespace};
+mod error;
+
+pub use self::error::ClientError;
+pub(crate) use self::error::PathKind;
+use self::error::{classify, error_detail};
+use super::connection::{Credentials, Namespace};
 use super::message::{
     BrokerProperties, Message, MessageState, PropertyValue, ReceivedMessage, format_timespan,
     parse_http_date,
@@ -49,51 +54,6 @@ impl Default for ServiceBusClientOptions {
     }
 }
 
-/// Client errors, by what the caller should do about them.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// 404/410 on an entity path.
-    #[error("Service Bus entity {entity} does not exist: {detail}")]
-    EntityNotFound {
-        /// The entity path.
-        entity: String,
-        /// The service's detail.
-        detail: String,
-    },
-    /// 404/409/410 on a lock URI: the lock expired or the message is gone.
-    #[error("message lock lost: {0}")]
-    MessageLockLost(String),
-    /// 401.
-    #[error("not authorized: {0}")]
-    Unauthorized(String),
-    /// 403/413.
-    #[error("quota exceeded or message too large: {0}")]
-    QuotaOrTooLarge(String),
-    /// 405 (session entity).
-    #[error("the entity requires sessions: {0}")]
-    SessionRequired(String),
-    /// 400 and other 4xx.
-    #[error("bad request: {0}")]
-    BadRequest(String),
-    /// Still failing after the retries (transport, 500, 503).
-    #[error("Service Bus is unavailable after {attempts} attempts: {detail}")]
-    Unavailable {
-        /// Attempts made.
-        attempts: u32,
-        /// The last failure.
-        detail: String,
-    },
-    /// The operation exists only on the embedded broker.
-    #[error("{0} is available only on the local broker (Azure offers it over AMQP only)")]
-    Unsupported(&'static str),
-    /// The connection setting is unusable.
-    #[error(transparent)]
-    Connection(#[from] ConnectionError),
-    /// The credential could not produce a token.
-    #[error("cannot get a Service Bus token: {0}")]
-    Credential(String),
-}
-
 /// The REST client. Cheap to clone.
 #[derive(Clone)]
 pub struct ServiceBusClient {
@@ -101,13 +61,6 @@ pub struct ServiceBusClient {
     http: reqwest::Client,
     options: ServiceBusClientOptions,
     credential: Option<Arc<dyn TokenCredential>>,
-}
-
-/// Which kind of path a request targets, for mapping 404/410.
-#[derive(Clone, Copy)]
-enum PathKind {
-    Entity,
-    Lock,
 }
 
 impl ServiceBusClient {
@@ -150,7 +103,8 @@ impl ServiceBusClient {
         &self.namespace
     }
 
-    fn url(&self, path: &str) -> String {
+    /// The URL of `path` in the namespace.
+    pub(crate) fn url(&self, path: &str) -> String {
         format!(
             "{}/{}",
             self.namespace.base_url,
@@ -179,7 +133,7 @@ impl ServiceBusClient {
     }
 
     /// Sends a request with retries; `build` adds headers and body to a fresh request each try.
-    async fn execute(
+    pub(crate) async fn execute(
         &self,
         method: Method,
         url: &str,
@@ -479,28 +433,6 @@ impl ServiceBusClient {
         } else {
             Err(ClientError::Unsupported(what))
         }
-    }
-}
-
-async fn error_detail(response: Response) -> String {
-    let text = response.text().await.unwrap_or_default();
-    match (text.find("<Detail>"), text.find("</Detail>")) {
-        (Some(a), Some(b)) if b > a => text[a + 8..b].to_string(),
-        _ => text.chars().take(500).collect(),
-    }
-}
-
-fn classify(status: StatusCode, kind: PathKind, entity: &str, detail: String) -> ClientError {
-    match (status.as_u16(), kind) {
-        (401, _) => ClientError::Unauthorized(detail),
-        (403 | 413, _) => ClientError::QuotaOrTooLarge(detail),
-        (405, _) => ClientError::SessionRequired(detail),
-        (404 | 409 | 410, PathKind::Lock) => ClientError::MessageLockLost(detail),
-        (404 | 410, PathKind::Entity) => ClientError::EntityNotFound {
-            entity: entity.to_string(),
-            detail,
-        },
-        _ => ClientError::BadRequest(format!("{status}: {detail}")),
     }
 }
 
