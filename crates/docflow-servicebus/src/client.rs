@@ -103,6 +103,11 @@ impl ServiceBusClient {
         &self.namespace
     }
 
+    /// Timeout of a request that is not a long-poll.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.options.request_timeout
+    }
+
     /// The URL of `path` in the namespace.
     pub(crate) fn url(&self, path: &str) -> String {
         format!(

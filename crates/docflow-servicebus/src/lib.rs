@@ -7,6 +7,8 @@
 //! - [`sas`]: SAS tokens and their checks.
 //! - [`connection`]: connection strings and identity-based connection settings.
 //! - [`client`]: the Service Bus REST data-plane client.
+//! - [`admin`]: the client's reads of the ATOM management API (queue and subscription runtime
+//!   figures, topic names), and that API's namespaces for servers that answer it.
 //! - [`sender`]: the sending seam functions use, with a recording implementation for tests.
 //! - [`topology`]: the entities of `servicebus.config.json` (the emulator's `Config.json`), and
 //!   [`topology::emulator`], the same topology within the emulator's limits.
@@ -16,6 +18,7 @@
 //!
 //! Depends on no other docflow crate.
 
+pub mod admin;
 pub mod client;
 pub mod connection;
 pub mod http_body;
@@ -26,6 +29,7 @@ pub mod sas;
 pub mod sender;
 pub mod topology;
 
+pub use admin::EntityRuntime;
 pub use client::{ClientError, ServiceBusClient, ServiceBusClientOptions};
 pub use connection::{Credentials, Namespace};
 pub use message::{BrokerProperties, Message, MessageState, PropertyValue, ReceivedMessage};

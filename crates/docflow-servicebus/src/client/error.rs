@@ -42,6 +42,10 @@ pub enum ClientError {
     /// The operation exists only on the embedded broker.
     #[error("{0} is available only on the local broker (Azure offers it over AMQP only)")]
     Unsupported(&'static str),
+    /// An answer of the management API that does not hold what it must (what is missing or
+    /// malformed, and where).
+    #[error(transparent)]
+    Unreadable(#[from] crate::admin::AtomError),
     /// The connection setting is unusable.
     #[error(transparent)]
     Connection(#[from] ConnectionError),
