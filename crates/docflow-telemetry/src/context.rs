@@ -18,6 +18,11 @@ pub struct TraceContext {
     /// Vendor entries, passed on unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracestate: Option<String>,
+    /// When the message carrying it was sent (`sentAt`, to the millisecond): the Functions
+    /// host passes `EnqueuedTimeUtc` in whole seconds, so a consumer measures its queue wait
+    /// from the later of the two (see [`TraceContext::queue_wait`]).
+    #[serde(default, rename = "sentAt", skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl TraceContext {
@@ -43,7 +48,30 @@ impl TraceContext {
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
+            sent_at: None,
         })
+    }
+
+    /// The same context, stamped as sent now.
+    pub fn sent_now(mut self) -> Self {
+        self.sent_at = Some(chrono::Utc::now());
+        self
+    }
+
+    /// How long a message waited from its enqueue to `now`: `enqueued` (whole seconds, as
+    /// the host passes it) refined by `sent_at` when the message was sent within that second.
+    /// Never negative (a sender's clock may run ahead).
+    pub fn queue_wait(
+        context: Option<&TraceContext>,
+        enqueued: Option<chrono::DateTime<chrono::Utc>>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<std::time::Duration> {
+        let sent = context.and_then(|c| c.sent_at);
+        let from = match (enqueued, sent) {
+            (Some(e), Some(s)) => Some(e.max(s)),
+            (e, s) => e.or(s),
+        }?;
+        Some((now - from).to_std().unwrap_or_default())
     }
 
     /// The trace id (32 lowercase hex digits).
@@ -120,6 +148,52 @@ impl TraceContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_queue_wait_is_refined_by_the_send_time() {
+        let at = |ms: i64| chrono::DateTime::from_timestamp_millis(1_700_000_000_000 + ms).unwrap();
+        let sent = TraceContext {
+            sent_at: Some(at(700)),
+            ..TraceContext::parse(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                None,
+            )
+            .unwrap()
+        };
+        let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis());
+        // Enqueued in second 0 (whole seconds), sent at 0.7 s: waited 0.5 s, not 1.2 s.
+        assert_eq!(
+            ms(TraceContext::queue_wait(
+                Some(&sent),
+                Some(at(0)),
+                at(1_200)
+            )),
+            Some(500)
+        );
+        // A retry scheduled later: its enqueue time wins.
+        assert_eq!(
+            ms(TraceContext::queue_wait(
+                Some(&sent),
+                Some(at(5_000)),
+                at(5_300)
+            )),
+            Some(300)
+        );
+        assert_eq!(
+            ms(TraceContext::queue_wait(None, Some(at(0)), at(1_200))),
+            Some(1_200)
+        );
+        // A sender's clock ahead of ours: no negative wait.
+        assert_eq!(
+            ms(TraceContext::queue_wait(Some(&sent), None, at(600))),
+            Some(0)
+        );
+        assert_eq!(TraceContext::queue_wait(None, None, at(0)), None);
+        // Carried in the body as `sentAt`.
+        let json = serde_json::to_value(&sent).unwrap();
+        assert!(json["sentAt"].is_string(), "{json}");
+        assert_eq!(serde_json::from_value::<TraceContext>(json).unwrap(), sent);
+    }
 
     #[test]
     fn traceparents_are_validated_and_read() {

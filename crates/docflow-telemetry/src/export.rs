@@ -20,7 +20,9 @@ use opentelemetry::KeyValue;
 use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
+};
 
 use crate::metrics::{Exposition, pull_reader};
 
@@ -38,6 +40,11 @@ pub struct ExportSettings {
     pub traces_protocol: Protocol,
     /// The same for metrics (`OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`).
     pub metrics_protocol: Protocol,
+    /// Traces go here (OTLP/HTTP, JSON, in batches this often) rather than to the
+    /// environment's OTLP endpoint: `docflow dev` sends its own spans to its dashboard, which
+    /// passes them on to the user's endpoint. Application Insights, when configured, still
+    /// gets them directly.
+    pub traces_to: Option<(String, Duration)>,
 }
 
 impl Default for ExportSettings {
@@ -48,6 +55,7 @@ impl Default for ExportSettings {
             app_insights: None,
             traces_protocol: Protocol::HttpBinary,
             metrics_protocol: Protocol::HttpBinary,
+            traces_to: None,
         }
     }
 }
@@ -72,7 +80,17 @@ impl ExportSettings {
                 lookup("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
                     .or_else(|| lookup("OTEL_EXPORTER_OTLP_PROTOCOL")),
             ),
+            traces_to: None,
         }
+    }
+
+    /// These settings with OTLP traces sent to `endpoint` (JSON, a batch every `delay`) instead
+    /// of the environment's endpoint (whoever listens there forwards them).
+    pub fn traces_to(mut self, endpoint: &str, delay: Duration) -> Self {
+        self.otlp_traces = true;
+        self.traces_protocol = Protocol::HttpJson;
+        self.traces_to = Some((endpoint.to_owned(), delay));
+        self
     }
 
     /// Reads the process environment.
@@ -137,7 +155,22 @@ impl Providers {
             let mut builder = SdkTracerProvider::builder()
                 .with_resource(resource.clone())
                 .with_sampler(Sampler::AlwaysOn);
-            if settings.otlp_traces {
+            if let Some((endpoint, delay)) = &settings.traces_to {
+                let exporter = opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(settings.traces_protocol)
+                    .with_endpoint(endpoint)
+                    .build()
+                    .map_err(|e| ExportError::Otlp(e.to_string()))?;
+                let config = BatchConfigBuilder::default()
+                    .with_scheduled_delay(*delay)
+                    .build();
+                builder = builder.with_span_processor(
+                    BatchSpanProcessor::builder(exporter)
+                        .with_batch_config(config)
+                        .build(),
+                );
+            } else if settings.otlp_traces {
                 let exporter = opentelemetry_otlp::SpanExporter::builder()
                     .with_http()
                     .with_protocol(settings.traces_protocol)

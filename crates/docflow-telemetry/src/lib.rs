@@ -20,4 +20,6 @@ pub mod messaging;
 pub mod metrics;
 
 pub use context::TraceContext;
-pub use logs::{LogFormat, Telemetry, init, init_exporting, init_with_default};
+pub use logs::{
+    LogFormat, Telemetry, init, init_exporting, init_exporting_with, init_with_default,
+};

@@ -62,7 +62,16 @@ pub fn init_with_default(format: LogFormat, default: &str) {
 /// off: telemetry never stops the app. Keep the result and [`Telemetry::shutdown`] it at exit.
 /// `service` names the process (`service.name`) unless `OTEL_SERVICE_NAME` does.
 pub fn init_exporting(format: LogFormat, service: &str) -> Telemetry {
-    let providers = Providers::build(&ExportSettings::from_env(), service).unwrap_or_else(|e| {
+    init_exporting_with(format, service, &ExportSettings::from_env())
+}
+
+/// [`init_exporting`] with `settings` rather than the environment's.
+pub fn init_exporting_with(
+    format: LogFormat,
+    service: &str,
+    settings: &ExportSettings,
+) -> Telemetry {
+    let providers = Providers::build(settings, service).unwrap_or_else(|e| {
         eprintln!("docflow: telemetry export is off: {e}");
         Providers::pull_only("docflow")
     });

@@ -160,13 +160,15 @@ pub fn for_message(destination: &str) -> Option<TraceContext> {
         otel.kind = "producer"
     );
     if span.is_disabled() {
-        return incoming();
+        return incoming().map(TraceContext::sent_now);
     }
     span.set_attribute("messaging.system", SYSTEM);
     span.set_attribute("messaging.operation.name", "send");
     span.set_attribute("messaging.operation.type", "send");
     span.set_attribute("messaging.destination.name", destination.to_owned());
-    TraceContext::of_span(&span).or_else(incoming)
+    TraceContext::of_span(&span)
+        .or_else(incoming)
+        .map(TraceContext::sent_now)
 }
 
 /// A CONSUMER span for one Service Bus invocation, with the log fields every invocation span
@@ -220,7 +222,9 @@ mod tests {
         let _untraced = tracing::subscriber::set_default(tracing_subscriber::registry());
         let incoming = TraceContext::parse(PARENT, None);
         let passed = with_incoming(incoming.clone(), async { for_message("ai-tasks") }).await;
-        assert_eq!(passed, incoming);
+        let passed = passed.unwrap();
+        assert_eq!(passed.traceparent, incoming.unwrap().traceparent);
+        assert!(passed.sent_at.is_some(), "stamped as sent");
         assert_eq!(for_message("ai-tasks"), None, "outside an invocation");
     }
 }

@@ -55,7 +55,7 @@ pub(crate) fn consumer(
                 .and_then(|p| p.correlation_id.as_deref())
                 .or(body.correlation_id.as_deref()),
             delivery_count: properties.and_then(|p| p.delivery_count),
-            queue_wait: enqueued.and_then(|at| (chrono::Utc::now() - at).to_std().ok()),
+            queue_wait: TraceContext::queue_wait(body.trace.as_ref(), enqueued, Utc::now()),
             context: context.as_ref(),
         },
     );
