@@ -343,9 +343,62 @@ pub fn parse_iso8601_duration(s: &str) -> Option<Duration> {
         .flatten()
 }
 
+/// Writes a duration the way Service Bus does (`PT1M`, `PT30S`, `P14D`, `PT0.5S`), so that
+/// [`parse_iso8601_duration`] reads it back.
+pub fn format_iso8601_duration(d: Duration) -> String {
+    let total = d.as_secs();
+    let (days, hours, minutes, seconds) = (
+        total / 86_400,
+        total % 86_400 / 3_600,
+        total % 3_600 / 60,
+        total % 60,
+    );
+    let nanos = d.subsec_nanos();
+    let mut out = String::from("P");
+    if days > 0 {
+        out += &format!("{days}D");
+    }
+    if days > 0 && hours + minutes + seconds == 0 && nanos == 0 {
+        return out;
+    }
+    out.push('T');
+    if hours > 0 {
+        out += &format!("{hours}H");
+    }
+    if minutes > 0 {
+        out += &format!("{minutes}M");
+    }
+    if seconds > 0 || nanos > 0 || out.ends_with('T') {
+        out += &seconds.to_string();
+        if nanos > 0 {
+            out += format!(".{nanos:09}").trim_end_matches('0');
+        }
+        out.push('S');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_written_as_service_bus_writes_them_and_read_back() {
+        for (seconds, text) in [
+            (60.0, "PT1M"),
+            (30.0, "PT30S"),
+            (600.0, "PT10M"),
+            (14.0 * 86_400.0, "P14D"),
+            (93_600.0, "P1DT2H"),
+            (0.5, "PT0.5S"),
+            (3_725.25, "PT1H2M5.25S"),
+            (0.0, "PT0S"),
+        ] {
+            let d = Duration::from_secs_f64(seconds);
+            assert_eq!(format_iso8601_duration(d), text);
+            assert_eq!(parse_iso8601_duration(text), Some(d), "{text}");
+        }
+    }
 
     #[test]
     fn iso_durations() {
