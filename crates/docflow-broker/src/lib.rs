@@ -32,7 +32,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 pub use self::clock::{AdjustableClock, Clock, Millis};
 pub use self::core::{
-    Activity, BrokerError, Counts, Receipt, ReceiveMode, SessionLock, Settlement,
+    Activity, BrokerError, Counts, Receipt, ReceiveMode, Runtime, SessionLock, Settlement,
 };
 use self::core::{Core, dlq_key};
 pub use self::entities::{ConfigError, Entities};
@@ -454,6 +454,12 @@ impl Broker {
     pub async fn counts(&self, path: &str) -> Result<Counts, BrokerError> {
         let path = path.to_string();
         self.call(move |core| core.counts(&path)).await
+    }
+
+    /// The management API's figures of queues and subscriptions, read in one transaction.
+    pub async fn runtimes(&self, paths: Vec<String>) -> Result<Vec<Runtime>, BrokerError> {
+        self.call(move |core| paths.iter().map(|p| core.runtime(p)).collect())
+            .await
     }
 
     /// Deletes every message of a queue or subscription (or its DLQ).

@@ -8,10 +8,12 @@ mod admin;
 mod expiry;
 mod receive;
 mod restore;
+mod runtime;
 mod send;
 mod sessions;
 
 pub use self::restore::Activity;
+pub use self::runtime::Runtime;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
