@@ -9,6 +9,12 @@
 //! `{entity}` is a queue, `{topic}/subscriptions/{sub}`, or either followed by
 //! `/$DeadLetterQueue`. Path segments match case-insensitively.
 //!
+//! The ATOM management API's reads (`servicebus.md` §2.11), with the Manage right, as Azure
+//! answers them: `GET /$Resources/Queues`, `GET /$Resources/Topics`, `GET /{topic}/Subscriptions`
+//! (feeds, `$skip`/`$top`), `GET /{queue}`, `GET /{topic}`, `GET /{topic}/Subscriptions/{sub}`
+//! (entries with the entity's settings and `CountDetails`; `200` and an empty feed when there is
+//! no such entity). Entities come from the topology file: `PUT` and `DELETE` are `405`.
+//!
 //! **Local only** (no Azure equivalent; `$` cannot begin an Azure entity name), under
 //! `/{entity}/$local/…`: `peek`, `counts`, `purge`, `scheduled/{seq}` (cancel), `deferred/{seq}`,
 //! `sessions/head`, `sessions/{id}/messages/head`, `sessions/{id}/lock`, `sessions/{id}/state`;
@@ -27,6 +33,7 @@ use warp::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+mod atom;
 mod local;
 mod reply;
 mod route;
@@ -36,7 +43,7 @@ use self::reply::{
 };
 use self::route::Route;
 use super::Broker;
-use super::clock::to_datetime;
+use super::clock::{Millis, to_datetime};
 use super::core::{ReceiveMode, Settlement};
 use docflow_servicebus::http_body::BodyError;
 use docflow_servicebus::message::{BrokerProperties, format_http_date};
@@ -56,6 +63,7 @@ pub const MAX_CLOCK_ADVANCE: Duration = Duration::from_secs(100 * 366 * 86_400);
 pub fn routes(broker: Broker) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     // Room for a batch of base64 bodies around the largest message.
     let max_body = broker.options().max_message_bytes.saturating_mul(2) + 64 * 1024;
+    let serving_since = broker.now();
     docflow_servicebus::http_body::request_parts(max_body)
         .then(
             move |method: Method,
@@ -75,6 +83,7 @@ pub fn routes(broker: Broker) -> impl Filter<Extract = (Response,), Error = Infa
                         query: parse_query(&query),
                         headers,
                         body,
+                        serving_since,
                     };
                     match handle(&broker, &request).await {
                         Ok(response) => response,
@@ -111,6 +120,9 @@ struct Request {
     query: HashMap<String, String>,
     headers: HeaderMap,
     body: Bytes,
+    /// When this API began serving, by the broker's clock: its entities' creation time (they
+    /// come from the topology file it was started with).
+    serving_since: Millis,
 }
 
 impl Request {
@@ -304,6 +316,16 @@ async fn handle(broker: &Broker, request: &Request) -> Result<Response, Failure>
         Route::Local { entity, dlq, rest } => {
             authorize(broker, request, &resource, Right::Listen)?;
             local::handle(broker, request, &entity, dlq, &rest).await
+        }
+        Route::Management { segments } => {
+            if request.method != Method::GET {
+                return Err(Failure::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "the management API is read-only here: entities come from the broker's topology file, so edit it to create, change or delete them",
+                ));
+            }
+            authorize(broker, request, &resource, Right::Manage)?;
+            atom::handle(broker, request, &segments).await
         }
     }
 }

@@ -1,4 +1,5 @@
-//! What a request path asks for: Azure's message URLs and the local-only `$local` ones.
+//! What a request path asks for: Azure's message URLs, the local-only `$local` ones, and
+//! everything else as a read of the ATOM management API.
 
 use warp::http::StatusCode;
 
@@ -25,6 +26,11 @@ pub(super) enum Route {
         entity: String,
         dlq: bool,
         rest: Vec<String>,
+    },
+    /// Any other path: `$Resources/Queues`, `$Resources/Topics`, `{topic}/Subscriptions`, or
+    /// an entity (`{queue}`, `{topic}`, `{topic}/Subscriptions/{sub}`), the segments decoded.
+    Management {
+        segments: Vec<String>,
     },
 }
 
@@ -65,10 +71,13 @@ pub(super) fn parse(path: &str) -> Result<Route, Failure> {
         let (entity, dlq) = entity_of(local);
         return Ok(Route::Local { entity, dlq, rest });
     }
-    let m = lower
-        .iter()
-        .rposition(|s| s == "messages")
-        .ok_or_else(not_found)?;
+    let Some(m) = lower.iter().rposition(|s| s == "messages") else {
+        return if segments.is_empty() {
+            Err(not_found())
+        } else {
+            Ok(Route::Management { segments })
+        };
+    };
     if m == 0 {
         return Err(not_found());
     }
