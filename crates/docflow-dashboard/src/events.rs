@@ -209,12 +209,14 @@ async fn dead_letters(dashboard: Arc<Dashboard>, query: DeadLetterQuery, tx: Sen
             .collect();
         if !counts.is_empty() && last.as_ref() != Some(&counts) {
             if last.is_some() {
+                let known: Vec<String> = counts.iter().map(|(p, _)| p.clone()).collect();
                 let with: Vec<String> = counts
                     .iter()
                     .filter(|(_, n)| *n > 0)
                     .map(|(p, _)| p.clone())
                     .collect();
-                if let Ok(loaded) = triage::load(dashboard.live.sources(), &query, &with).await {
+                let sources = dashboard.live.sources();
+                if let Ok(loaded) = triage::load(sources, &query, &known, &with).await {
                     let html = pages::dead_letters::groups_html(&loaded, Utc::now()).into_string();
                     if tx.send(replace("dead-letter-groups", html)).await.is_err() {
                         return;

@@ -71,6 +71,8 @@ use warp::Reply as _;
 #[derive(Debug, Clone)]
 pub struct Guard {
     token: String,
+    /// Whether actions (resubmit, discard) are served at all.
+    actions: bool,
     /// `Host` values accepted; empty accepts any (a dashboard bound beyond loopback).
     hosts: Vec<String>,
 }
@@ -92,7 +94,28 @@ impl Guard {
         } else {
             Vec::new()
         };
-        Self { token, hosts }
+        Self {
+            token,
+            hosts,
+            actions: true,
+        }
+    }
+
+    /// The same guard refusing every action (a dashboard pointed at a deployed app without
+    /// `--allow-actions`).
+    pub fn read_only(mut self) -> Self {
+        self.actions = false;
+        self
+    }
+
+    /// The token pages embed: none when actions are refused anyway.
+    pub fn page_token(&self) -> Option<&str> {
+        self.actions.then_some(self.token.as_str())
+    }
+
+    /// Whether actions are served.
+    pub fn actions_allowed(&self) -> bool {
+        self.actions
     }
 
     /// The token the pages embed.
@@ -122,6 +145,13 @@ impl Guard {
         origin: Option<&str>,
         host: Option<&str>,
     ) -> Result<(), ApiError> {
+        if !self.actions {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "ReadOnly",
+                "this dashboard is read-only: start it with --allow-actions to resubmit or discard",
+            ));
+        }
         if let Some(origin) = origin {
             let ours = host.is_some_and(|h| origin.eq_ignore_ascii_case(&format!("http://{h}")));
             if !ours {
@@ -217,6 +247,15 @@ mod tests {
             "ForeignOrigin"
         );
         assert_ne!(Guard::new(7073, true).token(), token, "a token per process");
+        let read_only = Guard::new(7073, true).read_only();
+        let token = read_only.token().to_string();
+        let refused = read_only
+            .check_action(Some(&token), None, host)
+            .unwrap_err();
+        assert_eq!(
+            (refused.status, refused.code),
+            (StatusCode::FORBIDDEN, "ReadOnly")
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! The dashboard of `docflow dev`: the app's documents, its queues, its dead letters and its
+//! The dashboard of `docflow dev` and `docflow dashboard`: the app's documents, its queues, its dead letters and its
 //! LLM budget, live in a browser, with dead-letter triage on the page. One binary, no build
 //! step, no CDN: HTML rendered on the server (maud), live updates by server-sent events, a
 //! small stylesheet and script embedded in the binary.
 //!
 //! # Layout
 //! - [`sources`]: what it reads and acts on (the document store, a [`sources::Bus`]), behind
-//!   traits; [`sources::LocalBroker`] is the embedded broker in process.
+//!   traits; [`sources::LocalBroker`] is the embedded broker in process (`docflow dev`),
+//!   [`sources::NamespaceBus`] a namespace over the network (`docflow dashboard`, pointed at
+//!   a deployed app, read-only unless told otherwise).
 //! - [`live`]: the poll loop and the snapshots every view renders from.
 //! - [`documents`]: document rows and the Documents view's filters.
 //! - [`queues`]: queue samples and in/out rates.
@@ -115,6 +117,14 @@ impl Bound {
             listener,
             dashboard,
         }
+    }
+
+    /// The same dashboard refusing every action (read-only pages, 403 `ReadOnly` to a POST).
+    pub fn read_only(mut self) -> Self {
+        let dashboard =
+            Arc::get_mut(&mut self.dashboard).expect("a dashboard not yet served is not shared");
+        dashboard.guard = dashboard.guard.clone().read_only();
+        self
     }
 
     /// The address it listens on.

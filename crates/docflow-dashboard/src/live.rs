@@ -187,10 +187,14 @@ impl Live {
     }
 
     async fn queues(&self, sampler: &mut Sampler) -> Result<Vec<QueueRow>, String> {
-        let bus = &self.sources.bus;
+        let samples = self
+            .sources
+            .bus
+            .samples()
+            .await
+            .map_err(|e| e.to_string())?;
         let mut rows = Vec::new();
-        for entity in bus.entities() {
-            let sample = bus.sample(&entity.path).await.map_err(|e| e.to_string())?;
+        for (entity, sample) in samples {
             let previous = sampler.previous_samples.insert(entity.path.clone(), sample);
             rows.push(QueueRow::of(entity, sample, previous.as_ref()));
         }

@@ -14,31 +14,33 @@ const HANDLER_TIMEOUT: Duration = Duration::from_secs(5);
 type Gauge = (
     &'static str,
     &'static str,
-    fn(&crate::sources::EntitySample) -> f64,
+    fn(&crate::sources::EntitySample) -> Option<f64>,
 );
 
 const GAUGES: [Gauge; 4] = [
     (
         "servicebus_active_messages",
         "Active messages in a queue or subscription (Azure Monitor: ActiveMessages)",
-        |s| s.active as f64,
+        |s| Some(s.active as f64),
     ),
     (
         "servicebus_scheduled_messages",
         "Scheduled messages (Azure Monitor: ScheduledMessages)",
-        |s| s.scheduled as f64,
+        |s| Some(s.scheduled as f64),
     ),
     (
         "servicebus_deadlettered_messages",
         "Dead-lettered messages (Azure Monitor: DeadletteredMessages)",
-        |s| s.dead_lettered as f64,
+        |s| Some(s.dead_lettered as f64),
     ),
     (
         "servicebus_oldest_message_age_seconds",
-        "Age of the oldest active message (0 when there is none)",
+        "Age of the oldest active message (0 when there is none; absent where the namespace cannot be browsed)",
         |s| {
-            s.oldest_active.map_or(0.0, |t| {
-                ((s.at - t).num_milliseconds().max(0) as f64) / 1000.0
+            s.browsed.then(|| {
+                s.oldest_active.map_or(0.0, |t| {
+                    ((s.at - t).num_milliseconds().max(0) as f64) / 1000.0
+                })
             })
         },
     ),
@@ -47,18 +49,23 @@ const GAUGES: [Gauge; 4] = [
 /// The broker's gauges for every queue and subscription of `bus`: `entity` is the queue or
 /// topic, `subscription` the subscription's name.
 pub async fn broker_text(bus: &dyn Bus) -> String {
-    let mut samples = Vec::new();
-    for entity in bus.entities() {
-        match bus.sample(&entity.path).await {
-            Ok(sample) => samples.push((labels(&entity.path), sample)),
-            Err(e) => tracing::debug!(entity = %entity.path, error = %e, "no sample"),
+    let samples: Vec<_> = match bus.samples().await {
+        Ok(all) => all
+            .into_iter()
+            .map(|(entity, sample)| (labels(&entity.path), sample))
+            .collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, "no samples");
+            Vec::new()
         }
-    }
+    };
     let mut out = String::new();
     for (name, help, value) in GAUGES {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
         for (labels, sample) in &samples {
-            let _ = writeln!(out, "{name}{{{labels}}} {}", value(sample));
+            if let Some(v) = value(sample) {
+                let _ = writeln!(out, "{name}{{{labels}}} {v}");
+            }
         }
     }
     out

@@ -48,7 +48,7 @@ fn held(s: &EntitySample) -> i64 {
 /// In and out per second between two samples (none when no time passed).
 pub fn rates(before: &EntitySample, after: &EntitySample) -> (Option<f64>, Option<f64>) {
     let secs = (after.at - before.at).num_milliseconds() as f64 / 1000.0;
-    if secs <= 0.0 {
+    if secs <= 0.0 || !before.browsed || !after.browsed {
         return (None, None);
     }
     let came = (after.last_sequence_number - before.last_sequence_number).max(0);
@@ -86,6 +86,7 @@ mod tests {
             dead_lettered: dead,
             oldest_active: None,
             last_sequence_number: seq,
+            browsed: true,
             at: DateTime::from_timestamp_millis(1_700_000_000_000 + at_ms).unwrap(),
         }
     }

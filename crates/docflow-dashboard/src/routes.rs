@@ -226,7 +226,7 @@ async fn documents_page(d: Arc<Dashboard>, query: FilterQuery, raw: String) -> R
     html(pages::page(
         "Documents",
         Nav::Documents,
-        d.guard.token(),
+        d.guard.page_token(),
         Some(&live_url("documents", &raw)),
         snapshot.problem.as_deref(),
         body,
@@ -276,7 +276,7 @@ async fn document_page(id: String, d: Arc<Dashboard>) -> Response {
     html(pages::page(
         &format!("Document {id}"),
         Nav::Documents,
-        d.guard.token(),
+        d.guard.page_token(),
         Some(&live),
         None,
         body,
@@ -289,7 +289,7 @@ async fn queues_page(d: Arc<Dashboard>) -> Response {
     html(pages::page(
         "Queues",
         Nav::Queues,
-        d.guard.token(),
+        d.guard.page_token(),
         Some("/events?view=queues"),
         snapshot.problem.as_deref(),
         body,
@@ -304,23 +304,20 @@ async fn dead_letters_page(d: Arc<Dashboard>, query: DeadLetterQuery, raw: Strin
         .filter(|q| q.sample.dead_lettered > 0)
         .map(|q| q.entity.path.clone())
         .collect();
-    let loaded = match triage::load(d.live.sources(), &query, &with).await {
+    let entities: Vec<String> = snapshot
+        .queues
+        .iter()
+        .map(|q| q.entity.path.clone())
+        .collect();
+    let loaded = match triage::load(d.live.sources(), &query, &entities, &with).await {
         Ok(l) => l,
         Err(e) => return e.into_response(),
     };
-    let entities: Vec<String> = d
-        .live
-        .sources()
-        .bus
-        .entities()
-        .into_iter()
-        .map(|e| e.path)
-        .collect();
     let body = pages::dead_letters::body(&query, &entities, &loaded, Utc::now());
     html(pages::page(
         "Dead letters",
         Nav::DeadLetters,
-        d.guard.token(),
+        d.guard.page_token(),
         Some(&live_url("dead-letters", &raw)),
         snapshot.problem.as_deref(),
         body,
@@ -357,7 +354,7 @@ async fn message_page(d: Arc<Dashboard>, query: MessageQuery) -> Response {
     html(pages::page(
         &format!("Dead letter {}", query.seq),
         Nav::DeadLetters,
-        d.guard.token(),
+        d.guard.page_token(),
         None,
         None,
         pages::dead_letters::message(&query.entity, m, &joined),
@@ -370,7 +367,7 @@ async fn budget_page(d: Arc<Dashboard>) -> Response {
     html(pages::page(
         "LLM budget",
         Nav::Budget,
-        d.guard.token(),
+        d.guard.page_token(),
         Some("/events?view=budget"),
         snapshot.problem.as_deref(),
         pages::budget::body(&view),

@@ -53,13 +53,13 @@ pub fn body_contains(m: &ReceivedMessage, needle: &str) -> bool {
             .contains(needle)
 }
 
-/// The dead letters of every entity with some (or of the one asked for).
+/// The dead letters of every entity with some (or of the one asked for), among `known`.
 pub async fn load(
     sources: &Sources,
     query: &DeadLetterQuery,
+    known: &[String],
     with_dead_letters: &[String],
 ) -> Result<Vec<EntityDeadLetters>, ApiError> {
-    let known: Vec<String> = sources.bus.entities().into_iter().map(|e| e.path).collect();
     let entity = query.entity.trim();
     if !entity.is_empty() && !known.iter().any(|k| k == entity) {
         return Err(ApiError::not_found(format!(
@@ -68,7 +68,7 @@ pub async fn load(
     }
     let needle = query.search.trim().to_lowercase();
     let mut out = Vec::new();
-    for path in known {
+    for path in known.iter().cloned() {
         let wanted = if entity.is_empty() {
             with_dead_letters.contains(&path)
         } else {
@@ -137,12 +137,8 @@ pub async fn act(
     action: DeadLetterAction,
     request: &ActionRequest,
 ) -> Result<ActionResult, ApiError> {
-    if !sources
-        .bus
-        .entities()
-        .iter()
-        .any(|e| e.path == request.entity)
-    {
+    let known = sources.bus.entities().await.map_err(bus_error)?;
+    if !known.iter().any(|e| e.path == request.entity) {
         return Err(ApiError::not_found(format!(
             "no queue or subscription {:?}",
             request.entity

@@ -86,13 +86,14 @@ pub fn detail(
             } }
             tbody {
                 @for (kind, t) in &state.tasks {
-                    tr data-kind=(kind) {
+                    @let status = match t.status {
+                        TaskStatus::Pending => "pending",
+                        TaskStatus::Succeeded => "succeeded",
+                        TaskStatus::Failed => "failed",
+                    };
+                    tr data-kind=(kind) data-status=(status) {
                         td { code { (kind) } }
-                        td { (badge(match t.status {
-                            TaskStatus::Pending => "pending",
-                            TaskStatus::Succeeded => "succeeded",
-                            TaskStatus::Failed => "failed",
-                        })) }
+                        td { (badge(status)) }
                         td.num { (t.attempts) }
                         td { (t.model.as_deref().unwrap_or("-")) }
                         td.num { (t.usage.input_tokens) " / " (t.usage.output_tokens) }

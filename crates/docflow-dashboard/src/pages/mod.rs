@@ -26,10 +26,12 @@ pub enum Nav {
 }
 
 /// A whole page: the shell around `body`. `live` is the page's event stream, if it has one.
+/// `token` is the action token; without one the dashboard is read-only: the page says so and
+/// shows no action buttons.
 pub fn page(
     title: &str,
     nav: Nav,
-    token: &str,
+    token: Option<&str>,
     live: Option<&str>,
     problem: Option<&str>,
     body: Markup,
@@ -43,12 +45,14 @@ pub fn page(
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="docflow-token" content=(token);
+                @if let Some(token) = token {
+                    meta name="docflow-token" content=(token);
+                }
                 title { (title) " · docflow" }
                 link rel="stylesheet" href="/assets/dashboard.css";
                 script src="/assets/dashboard.js" defer {}
             }
-            body {
+            body class=[token.is_none().then_some("read-only")] {
                 header {
                     span.brand { "docflow" }
                     nav {
@@ -58,6 +62,9 @@ pub fn page(
                         (link("/budget", "LLM budget", Nav::Budget))
                     }
                     span #live-state .live-state title="live updates" { }
+                }
+                @if token.is_none() {
+                    p.read-only-note { "Read-only: start the dashboard with --allow-actions to resubmit or discard." }
                 }
                 @if let Some(p) = problem {
                     p.problem role="alert" { (p) }

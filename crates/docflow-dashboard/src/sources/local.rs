@@ -1,59 +1,13 @@
-//! What the dashboard reads and acts on, behind traits so that another implementation (Azure
-//! Service Bus and a storage account) can stand in for the local stack: the document store,
-//! the last-error records and the audit trail of the app, and a [`Bus`] for the topology, its
-//! samples and dead-letter triage. [`LocalBroker`] is the embedded broker in process.
-
-use std::sync::Arc;
+//! [`LocalBroker`]: the embedded broker in process, read by browsing (no side effects) and
+//! acted on by sequence number.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
-use docflow_app::dead_letters::{AuditTrail, DeadLetterBus, Reasons};
-use docflow_app::pipeline::store::DocumentStore;
+use super::{Bus, EntityInfo, EntitySample};
+use docflow_app::dead_letters::DeadLetterBus;
 use docflow_broker::{Broker, BrokerError};
 use docflow_servicebus::ClientError;
 use docflow_servicebus::message::{Message, ReceivedMessage};
-
-/// A queue or a subscription.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntityInfo {
-    /// `queue` or `topic/subscriptions/sub`.
-    pub path: String,
-    /// Whether it is a subscription.
-    pub subscription: bool,
-    /// Where it forwards to (`ForwardTo`), if it does.
-    pub forward_to: Option<String>,
-}
-
-/// One sample of an entity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EntitySample {
-    /// Active messages (locked ones included).
-    pub active: u64,
-    /// Scheduled.
-    pub scheduled: u64,
-    /// Deferred.
-    pub deferred: u64,
-    /// Dead-lettered.
-    pub dead_lettered: u64,
-    /// When its oldest active message was enqueued.
-    pub oldest_active: Option<DateTime<Utc>>,
-    /// Its last sequence number (for a subscription, its topic's): growth means messages in.
-    pub last_sequence_number: i64,
-    /// When the sample was taken.
-    pub at: DateTime<Utc>,
-}
-
-/// A Service Bus namespace as the dashboard sees it.
-#[async_trait]
-pub trait Bus: DeadLetterBus {
-    /// Every queue and subscription.
-    fn entities(&self) -> Vec<EntityInfo>;
-    /// A sample of one.
-    async fn sample(&self, path: &str) -> Result<EntitySample, ClientError>;
-    /// The triage operations, as the library takes them.
-    fn as_dead_letter_bus(&self) -> &dyn DeadLetterBus;
-}
 
 /// The embedded broker, in process.
 #[derive(Clone)]
@@ -126,7 +80,7 @@ impl DeadLetterBus for LocalBroker {
 
 #[async_trait]
 impl Bus for LocalBroker {
-    fn entities(&self) -> Vec<EntityInfo> {
+    async fn entities(&self) -> Result<Vec<EntityInfo>, ClientError> {
         let entities = self.0.entities();
         let mut out: Vec<EntityInfo> = entities
             .queues()
@@ -145,7 +99,7 @@ impl Bus for LocalBroker {
                 });
             }
         }
-        out
+        Ok(out)
     }
 
     async fn sample(&self, path: &str) -> Result<EntitySample, ClientError> {
@@ -160,6 +114,7 @@ impl Bus for LocalBroker {
                 .oldest_active
                 .map(docflow_broker::clock::to_datetime),
             last_sequence_number: activity.last_sequence_number,
+            browsed: true,
             at: docflow_broker::clock::to_datetime(self.0.now()),
         })
     }
@@ -167,17 +122,4 @@ impl Bus for LocalBroker {
     fn as_dead_letter_bus(&self) -> &dyn DeadLetterBus {
         self
     }
-}
-
-/// Everything the dashboard reads and acts on.
-#[derive(Clone)]
-pub struct Sources {
-    /// The app's documents.
-    pub store: DocumentStore,
-    /// The Service Bus namespace.
-    pub bus: Arc<dyn Bus>,
-    /// The handler's last-error records.
-    pub reasons: Reasons,
-    /// Where dead-letter actions are audited.
-    pub audit: AuditTrail,
 }

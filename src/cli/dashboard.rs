@@ -1,0 +1,131 @@
+//! `docflow dashboard`: the dashboard of `docflow dev` pointed at a deployed app: its Service
+//! Bus namespace (a connection string, or the app's own `ServiceBusConnection` setting, SAS or
+//! identity) and its storage account (`--storage`, or the app's `DOCFLOW_BLOB_CONNECTION`).
+//! Read-only unless `--allow-actions`: dead letters are shown, never resubmitted or discarded.
+//! The views are the dev dashboard's, over [`crate::dashboard::sources::NamespaceBus`];
+//! Azure's REST API cannot browse, so reading a dead-letter queue locks and releases its
+//! messages, and the Queues view has counts but no oldest age or rates.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::blob::connection::BlobConnection;
+use crate::config::Settings;
+use crate::dashboard::Bound;
+use crate::dashboard::sources::{Bus, NamespaceBus, Sources};
+use crate::servicebus::{Namespace, ServiceBusClient, ServiceBusClientOptions};
+
+/// What `docflow dashboard` is started with.
+#[derive(Debug, Clone)]
+pub struct DashboardOptions {
+    /// A Service Bus connection string (over the setting below).
+    pub connection: Option<String>,
+    /// The Functions connection setting naming the namespace.
+    pub connection_setting: String,
+    /// A storage connection string (over the app's `DOCFLOW_BLOB_CONNECTION`).
+    pub storage: Option<String>,
+    /// Where the dashboard listens.
+    pub listen: SocketAddr,
+    /// Whether resubmit and discard are served.
+    pub allow_actions: bool,
+    /// A handler's `GET /metrics` to show in the LLM budget view and `/metrics`.
+    pub handler_metrics: Option<String>,
+}
+
+/// The dashboard's sources for a namespace and a storage account, read from `options` and the
+/// app's settings (`lookup`: the environment, then local.settings.json).
+pub fn sources(
+    options: &DashboardOptions,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(Sources, String), String> {
+    let namespace = match &options.connection {
+        Some(text) => Namespace::from_connection_string(text),
+        None => Namespace::from_setting(&options.connection_setting, &lookup),
+    }
+    .map_err(|e| format!("Service Bus: {e}"))?;
+    let described = namespace.base_url.clone();
+    let client = ServiceBusClient::new(namespace, ServiceBusClientOptions::default())
+        .map_err(|e| format!("Service Bus: {e}"))?;
+    let mut settings = Settings::from_lookup(&lookup).map_err(|e| e.to_string())?;
+    if let Some(text) = &options.storage {
+        let connection =
+            BlobConnection::from_connection_string(text).map_err(|e| format!("--storage: {e}"))?;
+        settings.blob_connection = Some(connection);
+    }
+    if settings.blob_connection.is_none() && !settings.blob_dir.is_dir() {
+        return Err(format!(
+            "no storage to read documents from: pass --storage (a storage connection string) or set DOCFLOW_BLOB_CONNECTION as the app does (no local folder {} either)",
+            settings.blob_dir.display()
+        ));
+    }
+    let blobs = crate::app::blob_store(&settings).map_err(|e| format!("storage: {e}"))?;
+    let bus: Arc<dyn Bus> = Arc::new(NamespaceBus(client));
+    Ok((Sources::of_app(blobs, &settings, bus), described))
+}
+
+/// Checks that both ends answer before serving, so that a wrong connection is one clear line.
+async fn preflight(sources: &Sources) -> Result<usize, String> {
+    let entities = sources
+        .bus
+        .entities()
+        .await
+        .map_err(|e| format!("cannot read the Service Bus namespace: {e}"))?;
+    sources
+        .store
+        .recent(None, 1)
+        .await
+        .map_err(|e| format!("cannot read the documents in storage: {e}"))?;
+    Ok(entities.len())
+}
+
+/// Serves the dashboard until `shutdown`; returns the exit code.
+pub async fn run(
+    options: DashboardOptions,
+    lookup: impl Fn(&str) -> Option<String>,
+    shutdown: CancellationToken,
+) -> u8 {
+    let (sources, namespace) = match sources(&options, lookup) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("docflow dashboard: {e}");
+            return super::EXIT_CONFIG;
+        }
+    };
+    let entities = match preflight(&sources).await {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("docflow dashboard: {e}");
+            return super::EXIT_CONFIG;
+        }
+    };
+    let bound = match Bound::bind(options.listen, sources).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("docflow dashboard: {e} (pick another with --port, 0 for a free one)");
+            return super::EXIT_CONFIG;
+        }
+    };
+    let bound = if options.allow_actions {
+        bound
+    } else {
+        bound.read_only()
+    };
+    if let Some(url) = options.handler_metrics {
+        let _ = bound.dashboard().handler_metrics.set(url);
+    }
+    println!("Dashboard: {}", bound.url());
+    println!("Service Bus: {namespace} ({entities} queues and subscriptions)");
+    println!(
+        "{}",
+        if options.allow_actions {
+            "Actions: resubmit and discard are allowed (and audited)"
+        } else {
+            "Actions: none (read-only; --allow-actions to resubmit or discard)"
+        }
+    );
+    println!("Press Ctrl-C to stop.");
+    bound.serve(shutdown).await;
+    0
+}
