@@ -14,7 +14,6 @@ use docflow::cli::{
     dlq::{DlqCommand, Selection},
 };
 use docflow::config::Settings;
-use docflow::servicebus::{Namespace, ServiceBusClient, ServiceBusClientOptions};
 use docflow::telemetry::{self, LogFormat};
 use docflow::{app, server};
 
@@ -199,6 +198,34 @@ enum Command {
         #[command(subcommand)]
         what: cli::benches::Scenario,
     },
+    #[cfg(feature = "local")]
+    /// The dashboard pointed at a deployed app: its Service Bus namespace and storage account
+    /// (read-only unless --allow-actions).
+    Dashboard {
+        /// Service Bus connection string; defaults to the connection setting below.
+        #[arg(long, env = "DOCFLOW_SERVICEBUS_CONNECTION", hide_env_values = true)]
+        connection: Option<String>,
+        /// Functions connection setting to resolve from the environment or ./local.settings.json
+        /// (a connection string or NAME__fullyQualifiedNamespace for an identity).
+        #[arg(long, default_value = "ServiceBusConnection")]
+        connection_setting: String,
+        /// Storage connection string of the app's documents; defaults to the app's own
+        /// DOCFLOW_BLOB_CONNECTION setting.
+        #[arg(long, env = "DOCFLOW_DASHBOARD_STORAGE", hide_env_values = true)]
+        storage: Option<String>,
+        /// Port (0 picks a free one).
+        #[arg(long, default_value_t = docflow::dashboard::DEFAULT_PORT)]
+        port: u16,
+        /// Address to listen on (loopback unless told otherwise).
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Serve resubmit and discard (audited); without it the dashboard only reads.
+        #[arg(long)]
+        allow_actions: bool,
+        /// A handler's metrics endpoint (http://host:port/metrics) for the LLM budget view.
+        #[arg(long)]
+        handler_metrics: Option<String>,
+    },
     /// Dead-letter triage against Azure Service Bus or the embedded broker.
     Dlq {
         /// Connection string; defaults to the connection setting below.
@@ -366,9 +393,6 @@ fn main() -> ExitCode {
             dashboard_port,
             dashboard_bind,
         } => runtime.block_on(async {
-            // The local host's own spans (receive, settle, lock renewal) are exported like the
-            // handler's when the environment asks for it.
-            let telemetry = telemetry::init_exporting(LogFormat::Text, "docflow-local-host");
             let shutdown = on_signal();
             let options = docflow::host::DevOptions {
                 app_root,
@@ -380,9 +404,7 @@ fn main() -> ExitCode {
                 env: Vec::new(),
             };
             let dashboard = std::net::SocketAddr::new(dashboard_bind, dashboard_port);
-            let code = cli::dev::run(options, dashboard, shutdown).await;
-            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
-            ExitCode::from(code)
+            ExitCode::from(cli::dev::run(options, dashboard, shutdown).await)
         }),
         #[cfg(feature = "local")]
         Command::Run {
@@ -457,6 +479,29 @@ fn main() -> ExitCode {
         )),
         #[cfg(feature = "local")]
         Command::Bench { what } => runtime.block_on(async { ExitCode::from(what.run().await) }),
+        #[cfg(feature = "local")]
+        Command::Dashboard {
+            connection,
+            connection_setting,
+            storage,
+            port,
+            bind,
+            allow_actions,
+            handler_metrics,
+        } => runtime.block_on(async {
+            telemetry::init(LogFormat::Text);
+            let local = local_settings();
+            let options = cli::dashboard::DashboardOptions {
+                connection,
+                connection_setting,
+                storage,
+                listen: std::net::SocketAddr::new(bind, port),
+                allow_actions,
+                handler_metrics,
+            };
+            let lookup = |k: &str| std::env::var(k).ok().or_else(|| local.get(k).cloned());
+            ExitCode::from(cli::dashboard::run(options, lookup, on_signal()).await)
+        }),
         Command::Dlq {
             connection,
             connection_setting,
@@ -499,21 +544,6 @@ async fn serve_app(port_flag: Option<u16>) -> ExitCode {
 
 async fn dlq(connection: Option<String>, setting: &str, action: DlqAction) -> ExitCode {
     telemetry::init(LogFormat::Text);
-    let namespace = match connection {
-        Some(text) => Namespace::from_connection_string(&text),
-        None => {
-            let local = local_settings();
-            Namespace::from_setting(setting, |k| {
-                std::env::var(k).ok().or_else(|| local.get(k).cloned())
-            })
-        }
-    };
-    let client = match namespace.map_err(|e| e.to_string()).and_then(|ns| {
-        ServiceBusClient::new(ns, ServiceBusClientOptions::default()).map_err(|e| e.to_string())
-    }) {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
     let command = match action {
         DlqAction::List {
             entity,
@@ -549,26 +579,8 @@ async fn dlq(connection: Option<String>, setting: &str, action: DlqAction) -> Ex
         },
     };
     let local = local_settings();
-    let settings =
-        Settings::from_lookup(|k| std::env::var(k).ok().or_else(|| local.get(k).cloned()));
-    // The handler's blob store, when reachable: last-error records, and the audit container.
-    let records = match &settings {
-        Ok(s) if s.blob_connection.is_some() || s.blob_dir.is_dir() => {
-            docflow::app::blob_store(s).ok().map(|blobs| {
-                (
-                    docflow::last_errors::LastErrors::new(
-                        blobs.clone(),
-                        s.process.state_container.clone(),
-                    ),
-                    docflow::dead_letters::AuditTrail::new(blobs, s.containers.audit.clone()),
-                )
-            })
-        }
-        _ => None,
-    };
-    let (last_errors, audit) = records.unzip();
-    let reasons = cli::dlq::Reasons(last_errors);
-    ExitCode::from(cli::dlq::run(&client, &reasons, audit.as_ref(), command).await)
+    let lookup = |k: &str| std::env::var(k).ok().or_else(|| local.get(k).cloned());
+    ExitCode::from(cli::dlq::main(connection, setting, command, lookup).await)
 }
 
 /// `Values` of ./local.settings.json, for commands run from the app root.

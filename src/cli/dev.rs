@@ -8,10 +8,9 @@ use tokio_util::sync::CancellationToken;
 use crate::dashboard::Bound;
 use crate::dashboard::sources::{LocalBroker, Sources};
 use crate::dashboard::traces::forward::{ForwardOptions, Forwarder};
-use crate::dead_letters::{AuditTrail, Reasons};
 use crate::host::{DevOptions, LocalHost};
-use crate::last_errors::LastErrors;
-use crate::pipeline::store::DocumentStore;
+use crate::telemetry::export::ExportSettings;
+use crate::telemetry::{self, LogFormat};
 
 /// The settings the app's handler runs with under `host`.
 pub fn handler_settings(
@@ -40,15 +39,16 @@ pub fn dashboard_sources(host: &LocalHost) -> Result<Sources, String> {
     })
     .map_err(|e| e.to_string())?;
     let blobs = crate::app::blob_store(&settings).map_err(|e| e.to_string())?;
-    Ok(Sources {
-        store: DocumentStore::new(blobs.clone(), settings.containers.clone()),
-        bus: Arc::new(LocalBroker(host.context().broker.clone())),
-        reasons: Reasons(Some(LastErrors::new(
-            blobs.clone(),
-            settings.process.state_container.clone(),
-        ))),
-        audit: AuditTrail::new(blobs, settings.containers.audit.clone()),
-    })
+    let bus = Arc::new(LocalBroker(host.context().broker.clone()));
+    Ok(Sources::of_app(blobs, &settings, bus))
+}
+
+/// How often spans leave for the dashboard: a page shows them at once.
+const BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The dashboard's OTLP/HTTP traces endpoint.
+fn traces_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/v1/traces")
 }
 
 /// What the handler is started with so that its spans reach the dashboard listening on `port`
@@ -56,12 +56,12 @@ pub fn dashboard_sources(host: &LocalHost) -> Result<Sources, String> {
 /// batches every 200 ms so that a page shows them at once.
 pub fn trace_env(port: u16) -> Vec<(String, String)> {
     [
-        (
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            format!("http://127.0.0.1:{port}/v1/traces"),
-        ),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces_url(port)),
         ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json".into()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+        (
+            "OTEL_BSP_SCHEDULE_DELAY",
+            BATCH_DELAY.as_millis().to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -70,11 +70,7 @@ pub fn trace_env(port: u16) -> Vec<(String, String)> {
 
 /// Starts the local host and the dashboard on `dashboard`, prints the function table, serves
 /// until Ctrl-C or SIGTERM.
-pub async fn run(
-    mut options: DevOptions,
-    dashboard: SocketAddr,
-    shutdown: CancellationToken,
-) -> u8 {
+pub async fn run(options: DevOptions, dashboard: SocketAddr, shutdown: CancellationToken) -> u8 {
     // The dashboard's port first: the handler is told where to send its spans.
     let listener = match tokio::net::TcpListener::bind(dashboard).await {
         Ok(l) => l,
@@ -86,6 +82,24 @@ pub async fn run(
         }
     };
     let port = listener.local_addr().map_or(dashboard.port(), |a| a.port());
+    // The local host's own spans (receive, settle, lock renewal) go to the dashboard with the
+    // handler's, so that its waterfall shows them; it forwards them all to the user's endpoint.
+    let telemetry = telemetry::init_exporting_with(
+        LogFormat::Text,
+        "docflow-local-host",
+        &ExportSettings::from_env().traces_to(&traces_url(port), BATCH_DELAY),
+    );
+    let code = serve(listener, port, options, shutdown).await;
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    code
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    port: u16,
+    mut options: DevOptions,
+    shutdown: CancellationToken,
+) -> u8 {
     // Read before the handler's environment points elsewhere: the user's endpoint.
     let forward = ForwardOptions::from_lookup(|k| std::env::var(k).ok());
     options.env.extend(trace_env(port));

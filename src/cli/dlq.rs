@@ -20,11 +20,13 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::config::Settings;
 use crate::dead_letters::{
     self, AuditTrail, DeadLetterAction, DeadLetterBus, clip, description_of, dlq_path, preview,
     reason_of, summary_json,
 };
-use crate::servicebus::{ClientError, ServiceBusClient};
+use crate::last_errors::LastErrors;
+use crate::servicebus::{ClientError, Namespace, ServiceBusClient, ServiceBusClientOptions};
 
 pub use crate::dead_letters::{DEFAULT_MAX, Reasons, Selection};
 
@@ -72,6 +74,44 @@ pub enum DlqCommand {
         /// Skip the confirmation.
         yes: bool,
     },
+}
+
+/// `docflow dlq`: the namespace from `connection` or the Functions setting `setting`, the
+/// app's blob store (when reachable) for last-error records and the audit trail, both from
+/// the app's settings (`lookup`: the environment, then local.settings.json); runs `command`.
+pub async fn main(
+    connection: Option<String>,
+    setting: &str,
+    command: DlqCommand,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> u8 {
+    let namespace = match connection {
+        Some(text) => Namespace::from_connection_string(&text),
+        None => Namespace::from_setting(setting, &lookup),
+    };
+    let client = match namespace.map_err(|e| e.to_string()).and_then(|ns| {
+        ServiceBusClient::new(ns, ServiceBusClientOptions::default()).map_err(|e| e.to_string())
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("docflow: {e}");
+            return super::EXIT_CONFIG;
+        }
+    };
+    // The handler's blob store, when reachable: last-error records, and the audit container.
+    let records = match &Settings::from_lookup(&lookup) {
+        Ok(s) if s.blob_connection.is_some() || s.blob_dir.is_dir() => {
+            crate::app::blob_store(s).ok().map(|blobs| {
+                (
+                    LastErrors::new(blobs.clone(), s.process.state_container.clone()),
+                    AuditTrail::new(blobs, s.containers.audit.clone()),
+                )
+            })
+        }
+        _ => None,
+    };
+    let (last_errors, audit) = records.unzip();
+    run(&client, &Reasons(last_errors), audit.as_ref(), command).await
 }
 
 /// Runs a command; returns the exit code. `audit`, when given, records resubmits and discards.

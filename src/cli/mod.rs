@@ -18,6 +18,8 @@ pub mod benches;
 #[cfg(feature = "local")]
 pub mod broker;
 #[cfg(feature = "local")]
+pub mod dashboard;
+#[cfg(feature = "local")]
 pub mod dev;
 pub mod dlq;
 #[cfg(feature = "local")]
