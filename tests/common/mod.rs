@@ -295,7 +295,20 @@ pub fn start_dev_with_dashboard(
     dashboard_port: u16,
     stdout: std::process::Stdio,
 ) -> Running {
+    let ports = (http_port, broker_port, dashboard_port);
+    start_dev_with_env(data, ports, &[], stdout)
+}
+
+/// [`start_dev_with_dashboard`] with extra environment variables; `ports` are the HTTP, broker
+/// and dashboard ports.
+pub fn start_dev_with_env(
+    data: &std::path::Path,
+    (http_port, broker_port, dashboard_port): (u16, u16, u16),
+    env: &[(&str, String)],
+    stdout: std::process::Stdio,
+) -> Running {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_docflow"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["dev", "--app-root", env!("CARGO_MANIFEST_DIR")])
         .args(["--http-port", &http_port.to_string()])
         .args(["--broker-port", &broker_port.to_string()])
