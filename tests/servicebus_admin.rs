@@ -25,7 +25,10 @@ async fn a_queue_s_counts_follow_its_sends_schedules_locks_and_dead_letters() {
     }
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
     client
-        .send_message("q", &Message::new("later").with_scheduled_enqueue_time(later))
+        .send_message(
+            "q",
+            &Message::new("later").with_scheduled_enqueue_time(later),
+        )
         .await
         .unwrap();
     let poison = client.peek_lock("q", WAIT).await.unwrap().unwrap();
@@ -39,7 +42,13 @@ async fn a_queue_s_counts_follow_its_sends_schedules_locks_and_dead_letters() {
     assert_eq!(q.path, "q");
     assert!(!q.subscription);
     assert_eq!(
-        (q.active, q.scheduled, q.dead_lettered, q.transfer, q.transfer_dead_lettered),
+        (
+            q.active,
+            q.scheduled,
+            q.dead_lettered,
+            q.transfer,
+            q.transfer_dead_lettered
+        ),
         (2, 1, 1, 0, 0),
         "a locked message is still active"
     );
@@ -50,17 +59,26 @@ async fn a_queue_s_counts_follow_its_sends_schedules_locks_and_dead_letters() {
     assert_eq!(q.lock_duration, Some(Duration::from_secs(5)));
     assert!(q.updated_at.is_some());
     let accessed = q.accessed_at.expect("it holds messages");
-    assert!((chrono::Utc::now() - accessed).num_seconds().abs() < 60, "{accessed}");
+    assert!(
+        (chrono::Utc::now() - accessed).num_seconds().abs() < 60,
+        "{accessed}"
+    );
 
     let idle = client.entity_runtime("Q2").await.unwrap();
-    assert_eq!((idle.active, idle.message_count, idle.accessed_at), (0, 0, None));
+    assert_eq!(
+        (idle.active, idle.message_count, idle.accessed_at),
+        (0, 0, None)
+    );
 }
 
 #[tokio::test]
 async fn every_queue_is_listed_with_its_settings() {
     let h = Harness::start().await;
     let client = h.client();
-    client.send_message("dedup", &Message::new("x")).await.unwrap();
+    client
+        .send_message("dedup", &Message::new("x"))
+        .await
+        .unwrap();
     let queues = client.queue_runtimes().await.unwrap();
     let names: Vec<&str> = queues.iter().map(|q| q.path.as_str()).collect();
     for name in ["q", "q2", "dedup", "sessions", "fwd-src", "chain6"] {
@@ -77,8 +95,14 @@ async fn every_queue_is_listed_with_its_settings() {
 async fn subscriptions_are_read_by_topic_and_by_path_in_any_case() {
     let h = Harness::start().await;
     let client = h.client();
-    client.send_message("fan", &Message::new("1")).await.unwrap();
-    client.send_message("fan", &Message::new("2")).await.unwrap();
+    client
+        .send_message("fan", &Message::new("1"))
+        .await
+        .unwrap();
+    client
+        .send_message("fan", &Message::new("2"))
+        .await
+        .unwrap();
     let got = client
         .peek_lock("fan/subscriptions/s2", WAIT)
         .await
@@ -92,7 +116,15 @@ async fn subscriptions_are_read_by_topic_and_by_path_in_any_case() {
     let subs = client.subscription_runtimes("fan").await.unwrap();
     let figures: Vec<(&str, bool, u64, u64, Option<u32>)> = subs
         .iter()
-        .map(|s| (s.path.as_str(), s.subscription, s.active, s.dead_lettered, s.max_delivery_count))
+        .map(|s| {
+            (
+                s.path.as_str(),
+                s.subscription,
+                s.active,
+                s.dead_lettered,
+                s.max_delivery_count,
+            )
+        })
         .collect();
     assert_eq!(
         figures,
@@ -122,19 +154,35 @@ async fn an_entity_that_does_not_exist_is_entity_not_found() {
             "{path}"
         );
     }
-    assert!(client.subscription_runtimes("nope").await.unwrap().is_empty());
+    assert!(
+        client
+            .subscription_runtimes("nope")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // A topic has no runtime figures of its own: they are its subscriptions'.
     let topic = client.entity_runtime("fan").await.unwrap_err();
-    assert!(matches!(&topic, ClientError::Unreadable(e) if e.problem.contains("is a topic")), "{topic}");
+    assert!(
+        matches!(&topic, ClientError::Unreadable(e) if e.problem.contains("is a topic")),
+        "{topic}"
+    );
     // Azure's answer, which Microsoft's SDKs read as "does not exist": 200 and no entry.
-    let raw = h.authed(Method::GET, "nope?api-version=2021-05").send().await.unwrap();
+    let raw = h
+        .authed(Method::GET, "nope?api-version=2021-05")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(raw.status(), StatusCode::OK);
     assert_eq!(
         raw.headers()["content-type"],
         "application/atom+xml;type=feed;charset=utf-8"
     );
     let body = raw.text().await.unwrap();
-    assert!(body.starts_with("<feed xmlns=\"http://www.w3.org/2005/Atom\">"), "{body}");
+    assert!(
+        body.starts_with("<feed xmlns=\"http://www.w3.org/2005/Atom\">"),
+        "{body}"
+    );
     assert!(!body.contains("<entry"), "{body}");
 }
 
@@ -150,7 +198,10 @@ async fn listings_past_a_hundred_entities_are_read_page_by_page() {
         "Topics": [{"Name": "wide", "Properties": {}, "Subscriptions": subscriptions}]}]}});
     let h = Harness::start_with(topology, tempfile::tempdir().unwrap()).await;
     let client = h.client();
-    client.send_message("queue-149", &Message::new("last")).await.unwrap();
+    client
+        .send_message("queue-149", &Message::new("last"))
+        .await
+        .unwrap();
 
     let listed = client.queue_runtimes().await.unwrap();
     let names: Vec<String> = listed.iter().map(|q| q.path.clone()).collect();
@@ -163,14 +214,27 @@ async fn listings_past_a_hundred_entities_are_read_page_by_page() {
 
     // The pages themselves: a `next` link while more remain, as Azure writes it.
     let page = |query: &str| {
-        h.authed(Method::GET, &format!("$Resources/Queues?{query}&api-version=2021-05"))
-            .send()
+        h.authed(
+            Method::GET,
+            &format!("$Resources/Queues?{query}&api-version=2021-05"),
+        )
+        .send()
     };
-    let first = page("$skip=0&$top=100").await.unwrap().text().await.unwrap();
+    let first = page("$skip=0&$top=100")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(first.matches("<entry>").count(), 100);
     assert!(first.contains("rel=\"next\""), "{first}");
     assert!(first.contains("$skip=100&amp;$top=100"), "{first}");
-    let last = page("$skip=100&$top=100").await.unwrap().text().await.unwrap();
+    let last = page("$skip=100&$top=100")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(last.matches("<entry>").count(), 50);
     assert!(!last.contains("rel=\"next\""), "{last}");
     let bad = page("$skip=many").await.unwrap();
@@ -200,7 +264,11 @@ async fn management_reads_need_the_manage_right_and_writes_are_refused() {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method}"
+        );
         let body = response.text().await.unwrap();
         assert!(body.starts_with("<Error><Code>405</Code>"), "{body}");
         assert!(body.contains("topology file"), "{body}");
