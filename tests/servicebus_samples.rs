@@ -47,9 +47,11 @@
 //!   stopped by hand). Receiver iteration is covered by `sample_code_servicebus` and
 //!   `session_pool_receive`.
 //! - `mgmt_queue`, `mgmt_topic`, `mgmt_subscription`, `mgmt_rule` and
-//!   `topic_subscription_with_rule_operations`: `ServiceBusAdministrationClient`, Service Bus's
-//!   ATOM management API over HTTPS, which the broker (like Microsoft's emulator) does not serve;
-//!   its topology comes from Config.json.
+//!   `topic_subscription_with_rule_operations`: `ServiceBusAdministrationClient`, which builds
+//!   `https://` URLs even with `UseDevelopmentEmulator=true`, while the broker serves the ATOM
+//!   management API's reads over plain HTTP only (the SDK's models are run on those answers in
+//!   `tests/servicebus_sdk_admin.rs`); and these samples create and delete entities, which
+//!   the broker takes from Config.json alone.
 //! - `client_identity_authentication`: `EnvironmentCredential`, a Microsoft Entra service
 //!   principal.
 //! - `proxy`: needs an HTTP proxy on 127.0.0.1:8899 and AMQP over WebSockets.
