@@ -7,6 +7,7 @@ use docflow_servicebus::identity::entra_credential;
 
 use crate::ai::AiProvider;
 use crate::ai::budget::{Budget, LocalBudget};
+use crate::ai::fleet::{DEFAULT_LEASE, SharedBudget};
 use crate::ai::offline::OfflineProvider;
 use crate::ai::openai::{Auth, Endpoint, OpenAiOptions, OpenAiProvider};
 use crate::config::{AiSettings, OcrSettings, Settings};
@@ -42,8 +43,17 @@ pub enum WiringError {
     Blob(String),
 }
 
-/// The AI provider the settings ask for.
+/// The AI provider the settings ask for, each process with its own budget.
 pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringError> {
+    fleet_ai_provider(settings, None)
+}
+
+/// The AI provider the settings ask for, its budgets shared through `shared` (when their
+/// scope is the fleet's).
+pub fn fleet_ai_provider(
+    settings: &AiSettings,
+    shared: Option<SharedBudget>,
+) -> Result<Arc<dyn AiProvider>, WiringError> {
     Ok(match settings {
         AiSettings::Offline => Arc::new(OfflineProvider),
         AiSettings::OpenAi {
@@ -66,6 +76,7 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
             structured_output: *structured_output,
             max_tokens: *max_tokens,
             budget: *budget,
+            shared: shared.clone(),
         })?),
         AiSettings::AzureOpenAi {
             endpoint,
@@ -99,6 +110,7 @@ pub fn ai_provider(settings: &AiSettings) -> Result<Arc<dyn AiProvider>, WiringE
                 structured_output: *structured_output,
                 max_tokens: *max_tokens,
                 budget: *budget,
+                shared,
             })?)
         }
     })
@@ -172,7 +184,13 @@ pub fn blob_store(settings: &Settings) -> Result<Arc<dyn BlobStore>, WiringError
 /// messages answers with an error naming the missing setting.
 pub fn registry(settings: &Settings) -> Result<Registry, WiringError> {
     let blobs = blob_store(settings)?;
-    let ai = ai_provider(&settings.ai)?;
+    let shared = SharedBudget {
+        blobs: blobs.clone(),
+        container: settings.process.state_container.clone(),
+        instance: settings.instance.clone(),
+        lease: settings.ai.budget().map_or(DEFAULT_LEASE, |b| b.lease),
+    };
+    let ai = fleet_ai_provider(&settings.ai, Some(shared))?;
     let ocr = ocr_provider(&settings.ocr)?;
     let mut process = settings.process.clone();
     let mut steps = settings.process.clone();

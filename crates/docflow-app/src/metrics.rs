@@ -34,6 +34,7 @@ pub struct Instruments {
     tokens: Histogram<u64>,
     llm_duration: Histogram<f64>,
     llm_requests: Counter<u64>,
+    budget_store: Counter<u64>,
     _budget: Vec<ObservableGauge<u64>>,
 }
 
@@ -158,6 +159,12 @@ impl Instruments {
                     "LLM calls by model and status (ok, 429, 4xx, 5xx, timeout, error)",
                 )
                 .build(),
+            budget_store: meter
+                .u64_counter("docflow.llm.budget.store_operations")
+                .with_description(
+                    "Reads, writes and lost races on the fleet's budget ledger, by deployment",
+                )
+                .build(),
             _budget: budget_gauges(meter),
         }
     }
@@ -247,6 +254,18 @@ impl Instruments {
                 attributes.pop();
             }
         }
+    }
+
+    /// One operation on the fleet's budget ledger of `deployment`: `read`, `write` or
+    /// `conflict` (a write that lost its race).
+    pub fn budget_store_operation(&self, deployment: &str, operation: &'static str) {
+        self.budget_store.add(
+            1,
+            &[
+                KeyValue::new("deployment", deployment.to_owned()),
+                KeyValue::new("operation", operation),
+            ],
+        );
     }
 }
 

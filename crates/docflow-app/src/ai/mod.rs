@@ -8,6 +8,7 @@
 //! happens to the message: retry later, let Service Bus redeliver, or treat it as poison.
 
 pub mod budget;
+pub mod fleet;
 pub mod budget_store;
 pub mod offline;
 pub mod openai;

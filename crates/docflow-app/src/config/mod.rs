@@ -102,6 +102,14 @@ pub enum AiSettings {
 }
 
 impl AiSettings {
+    /// The model deployment's budget, when a model endpoint is called.
+    pub fn budget(&self) -> Option<&crate::ai::budget::BudgetOptions> {
+        match self {
+            Self::Offline => None,
+            Self::OpenAi { budget, .. } | Self::AzureOpenAi { budget, .. } => Some(budget),
+        }
+    }
+
     /// Which provider, endpoint and models, for people (never a secret).
     pub fn describe(&self) -> String {
         match self {
@@ -173,6 +181,10 @@ pub struct Settings {
     pub ocr: OcrSettings,
     /// The OCR service's rate budget.
     pub ocr_budget: OcrBudgetSettings,
+    /// This instance of the app among those Azure runs (`WEBSITE_INSTANCE_ID`, which Azure
+    /// sets on each; otherwise the host name and process id): what the fleet's budget
+    /// ledger knows it by.
+    pub instance: String,
 }
 
 impl Settings {
@@ -267,6 +279,25 @@ impl Settings {
                     )
                 }
             },
+            scope: match get("DOCFLOW_AI_BUDGET_SCOPE").as_deref() {
+                None | Some("fleet") => crate::ai::budget::BudgetScope::Fleet,
+                Some("process") => crate::ai::budget::BudgetScope::Process,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "DOCFLOW_AI_BUDGET_SCOPE",
+                        value: other.to_string(),
+                        expected: "fleet or process",
+                    });
+                }
+            },
+            lease: Duration::from_millis(
+                number(
+                    &get,
+                    "DOCFLOW_AI_BUDGET_LEASE_MS",
+                    budget_defaults.lease.as_millis() as u64,
+                )?
+                .clamp(200, 60_000),
+            ),
         };
         let ai = match get("DOCFLOW_AI_PROVIDER").as_deref().unwrap_or("offline") {
             "offline" => AiSettings::Offline,
@@ -451,6 +482,14 @@ impl Settings {
             containers,
             ocr,
             ocr_budget: OcrBudgetSettings::from_lookup(&get)?,
+            instance: get("WEBSITE_INSTANCE_ID").unwrap_or_else(|| {
+                let host = get("HOSTNAME").or_else(|| get("COMPUTERNAME"));
+                format!(
+                    "{}-{}",
+                    host.as_deref().unwrap_or("docflow"),
+                    std::process::id()
+                )
+            }),
             drain_timeout: Duration::from_secs(number(
                 &get,
                 "DOCFLOW_DRAIN_TIMEOUT_SECS",

@@ -22,7 +22,10 @@ mod observe;
 mod options;
 mod wire;
 
-use crate::ai::budget::{Budget, BudgetStore, LocalBudget, RateHeaders, Reservation};
+use crate::ai::budget::{
+    Budget, BudgetScope, BudgetStore, LocalBudget, RateHeaders, Reservation,
+};
+use crate::ai::fleet::FleetBudget;
 use crate::ai::tokens::TokenCounter;
 pub use failures::{MAX_RETRY_AFTER, retry_after};
 use failures::{
@@ -72,12 +75,26 @@ impl OpenAiProvider {
         let http = Client::builder().timeout(options.timeout).build()?;
         let b = options.budget;
         let now = std::time::Instant::now();
-        let budget = |tpm, rpm| -> Arc<dyn BudgetStore> {
-            Arc::new(LocalBudget::new(if b.adaptive {
-                Budget::new(tpm, rpm, b.max_concurrency, now)
-            } else {
-                Budget::fixed(b.max_concurrency, now)
-            }))
+        let endpoint = options.endpoint.base();
+        let shared = options
+            .shared
+            .clone()
+            .filter(|_| b.adaptive && b.scope == BudgetScope::Fleet);
+        let budget = |model: &str, tpm, rpm| -> Arc<dyn BudgetStore> {
+            match &shared {
+                Some(shared) => Arc::new(FleetBudget::start(
+                    shared.clone(),
+                    &endpoint,
+                    model,
+                    (tpm, rpm),
+                    b.max_concurrency,
+                )),
+                None => Arc::new(LocalBudget::new(if b.adaptive {
+                    Budget::new(tpm, rpm, b.max_concurrency, now)
+                } else {
+                    Budget::fixed(b.max_concurrency, now)
+                })),
+            }
         };
         // Loading a tokenizer takes a moment: off the first call's path.
         let counter = b
@@ -89,9 +106,9 @@ impl OpenAiProvider {
                 .spawn(move || counter.warm_up());
         }
         // Configured limits are the chat deployment's; an embedding deployment's are learned.
-        let embedding_budget =
-            (options.embedding_model != options.chat_model).then(|| budget(None, None));
-        let chat_budget = budget(b.tpm, b.rpm);
+        let embedding_budget = (options.embedding_model != options.chat_model)
+            .then(|| budget(&options.embedding_model, None, None));
+        let chat_budget = budget(&options.chat_model, b.tpm, b.rpm);
         crate::metrics::watch_budget(&options.chat_model, &chat_budget);
         if let Some(embedding) = &embedding_budget {
             crate::metrics::watch_budget(&options.embedding_model, embedding);

@@ -31,6 +31,16 @@ pub enum Endpoint {
     },
 }
 
+impl Endpoint {
+    /// The URL every deployment of the endpoint is under.
+    pub fn base(&self) -> String {
+        match self {
+            Self::OpenAi { base_url } => base_url.clone(),
+            Self::Azure { endpoint, .. } => endpoint.clone(),
+        }
+    }
+}
+
 /// How requests are authenticated.
 #[derive(Clone)]
 pub enum Auth {
@@ -74,6 +84,8 @@ pub struct OpenAiOptions {
     pub max_tokens: MaxTokens,
     /// The deployment's rate budget.
     pub budget: BudgetOptions,
+    /// Where the fleet shares its budgets (`None`: each process keeps its own).
+    pub shared: Option<crate::ai::fleet::SharedBudget>,
 }
 
 /// `max_tokens` of each kind's answer. Azure OpenAI charges a request's `max_tokens` against
@@ -130,6 +142,7 @@ impl Default for OpenAiOptions {
             structured_output: Dialect::JsonSchema,
             max_tokens: MaxTokens::default(),
             budget: BudgetOptions::default(),
+            shared: None,
         }
     }
 }
