@@ -69,6 +69,10 @@ enum Command {
         /// Address the dashboard listens on (loopback unless told otherwise).
         #[arg(long, default_value = "127.0.0.1")]
         dashboard_bind: std::net::IpAddr,
+        /// Functions host instances, as Azure scales out: each its own handler process,
+        /// competing for the same queues over the same broker and blob store.
+        #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        instances: usize,
     },
     #[cfg(feature = "local")]
     /// Process documents end to end on the local stack and print the results.
@@ -100,6 +104,10 @@ enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 300)]
         timeout_secs: u64,
+        /// Functions host instances, as Azure scales out: each its own handler process,
+        /// competing for the same queues over the same broker and blob store.
+        #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        instances: usize,
     },
     #[cfg(feature = "local")]
     /// Run the embedded Service Bus broker (Service Bus REST API and AMQP 1.0 on 127.0.0.1).
@@ -392,6 +400,7 @@ fn main() -> ExitCode {
             amqp_port,
             dashboard_port,
             dashboard_bind,
+            instances,
         } => runtime.block_on(async {
             let shutdown = on_signal();
             let options = docflow::host::DevOptions {
@@ -402,6 +411,7 @@ fn main() -> ExitCode {
                 amqp_port,
                 handler_log: None,
                 env: Vec::new(),
+                instances,
             };
             let dashboard = std::net::SocketAddr::new(dashboard_bind, dashboard_port);
             ExitCode::from(cli::dev::run(options, dashboard, shutdown).await)
@@ -417,6 +427,7 @@ fn main() -> ExitCode {
             labels,
             max_words,
             timeout_secs,
+            instances,
         } => runtime.block_on(async {
             // The table is the output; keep host chatter to warnings unless RUST_LOG says more.
             telemetry::init_with_default(LogFormat::Text, "warn");
@@ -431,6 +442,7 @@ fn main() -> ExitCode {
                 labels,
                 max_words,
                 timeout: std::time::Duration::from_secs(timeout_secs),
+                instances,
             };
             ExitCode::from(cli::run::run(command, shutdown).await)
         }),

@@ -88,6 +88,7 @@ async fn start_with_env(
         amqp_port: None,
         handler_log: None,
         env,
+        instances: 1,
     };
     (
         LocalHost::start(options, shutdown.clone()).await.unwrap(),

@@ -35,6 +35,18 @@ impl Stack {
         env: Vec<(String, String)>,
         stop: CancellationToken,
     ) -> Result<Self, String> {
+        Self::start_instances(app_root, name, env, stop, 1).await
+    }
+
+    /// [`Stack::start`] with `instances` Functions host instances, each its own handler
+    /// process, on the one broker and blob folder.
+    pub async fn start_instances(
+        app_root: PathBuf,
+        name: &str,
+        env: Vec<(String, String)>,
+        stop: CancellationToken,
+        instances: usize,
+    ) -> Result<Self, String> {
         let data_dir = std::env::temp_dir().join(format!(
             "docflow-bench-{name}-{}",
             uuid::Uuid::new_v4().simple()
@@ -48,6 +60,7 @@ impl Stack {
                 amqp_port: None,
                 handler_log: Some(data_dir.join("handler.log")),
                 env,
+                instances,
             },
             stop.clone(),
         )
@@ -130,6 +143,22 @@ impl Stack {
         &self,
     ) -> std::collections::BTreeMap<String, crate::host::timings::FunctionTimings> {
         self.host.timings()
+    }
+
+    /// Every instance's handler `GET /metrics` (Prometheus text), the first instance's first.
+    pub async fn handler_metrics(&self) -> Result<Vec<String>, String> {
+        let mut all = Vec::new();
+        for port in self.host.handler_ports() {
+            let url = format!("http://127.0.0.1:{port}/metrics");
+            let answer = self.http.get(&url).send().await;
+            let text = match answer {
+                Ok(r) if r.status().is_success() => r.text().await,
+                Ok(r) => return Err(format!("GET {url} answered {}", r.status())),
+                Err(e) => Err(e),
+            };
+            all.push(text.map_err(|e| format!("GET {url}: {e}"))?);
+        }
+        Ok(all)
     }
 
     /// Stops the app and removes its data.

@@ -121,6 +121,8 @@ async fn serve(
     if let Some(forwarder) = Forwarder::start(forward) {
         let _ = bound.dashboard().forward.set(forwarder);
     }
+    // The dashboard reads one handler's metrics: with several instances, the first one's
+    // (its LLM budget view then shows that process's calls and budget, not the fleet's).
     let handler_metrics = format!("http://127.0.0.1:{}/metrics", host.handler_port());
     let _ = bound.dashboard().handler_metrics.set(handler_metrics);
     println!("{}", host.function_table());

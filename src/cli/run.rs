@@ -34,6 +34,8 @@ pub struct RunCommand {
     pub max_words: u32,
     /// Give up after this long.
     pub timeout: Duration,
+    /// Functions host instances (as Azure scales out), each its own handler process.
+    pub instances: usize,
 }
 
 /// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
@@ -111,6 +113,7 @@ pub async fn run(command: RunCommand, shutdown: CancellationToken) -> u8 {
         amqp_port: None,
         handler_log: Some(log.clone()),
         env: vec![("RUST_LOG".into(), "warn".into())],
+        instances: command.instances,
     };
     let host = match LocalHost::start(options, shutdown.clone()).await {
         Ok(h) => h,
@@ -120,6 +123,12 @@ pub async fn run(command: RunCommand, shutdown: CancellationToken) -> u8 {
         }
     };
     eprintln!("docflow run: AI: {}", super::dev::ai_description(&host));
+    if host.instance_count() > 1 {
+        eprintln!(
+            "docflow run: {} instances, each its own handler process, on the same queues and store",
+            host.instance_count()
+        );
+    }
     if let Err(e) = preflight(&host).await {
         eprintln!("docflow run: {e}");
         host.shutdown().await;

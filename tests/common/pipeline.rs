@@ -336,6 +336,7 @@ impl PipelineApp {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .chain([("RUST_LOG".to_string(), "info".to_string())])
                 .collect(),
+            instances: 1,
         };
         let host = LocalHost::start(options, CancellationToken::new())
             .await

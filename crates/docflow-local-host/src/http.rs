@@ -1,6 +1,7 @@
 //! HTTP triggers on `http://127.0.0.1:{port}/{routePrefix}/{route}`, as `func start` serves them:
 //! default payload mode (`Data.req` in, `Outputs.res` out) or, for HTTP-only functions with
-//! `enableForwardingHttpRequest`, the request forwarded to the handler unchanged.
+//! `enableForwardingHttpRequest`, the request forwarded to the handler unchanged. With several
+//! instances, each request goes to the next instance in turn.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,14 +15,18 @@ use warp::{Filter, Reply};
 
 use super::Context;
 use super::config::{FunctionDef, HttpTrigger, Trigger};
+use super::instance::RoundRobin;
 use super::invoke::{self, HttpCall};
 use docflow_custom_handler::protocol::match_route;
 use docflow_servicebus::http_body::BodyError;
 use docflow_servicebus::http_url::parse_query;
 
-/// The HTTP trigger server as a warp filter.
-pub fn routes(ctx: Arc<Context>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    let max_body = ctx.max_request_body_bytes();
+/// The HTTP trigger server as a warp filter, over the host's instances: each request is
+/// served by the next instance's handler in turn.
+pub fn routes(
+    instances: Arc<RoundRobin<Arc<Context>>>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let max_body = instances.first().max_request_body_bytes();
     docflow_servicebus::http_body::request_parts(max_body)
         .then(
             move |method: Method,
@@ -29,7 +34,7 @@ pub fn routes(ctx: Arc<Context>) -> impl Filter<Extract = (Response,), Error = I
                   query: String,
                   headers: HeaderMap,
                   body: Result<Bytes, BodyError>| {
-                let ctx = ctx.clone();
+                let ctx = instances.next_item().clone();
                 async move {
                     match body {
                         Ok(body) => {

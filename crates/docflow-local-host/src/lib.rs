@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`config`]: host.json, function.json, local.settings.json (from `docflow-custom-handler`).
 //! - [`handler`]: the handler process (start, readiness, restart, timeouts).
+//! - [`instance`]: several host instances over one broker and store (`--instances N`).
 //! - [`invoke`]: requests built and replies read by the host's rules.
 //! - [`outputs`]: a reply's outputs applied (Service Bus messages, blobs, the HTTP reply).
 //! - [`listener`]: Service Bus triggers (queues, subscriptions, sessions, batches).
@@ -21,6 +22,7 @@
 pub use docflow_custom_handler::app_config as config;
 pub mod handler;
 pub mod http;
+pub mod instance;
 pub mod invoke;
 pub mod listener;
 pub mod outputs;
@@ -37,6 +39,7 @@ use tracing::info;
 
 use self::config::{AppConfig, AppError, FunctionDef, Trigger};
 use self::handler::{Handler, HandlerSpec, resolve_executable};
+use self::instance::RoundRobin;
 use self::invoke::BindingData;
 use docflow_blob::LocalFolderStore;
 use docflow_broker::{Broker, BrokerOptions, Entities};
@@ -60,6 +63,11 @@ pub struct DevOptions {
     pub handler_log: Option<PathBuf>,
     /// Extra environment for the handler (overrides local.settings.json).
     pub env: Vec<(String, String)>,
+    /// How many Functions host instances run, as Azure scales an app out (0 counts as 1):
+    /// each has its own handler process and its own Service Bus listeners, competing for the
+    /// same queues with the host.json concurrency of one instance; HTTP requests are taken by
+    /// the instances in turn. All share the settings, the broker and the blob store.
+    pub instances: usize,
 }
 
 /// Errors starting the local host.
@@ -94,7 +102,8 @@ pub enum DevError {
     },
 }
 
-/// What listeners and the HTTP server share.
+/// One instance of the host: what its listeners and the HTTP requests it takes share. The
+/// instances of a local host share everything here but the handler and the id.
 pub struct Context {
     /// The app.
     pub app: AppConfig,
@@ -102,14 +111,17 @@ pub struct Context {
     pub broker: Broker,
     /// The local blob store.
     pub blobs: LocalFolderStore,
-    /// The handler process.
+    /// The instance's handler process.
     pub handler: Handler,
+    /// The instance's id, as its handler sees it in `WEBSITE_INSTANCE_ID` (none when the host
+    /// runs a single instance).
+    pub instance_id: Option<String>,
     /// The namespace name shown in trigger metadata.
     pub namespace: String,
     /// Shutdown signal.
     pub shutdown: CancellationToken,
-    /// Where invocations spend their time, per function.
-    pub timings: timings::Timings,
+    /// Where invocations spend their time, per function (over every instance).
+    pub timings: Arc<timings::Timings>,
 }
 
 /// The Functions host's HTTP request body limit when `FUNCTIONS_REQUEST_BODY_SIZE_LIMIT` is
@@ -165,7 +177,8 @@ impl Context {
 
 /// A running local host.
 pub struct LocalHost {
-    ctx: Arc<Context>,
+    /// Its instances, at least one; HTTP requests go to them in turn.
+    instances: Arc<RoundRobin<Arc<Context>>>,
     env: Vec<(String, String)>,
     http_port: u16,
     broker_port: u16,
@@ -182,8 +195,8 @@ pub struct LocalHost {
 const DRAIN: Duration = Duration::from_secs(30);
 
 impl LocalHost {
-    /// Loads the app, starts the broker, the blob store, the handler, the listeners and the
-    /// HTTP server.
+    /// Loads the app, starts the broker, the blob store, each instance's handler and listeners,
+    /// and the HTTP server.
     pub async fn start(options: DevOptions, shutdown: CancellationToken) -> Result<Self, DevError> {
         let app = AppConfig::load_with(&options.app_root, &options.env)?;
         let topology = std::fs::read_to_string(options.app_root.join("servicebus.config.json"))
@@ -266,10 +279,6 @@ impl LocalHost {
         env.push(("ServiceBusConnection".into(), connection));
         env.push(("DOCFLOW_BLOB_DIR".into(), blob_dir.display().to_string()));
         env.extend(options.env.clone());
-        let handler_port = free_port().map_err(|e| DevError::Bind {
-            port: 0,
-            message: e,
-        })?;
         let spec = HandlerSpec {
             program: resolve_executable(&app.root, &app.host.executable),
             args: app.host.arguments.clone(),
@@ -280,40 +289,45 @@ impl LocalHost {
             initialization_timeout: app.host.initialization_timeout,
             log_file: options.handler_log.clone(),
         };
-        let handler =
-            match Handler::start(spec, handler_port, stopped.clone(), shutdown.clone()).await {
-                Ok(handler) => handler,
-                Err(e) => {
-                    stopped.cancel();
-                    return Err(e.into());
-                }
-            };
-        let ctx = Arc::new(Context {
-            app,
-            broker,
-            blobs,
-            handler,
-            namespace,
-            shutdown: shutdown.clone(),
-            timings: timings::Timings::default(),
-        });
+        let ids = instance::instance_ids(options.instances.max(1));
+        let handlers = instance::start_handlers(&spec, &ids, &stopped, &shutdown).await?;
+        let timings = Arc::new(timings::Timings::default());
+        let contexts: Vec<Arc<Context>> = handlers
+            .into_iter()
+            .zip(ids)
+            .map(|(handler, instance_id)| {
+                Arc::new(Context {
+                    app: app.clone(),
+                    broker: broker.clone(),
+                    blobs: blobs.clone(),
+                    handler,
+                    instance_id,
+                    namespace: namespace.clone(),
+                    shutdown: shutdown.clone(),
+                    timings: timings.clone(),
+                })
+            })
+            .collect();
         let mut draining = Vec::new();
-        for f in &ctx.app.functions {
-            if let Trigger::ServiceBus(t) = &f.trigger {
-                draining.push(tokio::spawn(listener::run(
-                    ctx.clone(),
-                    f.clone(),
-                    t.clone(),
-                )));
+        for ctx in &contexts {
+            for f in &ctx.app.functions {
+                if let Trigger::ServiceBus(t) = &f.trigger {
+                    draining.push(tokio::spawn(listener::run(
+                        ctx.clone(),
+                        f.clone(),
+                        t.clone(),
+                    )));
+                }
             }
         }
+        let instances = Arc::new(RoundRobin::new(contexts));
         let stop = shutdown.clone();
-        let server = warp::serve(http::routes(ctx.clone()))
+        let server = warp::serve(http::routes(instances.clone()))
             .incoming(http_listener)
             .graceful(async move { stop.cancelled().await });
         draining.push(tokio::spawn(server.run()));
         Ok(Self {
-            ctx,
+            instances,
             env: options.env.clone(),
             http_port,
             broker_port,
@@ -323,14 +337,26 @@ impl LocalHost {
         })
     }
 
-    /// The shared context (broker, blob store, app).
+    /// The first instance's context: the broker, blob store and app every instance shares,
+    /// and the first instance's handler.
     pub fn context(&self) -> &Arc<Context> {
-        &self.ctx
+        self.instances.first()
     }
 
-    /// Where Service Bus triggered invocations spent their time so far, per function.
+    /// Every instance's context, the first one first.
+    pub fn instances(&self) -> &[Arc<Context>] {
+        self.instances.items()
+    }
+
+    /// How many instances run.
+    pub fn instance_count(&self) -> usize {
+        self.instances().len()
+    }
+
+    /// Where Service Bus triggered invocations spent their time so far, per function, over
+    /// every instance.
     pub fn timings(&self) -> std::collections::BTreeMap<String, timings::FunctionTimings> {
-        self.ctx.timings.snapshot()
+        self.context().timings.snapshot()
     }
 
     /// The HTTP trigger port.
@@ -343,10 +369,17 @@ impl LocalHost {
         self.broker_port
     }
 
-    /// The port the handler process listens on (`FUNCTIONS_CUSTOMHANDLER_PORT`; kept across
-    /// restarts), for what the handler serves besides invocations (its `GET /metrics`).
+    /// The port the first instance's handler process listens on
+    /// (`FUNCTIONS_CUSTOMHANDLER_PORT`; kept across restarts), for what the handler serves
+    /// besides invocations (its `GET /metrics`).
     pub fn handler_port(&self) -> u16 {
-        self.ctx.handler.port()
+        self.context().handler.port()
+    }
+
+    /// The ports of every instance's handler, the first instance's first: each process has its
+    /// own `GET /metrics`, counting what that process did.
+    pub fn handler_ports(&self) -> Vec<u16> {
+        self.instances().iter().map(|c| c.handler.port()).collect()
     }
 
     /// A setting as the handler sees it: the host's extra environment, then the app settings
@@ -358,14 +391,15 @@ impl LocalHost {
             .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
-            .or_else(|| self.ctx.app.settings.get(name).cloned())
+            .or_else(|| self.context().app.settings.get(name).cloned())
             .or_else(|| std::env::var(name).ok())
     }
 
     /// The functions with their triggers, as `func start` prints them.
     pub fn function_table(&self) -> String {
+        let app = &self.context().app;
         let mut out = String::from("Functions:\n\n");
-        for f in &self.ctx.app.functions {
+        for f in &app.functions {
             match &f.trigger {
                 Trigger::Http(t) => {
                     let methods = if t.methods.is_empty() {
@@ -373,10 +407,10 @@ impl LocalHost {
                     } else {
                         t.methods.join(",")
                     };
-                    let prefix = if self.ctx.app.host.route_prefix.is_empty() {
+                    let prefix = if app.host.route_prefix.is_empty() {
                         String::new()
                     } else {
-                        format!("/{}", self.ctx.app.host.route_prefix)
+                        format!("/{}", app.host.route_prefix)
                     };
                     out.push_str(&format!(
                         "\t{}: [{methods}] http://127.0.0.1:{}{prefix}/{}\n\n",
@@ -407,6 +441,12 @@ impl LocalHost {
             "Service Bus (embedded): {}\n",
             Namespace::emulator_connection_string(self.broker_port)
         ));
+        if self.instance_count() > 1 {
+            out.push_str(&format!(
+                "Instances: {} (each its own handler process; Service Bus triggers compete for the same queues, HTTP requests go to each in turn)\n",
+                self.instance_count()
+            ));
+        }
         out
     }
 
@@ -414,7 +454,7 @@ impl LocalHost {
     /// server stops accepting, the invocations and requests in flight finish (for up to 30 s),
     /// then the handler gets SIGTERM and the broker's REST server closes.
     pub async fn shutdown(mut self) {
-        self.ctx.shutdown.cancel();
+        self.context().shutdown.cancel();
         let deadline = tokio::time::Instant::now() + DRAIN;
         for task in std::mem::take(&mut self.draining) {
             if tokio::time::timeout_at(deadline, task).await.is_err() {
@@ -434,7 +474,7 @@ impl LocalHost {
 impl Drop for LocalHost {
     /// A host dropped without [`LocalHost::shutdown`] still stops its handler process.
     fn drop(&mut self) {
-        self.ctx.shutdown.cancel();
+        self.context().shutdown.cancel();
         self.stopped.cancel();
     }
 }
