@@ -3,7 +3,10 @@
 //! with the naive policy (fixed concurrency = TPM ÷ average tokens per call, `429` → immediate
 //! retry). Prints, for each: the delivered token rate as a fraction of the limit over the busy
 //! period, `429`s as a fraction of calls, end-to-end latency percentiles, documents completed
-//! and lost, and provider calls beyond one per task.
+//! and lost, provider calls beyond one per task, and the budget store's operations per
+//! provider call. With `--instances N` the app runs as N Functions host instances (N handler
+//! processes on the same queues and store), and the per-process budget is measured beside the
+//! fleet-wide one.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,19 +28,40 @@ pub struct BudgetBench {
     /// Time scale of the endpoint (10: a minute lasts 6 s).
     #[arg(long, default_value_t = 10.0)]
     pub time_scale: f64,
-    /// The policies to run, in order.
-    #[arg(long, value_delimiter = ',', default_value = "adaptive,naive")]
+    /// The policies to run, in order (default: adaptive,naive; with --instances above 1,
+    /// adaptive,process,naive).
+    #[arg(long, value_delimiter = ',')]
     pub policies: Vec<Policy>,
+    /// Functions host instances, each its own handler process on the same queues and store.
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub instances: usize,
     /// The app root (host.json, function folders).
     #[arg(long, default_value = ".")]
     pub app_root: PathBuf,
 }
 
+impl BudgetBench {
+    /// The policies to run: those asked for, else the defaults for the instance count.
+    pub fn policies(&self) -> Vec<Policy> {
+        if !self.policies.is_empty() {
+            return self.policies.clone();
+        }
+        if self.instances > 1 {
+            vec![Policy::Adaptive, Policy::Process, Policy::Naive]
+        } else {
+            vec![Policy::Adaptive, Policy::Naive]
+        }
+    }
+}
+
 /// A budget policy to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Policy {
-    /// docflow's budget control (the default).
+    /// docflow's budget control (the default), one budget for the whole fleet of instances.
     Adaptive,
+    /// docflow's budget control with a budget per process, each aiming at the whole limit
+    /// (`DOCFLOW_AI_BUDGET_SCOPE=process`).
+    Process,
     /// Fixed concurrency, a `429` retried at once (`DOCFLOW_AI_BUDGET=naive`).
     Naive,
 }
@@ -48,6 +72,7 @@ impl Policy {
     fn name(self) -> &'static str {
         match self {
             Self::Adaptive => "adaptive",
+            Self::Process => "process",
             Self::Naive => "naive",
         }
     }
@@ -70,42 +95,59 @@ struct Figures {
     latencies: Vec<Duration>,
     /// Seconds from the start of the run at which calls were refused.
     refused_at: Vec<f64>,
+    /// The budget store's operations over every instance
+    /// ([`STORE_OPERATIONS`]; none when no handler counts them), or why they are not known.
+    store_operations: Result<Option<f64>, String>,
 }
 
-/// Runs both policies and prints their figures; returns the exit code.
+/// The handlers' counter of their budget store's operations (reads and writes of a shared
+/// budget), summed over its label sets.
+const STORE_OPERATIONS: &str = "docflow_llm_budget_store_operations_total";
+
+/// Runs the policies and prints their figures; returns the exit code.
 pub async fn run(bench: BudgetBench) -> u8 {
-    let names: Vec<&str> = bench.policies.iter().map(|p| p.name()).collect();
+    let policies = bench.policies();
+    let names: Vec<&str> = policies.iter().map(|p| p.name()).collect();
     println!(
-        "docflow bench budget --documents {} --tpm {} --time-scale {} --policies {}",
+        "docflow bench budget --documents {} --tpm {} --time-scale {} --instances {} --policies {}",
         bench.documents,
         bench.tpm,
         bench.time_scale,
+        bench.instances,
         names.join(",")
     );
     let mut results = Vec::new();
-    for policy in names {
+    for &policy in &policies {
         match measure(&bench, policy).await {
             Ok(figures) => {
-                print(policy, &figures);
-                results.push(figures);
+                print(policy.name(), &figures);
+                results.push((policy, figures));
             }
             Err(e) => {
-                eprintln!("docflow bench budget ({policy}): {e}");
+                eprintln!("docflow bench budget ({}): {e}", policy.name());
                 return super::EXIT_FAILED;
             }
         }
     }
-    if let [adaptive, naive] = results.as_slice()
-        && bench.policies == [Policy::Adaptive, Policy::Naive]
-    {
-        println!(
-            "adaptive ÷ naive: delivered rate {:.2}×, completed {:.2}×, busy period {:.2}×",
-            adaptive.charged_tpm_fraction / naive.charged_tpm_fraction.max(1e-9),
-            adaptive.completed as f64 / naive.completed.max(1) as f64,
-            adaptive.busy.as_secs_f64() / naive.busy.as_secs_f64().max(1e-9)
-        );
+    let find = |wanted: Policy| results.iter().find(|(p, _)| *p == wanted).map(|(_, f)| f);
+    if let Some(adaptive) = find(Policy::Adaptive) {
+        for other in [Policy::Process, Policy::Naive] {
+            if let Some(other_figures) = find(other) {
+                compare(adaptive, other.name(), other_figures);
+            }
+        }
     }
     0
+}
+
+/// `adaptive ÷ naive: delivered rate 0.90×, completed 12.82×, busy period 8.86×`.
+fn compare(adaptive: &Figures, other: &str, f: &Figures) {
+    println!(
+        "adaptive ÷ {other}: delivered rate {:.2}×, completed {:.2}×, busy period {:.2}×",
+        adaptive.charged_tpm_fraction / f.charged_tpm_fraction.max(1e-9),
+        adaptive.completed as f64 / f.completed.max(1) as f64,
+        adaptive.busy.as_secs_f64() / f.busy.as_secs_f64().max(1e-9)
+    );
 }
 
 fn print(policy: &str, f: &Figures) {
@@ -132,9 +174,61 @@ fn print(policy: &str, f: &Figures) {
     if let (Some(first), Some(last)) = (f.refused_at.first(), f.refused_at.last()) {
         println!("{policy:>8}: 429s between {first:.1} s and {last:.1} s of the run");
     }
+    let per_call = match &f.store_operations {
+        Ok(Some(operations)) => format!(
+            "{:.3} ({operations} operations, {} calls)",
+            operations / f.calls.max(1) as f64,
+            f.calls
+        ),
+        Ok(None) => format!("n/a (no handler serves {STORE_OPERATIONS})"),
+        Err(e) => format!("n/a ({e})"),
+    };
+    println!("{policy:>8}: budget store operations per provider call {per_call}");
 }
 
-async fn measure(bench: &BudgetBench, policy: &str) -> Result<Figures, String> {
+/// The sum of counter `name` over its label sets in Prometheus texts; `None` when no text has
+/// a sample of it.
+fn counter_sum<'a>(texts: impl IntoIterator<Item = &'a str>, name: &str) -> Option<f64> {
+    let mut sum = None;
+    for line in texts.into_iter().flat_map(str::lines) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let value = if let Some(labels) = rest.strip_prefix('{') {
+            after_labels(labels)
+        } else if rest.starts_with([' ', '\t']) {
+            Some(rest)
+        } else {
+            // Another metric whose name starts with this one's.
+            None
+        };
+        let value = value
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok());
+        if let Some(value) = value {
+            *sum.get_or_insert(0.0) += value;
+        }
+    }
+    sum
+}
+
+/// What follows a sample's label set (`a="x",b="y\"}"} 3` → ` 3`), quotes and escapes read.
+fn after_labels(labels: &str) -> Option<&str> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in labels.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '}' if !quoted => return Some(&labels[i + 1..]),
+            _ => {}
+        }
+    }
+    None
+}
+
+async fn measure(bench: &BudgetBench, policy: Policy) -> Result<Figures, String> {
     let stop = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -156,15 +250,21 @@ async fn measure(bench: &BudgetBench, policy: &str) -> Result<Figures, String> {
         .clamp(1.0, 64.0) as usize;
     let mut env = fake_llm_env(llm.port());
     env.push(("DOCFLOW_MAX_TRANSIENT_RETRIES".into(), "8".into()));
-    if policy == "naive" {
-        env.push(("DOCFLOW_AI_BUDGET".into(), "naive".into()));
-        env.push((
-            "DOCFLOW_AI_MAX_CONCURRENCY".into(),
-            naive_concurrency.to_string(),
-        ));
-        env.push(("DOCFLOW_RETRY_BASE_MS".into(), "0".into()));
+    match policy {
+        Policy::Adaptive => {}
+        Policy::Process => env.push(("DOCFLOW_AI_BUDGET_SCOPE".into(), "process".into())),
+        Policy::Naive => {
+            env.push(("DOCFLOW_AI_BUDGET".into(), "naive".into()));
+            env.push((
+                "DOCFLOW_AI_MAX_CONCURRENCY".into(),
+                naive_concurrency.to_string(),
+            ));
+            env.push(("DOCFLOW_RETRY_BASE_MS".into(), "0".into()));
+        }
     }
-    let stack = Stack::start(bench.app_root.clone(), "budget", env, stop).await?;
+    let stack =
+        Stack::start_instances(bench.app_root.clone(), "budget", env, stop, bench.instances)
+            .await?;
     let started = Instant::now();
     let mut ids = Vec::new();
     for i in 0..bench.documents {
@@ -173,6 +273,10 @@ async fn measure(bench: &BudgetBench, policy: &str) -> Result<Figures, String> {
     let finals = stack.wait_all(&ids, Duration::from_secs(1_800)).await?;
     let busy = started.elapsed();
     let stats = llm.stats();
+    let store_operations = stack
+        .handler_metrics()
+        .await
+        .map(|texts| counter_sum(texts.iter().map(String::as_str), STORE_OPERATIONS));
     stack.shutdown().await;
     let latencies = finals
         .iter()
@@ -216,5 +320,55 @@ async fn measure(bench: &BudgetBench, policy: &str) -> Result<Figures, String> {
             .filter(|r| r.status == 429)
             .map(|r| r.at_ms as f64 / 1000.0)
             .collect(),
+        store_operations,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HANDLER_A: &str = "\
+# HELP docflow_llm_budget_store_operations_total Operations on the budget store.
+# TYPE docflow_llm_budget_store_operations_total counter
+docflow_llm_budget_store_operations_total{operation=\"read\",otel_scope_name=\"docflow\"} 12
+docflow_llm_budget_store_operations_total{operation=\"write\",note=\"a \\\"}\\\" b\"} 3 1700000000000
+docflow_llm_budget_store_operations_total_extra 1000
+";
+    const HANDLER_B: &str = "docflow_llm_budget_store_operations_total 5\n";
+
+    #[test]
+    fn store_operations_are_summed_over_label_sets_and_instances() {
+        assert_eq!(
+            counter_sum([HANDLER_A, HANDLER_B], STORE_OPERATIONS),
+            Some(20.0)
+        );
+    }
+
+    #[test]
+    fn a_counter_no_handler_serves_is_unknown() {
+        let text = "# TYPE docflow_invocations_total counter\ndocflow_invocations_total{function=\"ProcessDocument\"} 7\n";
+        assert_eq!(counter_sum([text], STORE_OPERATIONS), None);
+    }
+
+    #[test]
+    fn the_default_policies_depend_on_the_instance_count() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BudgetBench,
+        }
+        let parse = |args: &[&str]| Cli::parse_from([&["bench"], args].concat()).bench;
+        assert_eq!(parse(&[]).policies(), [Policy::Adaptive, Policy::Naive]);
+        assert_eq!(
+            parse(&["--instances", "4"]).policies(),
+            [Policy::Adaptive, Policy::Process, Policy::Naive]
+        );
+        assert_eq!(
+            parse(&["--instances", "4", "--policies", "process"]).policies(),
+            [Policy::Process]
+        );
+        assert!(Cli::try_parse_from(["bench", "--instances", "0"]).is_err());
+    }
 }
