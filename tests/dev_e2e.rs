@@ -5,7 +5,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{free_port, start_dev};
+use common::{children_of, free_port, running, start_dev};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -181,36 +181,6 @@ fn docflow_run_lists_files_the_api_refuses() {
         message.contains("--app-root") && message.contains("host.json"),
         "{message}"
     );
-}
-
-/// The processes whose parent is `pid`, from `/proc/*/stat`, and whether each still runs.
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut children = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
-            children.push(head.split_whitespace().next().unwrap().parse().unwrap());
-        }
-    }
-    children
-}
-
-/// Running (not gone, not a zombie waiting for a parent to reap it).
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().to_string())
-        })
-        .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
 }
 
 #[test]

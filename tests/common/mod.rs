@@ -303,13 +303,25 @@ pub fn start_dev_with_dashboard(
 /// and dashboard ports.
 pub fn start_dev_with_env(
     data: &std::path::Path,
+    ports: (u16, u16, u16),
+    env: &[(&str, String)],
+    stdout: std::process::Stdio,
+) -> Running {
+    start_dev_with_args(data, ports, env, &[], stdout)
+}
+
+/// [`start_dev_with_env`] with extra arguments of `docflow dev` (`--instances 3`).
+pub fn start_dev_with_args(
+    data: &std::path::Path,
     (http_port, broker_port, dashboard_port): (u16, u16, u16),
     env: &[(&str, String)],
+    args: &[&str],
     stdout: std::process::Stdio,
 ) -> Running {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_docflow"))
         .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["dev", "--app-root", env!("CARGO_MANIFEST_DIR")])
+        .args(args)
         .args(["--http-port", &http_port.to_string()])
         .args(["--broker-port", &broker_port.to_string()])
         .args(["--dashboard-port", &dashboard_port.to_string()])
@@ -330,4 +342,47 @@ pub fn start_dev_with_env(
         std::thread::sleep(Duration::from_millis(50));
     }
     running
+}
+
+/// The processes whose parent is `pid`, from `/proc/*/stat`, and whether each still runs.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            children.push(head.split_whitespace().next().unwrap().parse().unwrap());
+        }
+    }
+    children
+}
+
+/// Running (not gone, not a zombie waiting for a parent to reap it).
+pub fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().to_string())
+        })
+        .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+}
+
+/// A process's environment at its start, from `/proc/{pid}/environ` (empty if it is gone).
+pub fn environ_of(pid: u32) -> std::collections::HashMap<String, String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .filter_map(|entry| {
+            let entry = String::from_utf8_lossy(entry);
+            let (k, v) = entry.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
 }
