@@ -190,7 +190,13 @@ impl Budget {
             None => *bucket = None,
             Some(r) => match bucket {
                 Some(b) => b.set_capacity(rate(r), now),
-                None => *bucket = Some(TokenBucket::new(rate(r), now)),
+                None => {
+                    // Empty at first, as a learned bucket: shares handed out while the fleet
+                    // converges must not add their bursts up.
+                    let mut new = TokenBucket::new(rate(r), now);
+                    new.cap(0, now);
+                    *bucket = Some(new);
+                }
             },
         };
         set(&mut self.tokens, tokens);
