@@ -8,8 +8,8 @@
 //! happens to the message: retry later, let Service Bus redeliver, or treat it as poison.
 
 pub mod budget;
-pub mod fleet;
 pub mod budget_store;
+pub mod fleet;
 pub mod offline;
 pub mod openai;
 pub mod rate_limits;

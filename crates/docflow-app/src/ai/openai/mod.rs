@@ -22,9 +22,7 @@ mod observe;
 mod options;
 mod wire;
 
-use crate::ai::budget::{
-    Budget, BudgetScope, BudgetStore, LocalBudget, RateHeaders, Reservation,
-};
+use crate::ai::budget::{Budget, BudgetScope, BudgetStore, LocalBudget, RateHeaders, Reservation};
 use crate::ai::fleet::FleetBudget;
 use crate::ai::tokens::TokenCounter;
 pub use failures::{MAX_RETRY_AFTER, retry_after};
