@@ -390,7 +390,11 @@ async fn rate_limits_reschedule_tasks_instead_of_redelivering_them() {
         })
     });
     let llm = FakeLlm::start(script, Duration::ZERO).await;
-    let app = start(&settings(&llm)).await;
+    // A budget per process, so that every task meets a 429 and is rescheduled: the fleet's
+    // budget would hold all but the first call until the reset (tests/fleet_budget.rs).
+    let mut env = settings(&llm);
+    env.push(("DOCFLOW_AI_BUDGET_SCOPE", "process".into()));
+    let app = start(&env).await;
     let mut ids = Vec::new();
     for n in 0..3 {
         let (status, _, body) = app
