@@ -210,6 +210,22 @@ impl Budget {
         self.successes = 0;
     }
 
+    /// At most `tokens` available now (a share of what the provider says remains of its
+    /// window: the fleet's instances each take their part of it).
+    pub fn cap_tokens(&mut self, tokens: u64, now: Instant) {
+        if let Some(bucket) = &mut self.tokens {
+            bucket.cap(tokens, now);
+        }
+    }
+
+    /// Admits nothing before `until` and starts from an empty bucket then (the fleet heard of
+    /// a `429`): instances resuming together after a reset must not spend banked bursts at once.
+    pub fn hold_until(&mut self, until: Instant, now: Instant) {
+        for bucket in [&mut self.tokens, &mut self.requests].into_iter().flatten() {
+            bucket.drain_until(until, now);
+        }
+    }
+
     /// The current concurrency window.
     pub fn window(&self) -> usize {
         if self.probing {

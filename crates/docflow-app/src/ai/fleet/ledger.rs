@@ -240,6 +240,7 @@ impl Ledger {
     /// A share of the limits and the window, by demand.
     fn share(&self, id: &str, report: &Report, now: i64, until: i64) -> Lease {
         let others: Vec<&Member> = self.live(id, now).map(|(_, m)| m).collect();
+        let aim = |limit: u64| aim(limit, others.len() + 1);
         let tokens = self.token_limit.map(|limit| {
             let wants: Vec<f64> = others.iter().map(|m| m.want_tokens).collect();
             let held: f64 = others.iter().filter_map(|m| m.tokens).sum();
@@ -276,9 +277,13 @@ impl Ledger {
     }
 }
 
-/// The share of a per-minute limit aimed at.
-fn aim(limit: u64) -> f64 {
-    (limit as f64 * HEADROOM).max(1.0)
+/// The share of a per-minute limit the fleet aims at: [`HEADROOM`], less a point for each
+/// instance beyond the first, up to three. Every instance paces its share on its own, and a
+/// call larger than its one-second burst is admitted in debt, so several instances' admissions
+/// line up less evenly against the deployment's sliding window than one's.
+fn aim(limit: u64, instances: usize) -> f64 {
+    let headroom = HEADROOM - 0.01 * (instances.saturating_sub(1).min(3)) as f64;
+    (limit as f64 * headroom).max(1.0)
 }
 
 /// Water-fills `total` over `mine` and `others`' wants (each gets its want or the common

@@ -27,7 +27,7 @@ use super::budget::{Budget, BudgetSnapshot, BudgetStore, RateHeaders, Reservatio
 use docflow_blob::{BlobError, BlobStore};
 
 /// How long a lease lasts unless configured (`DOCFLOW_AI_BUDGET_LEASE_MS`).
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(4);
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(8);
 
 /// What wants everything that is free (an instance whose calls found no room).
 const WANT_ALL: f64 = 1e12;
@@ -118,6 +118,7 @@ struct Held {
     window: usize,
     limits: (Option<u64>, Option<u64>),
     tokens: Option<f64>,
+    requests: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -238,13 +239,19 @@ impl Inner {
         let (tokens, calls) = recent.fold((0u64, 0u64), |a, (_, t)| (a.0 + t, a.1 + 1));
         let per_minute = 60.0 / period.as_secs_f64();
         let floor = l.largest.max(1_000) as f64 * per_minute;
-        let (want_tokens, want_requests) = if l.short || l.held.is_none() {
-            (WANT_ALL, WANT_ALL)
-        } else {
-            (
-                tokens as f64 * per_minute * 1.5 + floor,
-                (calls as f64 * per_minute * 1.5).max(per_minute),
-            )
+        // Short of room: everything free. Otherwise what it spent lately with room to grow,
+        // and at least three quarters of what it holds: a share it does not use shrinks a
+        // quarter per renewal (and lapses when the instance goes idle), so that a dip in its
+        // own backlog does not hand the share away at once.
+        let (want_tokens, want_requests) = match l.held {
+            _ if l.short => (WANT_ALL, WANT_ALL),
+            None => (WANT_ALL, WANT_ALL),
+            Some(h) => (
+                (tokens as f64 * per_minute * 1.5 + floor).max(0.75 * h.tokens.unwrap_or(0.0)),
+                (calls as f64 * per_minute * 1.5)
+                    .max(per_minute)
+                    .max(0.75 * h.requests.unwrap_or(0.0)),
+            ),
         };
         let snapshot = l.budget.snapshot(now);
         let requests_last_minute = l.admitted.len() as u64;
@@ -269,12 +276,17 @@ impl Inner {
         let mut l = self.local();
         l.budget
             .share(lease.tokens, lease.requests, lease.window.max(1), now);
+        let backoff = (lease.backoff_until > wall_now).then(|| at(lease.backoff_until));
+        if let Some(until) = backoff {
+            l.budget.hold_until(until, now);
+        }
         l.held = Some(Held {
             until: at(lease.until),
-            backoff: (lease.backoff_until > wall_now).then(|| at(lease.backoff_until)),
+            backoff,
             window: lease.window,
             limits: lease.limits,
             tokens: lease.tokens,
+            requests: lease.requests,
         });
         l.short = false;
         l.retry_at = None;
@@ -403,8 +415,9 @@ impl BudgetStore for FleetBudget {
             return Err(Duration::from_millis(200));
         }
         if held.tokens.is_some_and(|t| t < 1.0) {
+            // No share yet: the next renewal (soon) brings one.
             l.short = true;
-            return Err((held.until - now).max(Duration::from_millis(50)));
+            return Err(Duration::from_millis(250));
         }
         match l.budget.reserve(tokens, now) {
             Ok(r) => {
@@ -412,8 +425,10 @@ impl BudgetStore for FleetBudget {
                 Ok(r)
             }
             Err(wait) => {
+                // The wait at this share's rate; the next renewal may bring a larger share, so
+                // look again soon rather than sleep it all (or reschedule the message for it).
                 l.short = true;
-                Err(wait)
+                Err(wait.min(Duration::from_millis(500)))
             }
         }
     }
@@ -421,6 +436,15 @@ impl BudgetStore for FleetBudget {
     fn settle(&self, reservation: Reservation, used: u64, headers: &RateHeaders, now: Instant) {
         let mut l = self.inner.local();
         l.budget.settle(reservation, used, headers, now);
+        // What remains of the deployment's window is the fleet's: take this instance's part,
+        // so that shares banked while idle do not spend the window's last tokens at once.
+        if let (Some(remaining), Some(held)) = (headers.remaining_tokens, l.held)
+            && let (Some(share), Some(limit)) = (held.tokens, held.limits.0)
+        {
+            let fraction = (share / limit as f64).clamp(0.0, 1.0);
+            l.budget
+                .cap_tokens((remaining as f64 * fraction).floor() as u64, now);
+        }
         l.successes += 1;
         let first = l.held.is_some_and(|h| h.limits == (None, None));
         l.answered = true;
