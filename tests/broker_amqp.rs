@@ -10,24 +10,9 @@ use std::process::{Child, Command, Stdio};
 
 use common::{Running, free_port, start_dev};
 
-fn python() -> String {
-    let python = std::env::var("DOCFLOW_SB_PYTHON").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/.tools/servicebus-sdk-venv/bin/python"
-        )
-        .to_string()
-    });
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "{python} is missing: run bash scripts/install-test-tools.sh (it installs azure-servicebus)"
-    );
-    python
-}
-
 /// Runs a Python script with `SB_CONNECTION` set; returns its stdout, asserting success.
 fn run_python(script: &str, connection: &str) -> String {
-    let output = Command::new(python())
+    let output = Command::new(common::servicebus_sdk_python())
         .args(["-c", script])
         .env("SB_CONNECTION", connection)
         .output()

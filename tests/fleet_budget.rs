@@ -4,7 +4,8 @@
 //! headers. Checked: the limits are learned once (one probe, the others wait for its
 //! answer), the shares add up to the limit and follow demand, a `429` seen by one instance
 //! holds all of them until its reset, a killed instance's share returns to the others when its
-//! lease ends, and the storage round trips stay well below one per call.
+//! lease ends, the storage round trips stay well below one per call, and a store that never
+//! answers holds a call no longer than the budget's wait.
 
 mod common;
 
@@ -200,7 +201,8 @@ async fn three_instances_learn_the_limits_once_and_share_them_by_demand() {
     let azurite = Azurite::start();
     let fleet = Fleet::new(&azurite);
     let stop = Arc::new(AtomicBool::new(false));
-    let lease = docflow::ai::fleet::DEFAULT_LEASE;
+    // Shares converge within a lease or so: 4 s leases leave a steady state from 6 s on.
+    let lease = Duration::from_secs(4);
     let workers: Vec<_> = (0..3)
         .map(|i| fleet.worker(i, fleet.budget(i, lease, None), stop.clone()))
         .collect();
@@ -283,7 +285,7 @@ async fn a_429_seen_by_one_instance_holds_them_all_and_a_killed_one_s_share_retu
             break Instant::now();
         }
     };
-    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    tokio::time::sleep(Duration::from_millis(6_000)).await;
     // The others heard of it at their next renewal (within a lease), and held until the reset.
     let held = fleet.admitted(
         None,
@@ -291,9 +293,11 @@ async fn a_429_seen_by_one_instance_holds_them_all_and_a_killed_one_s_share_retu
         refused_at + Duration::from_millis(2_800),
     );
     assert_eq!(held, 0, "calls during the backoff");
+    // After the reset the instances start again, from empty buckets (each drained for the
+    // length of the hold, so that they do not spend banked bursts together).
     assert!(
         fleet.admitted(
-            Some(1),
+            None,
             refused_at + Duration::from_millis(3_100),
             Instant::now()
         ) > 0
@@ -325,5 +329,87 @@ async fn a_429_seen_by_one_instance_holds_them_all_and_a_killed_one_s_share_retu
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
+    }
+}
+
+/// A store that never answers (a storage account unreachable, a network partition).
+struct Hanging;
+
+#[async_trait]
+impl BlobStore for Hanging {
+    async fn get(&self, _: &str, _: &str) -> Result<Blob, BlobError> {
+        std::future::pending().await
+    }
+    async fn properties(&self, _: &str, _: &str) -> Result<Option<BlobProperties>, BlobError> {
+        std::future::pending().await
+    }
+    async fn put(&self, _: &str, _: &str, _: Bytes, _: &str) -> Result<ETag, BlobError> {
+        std::future::pending().await
+    }
+    async fn create_if_absent(
+        &self,
+        _: &str,
+        _: &str,
+        _: Bytes,
+        _: &str,
+    ) -> Result<ETag, BlobError> {
+        std::future::pending().await
+    }
+    async fn put_if_match(
+        &self,
+        _: &str,
+        _: &str,
+        _: Bytes,
+        _: &str,
+        _: &ETag,
+    ) -> Result<ETag, BlobError> {
+        std::future::pending().await
+    }
+    async fn list(&self, _: &str, _: &str) -> Result<Vec<BlobItem>, BlobError> {
+        std::future::pending().await
+    }
+    async fn delete(&self, _: &str, _: &str) -> Result<(), BlobError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_never_answers_holds_a_call_no_longer_than_the_budget_s_wait() {
+    use docflow::ai::budget::BudgetOptions;
+    use docflow::ai::openai::{Auth, Endpoint, OpenAiOptions, OpenAiProvider};
+    use docflow::ai::{AiProvider, AiRequest, Operation, ProviderError};
+    // No model endpoint is needed: the call never gets past the budget.
+    let provider = OpenAiProvider::new(OpenAiOptions {
+        endpoint: Endpoint::OpenAi {
+            base_url: "http://127.0.0.1:9/v1".into(),
+        },
+        auth: Auth::None,
+        budget: BudgetOptions {
+            max_wait: Duration::from_secs(1),
+            ..BudgetOptions::default()
+        },
+        shared: Some(SharedBudget {
+            blobs: Arc::new(Hanging),
+            container: "docflow-state".into(),
+            instance: "cut-off".into(),
+            lease: Duration::from_secs(2),
+        }),
+        ..OpenAiOptions::default()
+    })
+    .unwrap();
+    let request = AiRequest {
+        operation: Operation::Sentiment,
+        text: "The storage account is unreachable.".into(),
+    };
+    // Held about the budget's one-second wait, then handed back to be rescheduled (the ten
+    // seconds only catch a call that would hang with its store).
+    let outcome = tokio::time::timeout(Duration::from_secs(10), provider.run(&request))
+        .await
+        .expect("the call came back while the store hangs");
+    match outcome {
+        Err(ProviderError::RetryAfter { delay, detail }) => {
+            assert!(delay <= Duration::from_secs(1), "{delay:?}: {detail}");
+        }
+        other => panic!("expected a rate-limit answer, got {other:?}"),
     }
 }

@@ -16,7 +16,7 @@ use docflow::ai::fleet::SharedBudget;
 use docflow::ai::fleet::ledger::Ledger;
 use docflow::blob::BlobStore;
 use docflow::blob::connection::BlobConnection;
-use docflow::cli::bench_stack::{document, fake_llm_env, finished};
+use docflow::cli::bench_stack::{document, fake_llm_env};
 use docflow::fake_llm::{FakeLlm, FakeLlmOptions};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -78,22 +78,8 @@ async fn three_instances_share_one_deployment_s_budget_through_azurite() {
     }
     let deadline = Instant::now() + Duration::from_secs(180);
     for id in &ids {
-        loop {
-            let doc: Value = http
-                .get(format!("{api}/documents/{id}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if finished(&doc) {
-                assert_eq!(doc["status"], "completed", "{doc:#}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "not finished: {doc:#}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        common::completed(&http, &format!("{api}/documents/{id}"), left).await;
     }
     let stats = llm.stats();
     let mut requests = stats.requests.clone();

@@ -20,22 +20,7 @@ const WAIT: Duration = Duration::from_secs(1);
 async fn a_queue_s_counts_follow_its_sends_schedules_locks_and_dead_letters() {
     let h = Harness::start().await;
     let client = h.client();
-    for body in ["a", "b", "c"] {
-        client.send_message("q", &Message::new(body)).await.unwrap();
-    }
-    let later = chrono::Utc::now() + chrono::Duration::hours(1);
-    client
-        .send_message(
-            "q",
-            &Message::new("later").with_scheduled_enqueue_time(later),
-        )
-        .await
-        .unwrap();
-    let poison = client.peek_lock("q", WAIT).await.unwrap().unwrap();
-    client
-        .dead_letter_message(&poison, "Poison", "bad input")
-        .await
-        .unwrap();
+    common::broker::a_queue_with_every_count(&client).await;
     let _locked = client.peek_lock("q", WAIT).await.unwrap().unwrap();
 
     let q = client.entity_runtime("q").await.unwrap();

@@ -58,6 +58,8 @@
 //! - `connection_to_custom_endpoint_address`: placeholders for a custom endpoint and a CA bundle
 //!   (TLS) in its source.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -72,21 +74,6 @@ const SUBSCRIPTION: &str = "samples-subscription";
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// For the samples that send hundreds of messages or wait out locks.
 const LONG_TIMEOUT: Duration = Duration::from_secs(150);
-
-fn python() -> PathBuf {
-    let python = std::env::var("DOCFLOW_SB_PYTHON").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/.tools/servicebus-sdk-venv/bin/python"
-        )
-        .to_string()
-    });
-    assert!(
-        Path::new(&python).exists(),
-        "{python} is missing: run bash scripts/install-test-tools.sh (it installs azure-servicebus)"
-    );
-    PathBuf::from(python)
-}
 
 fn samples_dir() -> PathBuf {
     let dir = PathBuf::from(concat!(
@@ -167,7 +154,7 @@ impl Broker {
         assert!(script.exists(), "{} is missing", script.display());
         let out_dir = tempfile::tempdir().unwrap();
         let (out_path, err_path) = (out_dir.path().join("out"), out_dir.path().join("err"));
-        let mut child = Command::new(python())
+        let mut child = Command::new(common::servicebus_sdk_python())
             .arg(&script)
             .current_dir(script.parent().unwrap())
             .env(

@@ -19,24 +19,9 @@ use common::broker::Harness;
 use docflow::servicebus::message::Message;
 use serde_json::Value;
 
-fn python() -> String {
-    let python = std::env::var("DOCFLOW_SB_PYTHON").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/.tools/servicebus-sdk-venv/bin/python"
-        )
-        .to_string()
-    });
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "{python} is missing: run bash scripts/install-test-tools.sh (it installs azure-servicebus)"
-    );
-    python
-}
-
 /// Runs the script against the broker on `port`; its JSON output.
 async fn read_with_the_sdk(port: u16, queue: &str, topic: &str, subscription: &str) -> Value {
-    let mut command = Command::new(python());
+    let mut command = Command::new(common::servicebus_sdk_python());
     command
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -60,26 +45,7 @@ async fn read_with_the_sdk(port: u16, queue: &str, topic: &str, subscription: &s
 async fn microsoft_s_sdk_reads_the_broker_s_queue_and_subscription_runtime_properties() {
     let h = Harness::start().await;
     let client = h.client();
-    for body in ["a", "b", "c"] {
-        client.send_message("q", &Message::new(body)).await.unwrap();
-    }
-    let later = chrono::Utc::now() + chrono::Duration::hours(1);
-    client
-        .send_message(
-            "q",
-            &Message::new("later").with_scheduled_enqueue_time(later),
-        )
-        .await
-        .unwrap();
-    let poison = client
-        .peek_lock("q", Duration::from_secs(1))
-        .await
-        .unwrap()
-        .unwrap();
-    client
-        .dead_letter_message(&poison, "Poison", "bad input")
-        .await
-        .unwrap();
+    common::broker::a_queue_with_every_count(&client).await;
     client
         .send_message("fan", &Message::new("1"))
         .await

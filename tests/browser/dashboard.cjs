@@ -2,7 +2,7 @@
 // (tests/dashboard_browser.rs starts `docflow dev`, poisons two tasks, runs this script and
 // checks the broker and the audit trail afterwards). Prints one JSON line at the end.
 "use strict";
-const { chromium } = require(process.env.PLAYWRIGHT_CORE);
+const { launch } = require("./launch.cjs");
 const fs = require("fs");
 const path = require("path");
 
@@ -48,16 +48,7 @@ async function budgetStep(page) {
 
 (async () => {
   fs.mkdirSync(shots, { recursive: true });
-  // A fresh profile (--user-data-dir), which playwright passes as its own parameter.
-  const browser = await chromium.launchPersistentContext(process.env.USER_DATA_DIR, {
-    executablePath: process.env.CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 720 },
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run",
-    ],
-  });
+  const browser = await launch();
   const result = {};
   try {
     const page = await browser.newPage();

@@ -5,7 +5,7 @@
 // group is resubmitted in bulk, and the same page, never reloaded, shows the document
 // `completed`. Prints one JSON line at the end.
 "use strict";
-const { chromium } = require(process.env.PLAYWRIGHT_CORE);
+const { launch } = require("./launch.cjs");
 const fs = require("fs");
 const path = require("path");
 
@@ -21,15 +21,7 @@ function check(condition, message) {
 
 (async () => {
   fs.mkdirSync(shots, { recursive: true });
-  const browser = await chromium.launchPersistentContext(process.env.USER_DATA_DIR, {
-    executablePath: process.env.CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 720 },
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run",
-    ],
-  });
+  const browser = await launch();
   const result = {};
   try {
     const page = await browser.newPage();

@@ -271,3 +271,29 @@ impl Harness {
         Some(String::from_utf8(got.body).unwrap())
     }
 }
+
+/// Fills queue `q` of the test topology with one message in every state the management API
+/// counts: three sent (one then dead-lettered: two active), one scheduled an hour ahead.
+pub async fn a_queue_with_every_count(client: &docflow::servicebus::ServiceBusClient) {
+    use docflow::servicebus::message::Message;
+    for body in ["a", "b", "c"] {
+        client.send_message("q", &Message::new(body)).await.unwrap();
+    }
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    client
+        .send_message(
+            "q",
+            &Message::new("later").with_scheduled_enqueue_time(later),
+        )
+        .await
+        .unwrap();
+    let poison = client
+        .peek_lock("q", Duration::from_secs(1))
+        .await
+        .unwrap()
+        .unwrap();
+    client
+        .dead_letter_message(&poison, "Poison", "bad input")
+        .await
+        .unwrap();
+}

@@ -386,3 +386,20 @@ pub fn environ_of(pid: u32) -> std::collections::HashMap<String, String> {
         })
         .collect()
 }
+
+/// The Python of the virtual environment holding Microsoft's `azure-servicebus` SDK
+/// (`DOCFLOW_SB_PYTHON` overrides it), installed by scripts/install-test-tools.sh.
+pub fn servicebus_sdk_python() -> PathBuf {
+    let python = std::env::var("DOCFLOW_SB_PYTHON").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/.tools/servicebus-sdk-venv/bin/python"
+        )
+        .to_string()
+    });
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} is missing: run bash scripts/install-test-tools.sh (it installs azure-servicebus)"
+    );
+    PathBuf::from(python)
+}
