@@ -13,7 +13,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
 use common::broker::Harness;
 use docflow::servicebus::message::Message;
