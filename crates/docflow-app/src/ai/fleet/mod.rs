@@ -408,10 +408,14 @@ impl BudgetStore for FleetBudget {
             return Err(Duration::from_millis(100));
         };
         if let Some(until) = held.backoff.filter(|b| *b > now) {
+            // Held by the fleet, not idle: its share must not shrink meanwhile.
+            l.short = true;
             return Err(until - now);
         }
         if held.window == 0 {
-            // Another instance probes for the limits: its answer comes with the next lease.
+            // Another instance probes for the limits: its answer comes with the next lease,
+            // and this instance's calls wait for it (they want a share then).
+            l.short = true;
             return Err(Duration::from_millis(200));
         }
         if held.tokens.is_some_and(|t| t < 1.0) {
