@@ -209,31 +209,7 @@ enum Command {
     #[cfg(feature = "local")]
     /// The dashboard pointed at a deployed app: its Service Bus namespace and storage account
     /// (read-only unless --allow-actions).
-    Dashboard {
-        /// Service Bus connection string; defaults to the connection setting below.
-        #[arg(long, env = "DOCFLOW_SERVICEBUS_CONNECTION", hide_env_values = true)]
-        connection: Option<String>,
-        /// Functions connection setting to resolve from the environment or ./local.settings.json
-        /// (a connection string or NAME__fullyQualifiedNamespace for an identity).
-        #[arg(long, default_value = "ServiceBusConnection")]
-        connection_setting: String,
-        /// Storage connection string of the app's documents; defaults to the app's own
-        /// DOCFLOW_BLOB_CONNECTION setting.
-        #[arg(long, env = "DOCFLOW_DASHBOARD_STORAGE", hide_env_values = true)]
-        storage: Option<String>,
-        /// Port (0 picks a free one).
-        #[arg(long, default_value_t = docflow::dashboard::DEFAULT_PORT)]
-        port: u16,
-        /// Address to listen on (loopback unless told otherwise).
-        #[arg(long, default_value = "127.0.0.1")]
-        bind: std::net::IpAddr,
-        /// Serve resubmit and discard (audited); without it the dashboard only reads.
-        #[arg(long)]
-        allow_actions: bool,
-        /// A handler's metrics endpoint (http://host:port/metrics) for the LLM budget view.
-        #[arg(long)]
-        handler_metrics: Option<String>,
-    },
+    Dashboard(cli::dashboard::DashboardOptions),
     /// Dead-letter triage against Azure Service Bus or the embedded broker.
     Dlq {
         /// Connection string; defaults to the connection setting below.
@@ -492,25 +468,9 @@ fn main() -> ExitCode {
         #[cfg(feature = "local")]
         Command::Bench { what } => runtime.block_on(async { ExitCode::from(what.run().await) }),
         #[cfg(feature = "local")]
-        Command::Dashboard {
-            connection,
-            connection_setting,
-            storage,
-            port,
-            bind,
-            allow_actions,
-            handler_metrics,
-        } => runtime.block_on(async {
+        Command::Dashboard(options) => runtime.block_on(async {
             telemetry::init(LogFormat::Text);
             let local = local_settings();
-            let options = cli::dashboard::DashboardOptions {
-                connection,
-                connection_setting,
-                storage,
-                listen: std::net::SocketAddr::new(bind, port),
-                allow_actions,
-                handler_metrics,
-            };
             let lookup = |k: &str| std::env::var(k).ok().or_else(|| local.get(k).cloned());
             ExitCode::from(cli::dashboard::run(options, lookup, on_signal()).await)
         }),

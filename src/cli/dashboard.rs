@@ -17,20 +17,31 @@ use crate::dashboard::Bound;
 use crate::dashboard::sources::{Bus, NamespaceBus, Sources};
 use crate::servicebus::{Namespace, ServiceBusClient, ServiceBusClientOptions};
 
-/// What `docflow dashboard` is started with.
-#[derive(Debug, Clone)]
+/// What `docflow dashboard` is started with (its command-line arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub struct DashboardOptions {
-    /// A Service Bus connection string (over the setting below).
+    /// Service Bus connection string; defaults to the connection setting below.
+    #[arg(long, env = "DOCFLOW_SERVICEBUS_CONNECTION", hide_env_values = true)]
     pub connection: Option<String>,
-    /// The Functions connection setting naming the namespace.
+    /// Functions connection setting to resolve from the environment or ./local.settings.json
+    /// (a connection string or NAME__fullyQualifiedNamespace for an identity).
+    #[arg(long, default_value = "ServiceBusConnection")]
     pub connection_setting: String,
-    /// A storage connection string (over the app's `DOCFLOW_BLOB_CONNECTION`).
+    /// Storage connection string of the app's documents; defaults to the app's own
+    /// DOCFLOW_BLOB_CONNECTION setting.
+    #[arg(long, env = "DOCFLOW_DASHBOARD_STORAGE", hide_env_values = true)]
     pub storage: Option<String>,
-    /// Where the dashboard listens.
-    pub listen: SocketAddr,
-    /// Whether resubmit and discard are served.
+    /// Port (0 picks a free one).
+    #[arg(long, default_value_t = crate::dashboard::DEFAULT_PORT)]
+    pub port: u16,
+    /// Address to listen on (loopback unless told otherwise).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Serve resubmit and discard (audited); without it the dashboard only reads.
+    #[arg(long)]
     pub allow_actions: bool,
-    /// A handler's `GET /metrics` to show in the LLM budget view and `/metrics`.
+    /// A handler's metrics endpoint (http://host:port/metrics) for the LLM budget view.
+    #[arg(long)]
     pub handler_metrics: Option<String>,
 }
 
@@ -100,7 +111,8 @@ pub async fn run(
             return super::EXIT_CONFIG;
         }
     };
-    let bound = match Bound::bind(options.listen, sources).await {
+    let listen = SocketAddr::new(options.bind, options.port);
+    let bound = match Bound::bind(listen, sources).await {
         Ok(b) => b,
         Err(e) => {
             eprintln!("docflow dashboard: {e} (pick another with --port, 0 for a free one)");

@@ -32,6 +32,27 @@ pub trait DeadLetterBus: Send + Sync {
     async fn discard(&self, entity: &str, m: &ReceivedMessage) -> Result<(), ClientError>;
 }
 
+/// Up to `max` messages in sequence order, read a page at a time (at most 500) with `page`,
+/// which returns the messages from a sequence number on.
+pub async fn browse_all<F, Fut>(
+    max: usize,
+    mut page: F,
+) -> Result<Vec<ReceivedMessage>, ClientError>
+where
+    F: FnMut(i64, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<ReceivedMessage>, ClientError>>,
+{
+    let mut out = Vec::new();
+    let mut from = 0;
+    while out.len() < max {
+        let next = page(from, (max - out.len()).min(500)).await?;
+        let Some(last) = next.last() else { break };
+        from = last.sequence_number + 1;
+        out.extend(next);
+    }
+    Ok(out)
+}
+
 /// Whether `entity` is a subscription (`topic/subscriptions/sub`).
 pub fn is_subscription(entity: &str) -> bool {
     entity.to_ascii_lowercase().contains("/subscriptions/")
@@ -42,15 +63,7 @@ impl DeadLetterBus for ServiceBusClient {
     async fn read(&self, entity: &str, max: usize) -> Result<Vec<ReceivedMessage>, ClientError> {
         let path = dlq_path(entity);
         if self.is_local() {
-            let mut out = Vec::new();
-            let mut from = 0;
-            while out.len() < max {
-                let page = self.browse(&path, from, (max - out.len()).min(500)).await?;
-                let Some(last) = page.last() else { break };
-                from = last.sequence_number + 1;
-                out.extend(page);
-            }
-            return Ok(out);
+            return browse_all(max, |from, n| self.browse(&path, from, n)).await;
         }
         let locked = self.take(entity, max).await?;
         self.release(&locked).await?;

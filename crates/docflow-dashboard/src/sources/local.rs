@@ -5,6 +5,7 @@ use async_trait::async_trait;
 
 use super::{Bus, EntityInfo, EntitySample};
 use docflow_app::dead_letters::DeadLetterBus;
+use docflow_app::dead_letters::bus::browse_all;
 use docflow_broker::{Broker, BrokerError};
 use docflow_servicebus::ClientError;
 use docflow_servicebus::message::{Message, ReceivedMessage};
@@ -34,19 +35,14 @@ fn split(path: &str) -> (String, bool) {
 impl DeadLetterBus for LocalBroker {
     async fn read(&self, entity: &str, max: usize) -> Result<Vec<ReceivedMessage>, ClientError> {
         let (entity, _) = split(entity);
-        let mut out = Vec::new();
-        let mut from = 0;
-        while out.len() < max {
-            let page = self
-                .0
-                .browse(&entity, true, from, (max - out.len()).min(500))
+        let entity = &entity;
+        browse_all(max, |from, n| async move {
+            self.0
+                .browse(entity, true, from, n)
                 .await
-                .map_err(client_error)?;
-            let Some(last) = page.last() else { break };
-            from = last.sequence_number + 1;
-            out.extend(page);
-        }
-        Ok(out)
+                .map_err(client_error)
+        })
+        .await
     }
 
     /// Browsing is enough: the in-process operations act by sequence number.

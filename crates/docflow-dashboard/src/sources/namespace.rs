@@ -74,11 +74,7 @@ impl DeadLetterBus for NamespaceBus {
 #[async_trait]
 impl Bus for NamespaceBus {
     async fn entities(&self) -> Result<Vec<EntityInfo>, ClientError> {
-        let mut out: Vec<EntityInfo> = self.0.queue_runtimes().await?.iter().map(info).collect();
-        for topic in self.0.topic_names().await? {
-            out.extend(self.0.subscription_runtimes(&topic).await?.iter().map(info));
-        }
-        Ok(out)
+        Ok(self.samples().await?.into_iter().map(|(e, _)| e).collect())
     }
 
     async fn sample(&self, path: &str) -> Result<EntitySample, ClientError> {
