@@ -194,16 +194,21 @@ impl Inner {
         self.shared.lease.max(Duration::from_millis(200))
     }
 
-    /// When the next renewal is due: at once without a lease while calls wait, a quarter of
-    /// a period before the lease ends while there is demand; never while idle (the lease
-    /// lapses and its share returns to the fleet).
+    /// When the next renewal is due: at once with news for the fleet or without a lease while
+    /// calls wait, a quarter of a period before the lease ends while there is demand; never
+    /// while idle (the lease lapses and its share returns to the fleet); not before a failed
+    /// renewal's retry time.
     fn due(&self, now: Instant) -> Option<Instant> {
         let l = self.local();
         let period = self.period();
         let busy = l.budget.snapshot(now).in_flight > 0
             || l.last_demand
                 .is_some_and(|t| now.duration_since(t) < period);
+        // What the fleet must hear of at once: a 429, or the probe's answer.
+        let news =
+            l.refused.is_some() || (l.answered && l.held.is_some_and(|h| h.limits == (None, None)));
         let at = match &l.held {
+            _ if news => Some(now),
             // Waiting for another instance's probe: look for its answer four times a second.
             Some(h) if h.until > now && h.window == 0 => busy.then(|| {
                 (h.until.checked_sub(period).unwrap_or(now) + Duration::from_millis(250))
@@ -377,16 +382,8 @@ async fn run(inner: Arc<Inner>, stop: CancellationToken) {
             () = inner.wake.notified() => {}
             () = sleep => {}
         }
-        let urgent = {
-            let l = inner.local();
-            l.held.is_none_or(|h| h.until <= Instant::now())
-                || l.refused.is_some()
-                || (l.answered && l.held.is_some_and(|h| h.limits == (None, None)))
-        };
         let now = Instant::now();
-        let retry_wait = inner.local().retry_at.is_some_and(|r| r > now);
-        let due_now = inner.due(now).is_some_and(|at| at <= now);
-        if retry_wait || !(due_now || urgent) {
+        if inner.due(now).is_none_or(|at| at > now) {
             continue;
         }
         if let Err(e) = inner.renew().await {
