@@ -69,8 +69,10 @@ pub struct RequestStat {
     pub at_ms: u64,
     /// The answer's status.
     pub status: u16,
-    /// Tokens charged (admitted requests only).
+    /// Tokens used, as the answer reports them (`200`s only).
     pub tokens: u64,
+    /// Tokens charged against the limit at admission (prompt + `max_tokens`; `0` when refused).
+    pub charged: u64,
     /// Time to answer.
     pub latency_ms: u64,
 }
@@ -161,11 +163,12 @@ impl State {
         (self.seed >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn record(&mut self, status: u16, tokens: u64, started: Instant) {
+    fn record(&mut self, status: u16, tokens: u64, charged: u64, started: Instant) {
         self.stats.requests.push(RequestStat {
             at_ms: started.duration_since(self.started).as_millis() as u64,
             status,
             tokens,
+            charged,
             latency_ms: started.elapsed().as_millis() as u64,
         });
         match status {
@@ -276,7 +279,7 @@ async fn serve(state: &Mutex<State>, operation: &str, body: &Value) -> Response 
     if let Err(wait) = admitted {
         let mut s = lock(state);
         let (tokens_left, requests_left) = s.remaining(Instant::now());
-        s.record(429, 0, started);
+        s.record(429, 0, 0, started);
         let mut response = warp::reply::with_status(
             warp::reply::json(&json!({"error": {"code": "429", "message": "Requests to the deployment have exceeded the token rate limit. Try again later."}})),
             StatusCode::TOO_MANY_REQUESTS,
@@ -297,7 +300,7 @@ async fn serve(state: &Mutex<State>, operation: &str, body: &Value) -> Response 
         .mul_f64((0.75 + 0.5 * jitter) / options.time_scale.max(0.001));
     tokio::time::sleep(latency).await;
     if fail {
-        lock(state).record(503, 0, started);
+        lock(state).record(503, 0, prompt_tokens + max_tokens, started);
         return warp::reply::with_status(
             warp::reply::json(
                 &json!({"error": {"message": "The service is temporarily unavailable."}}),
@@ -309,7 +312,7 @@ async fn serve(state: &Mutex<State>, operation: &str, body: &Value) -> Response 
     let total = prompt_tokens + completion_tokens;
     let (tokens_left, requests_left) = {
         let mut s = lock(state);
-        s.record(200, total, started);
+        s.record(200, total, prompt_tokens + max_tokens, started);
         s.remaining(Instant::now())
     };
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": total});

@@ -95,6 +95,8 @@ struct Figures {
     latencies: Vec<Duration>,
     /// Seconds from the start of the run at which calls were refused.
     refused_at: Vec<f64>,
+    /// The delivered fraction of the limit in each tenth of the busy period.
+    timeline: Vec<f64>,
     /// The budget store's operations over every instance
     /// ([`STORE_OPERATIONS`]; none when no handler counts them), or why they are not known.
     store_operations: Result<Option<f64>, String>,
@@ -171,6 +173,15 @@ fn print(policy: &str, f: &Figures) {
         f.lost,
         f.extra_calls
     );
+    let tenths: Vec<String> = f
+        .timeline
+        .iter()
+        .map(|t| format!("{:.0}%", 100.0 * t))
+        .collect();
+    println!(
+        "{policy:>8}: delivered by tenth of the busy period {}",
+        tenths.join(" ")
+    );
     if let (Some(first), Some(last)) = (f.refused_at.first(), f.refused_at.last()) {
         println!("{policy:>8}: 429s between {first:.1} s and {last:.1} s of the run");
     }
@@ -184,6 +195,30 @@ fn print(policy: &str, f: &Figures) {
         Err(e) => format!("n/a ({e})"),
     };
     println!("{policy:>8}: budget store operations per provider call {per_call}");
+}
+
+/// The delivered fraction of `limit_per_second` in each of `slices` equal parts of the busy
+/// period, from `(seconds since the endpoint started, tokens charged)` admissions; the busy
+/// period starts `offset` seconds after the endpoint and lasts `busy` seconds.
+fn timeline(
+    admitted: &[(f64, u64)],
+    offset: f64,
+    busy: f64,
+    limit_per_second: f64,
+    slices: usize,
+) -> Vec<f64> {
+    let length = busy / slices as f64;
+    let mut charged = vec![0u64; slices];
+    for &(at, tokens) in admitted {
+        let slice = ((at - offset) / length).floor();
+        if slice >= 0.0 {
+            charged[(slice as usize).min(slices - 1)] += tokens;
+        }
+    }
+    charged
+        .iter()
+        .map(|&c| c as f64 / (limit_per_second * length).max(1e-9))
+        .collect()
 }
 
 /// The sum of counter `name` over its label sets in Prometheus texts; `None` when no text has
@@ -243,6 +278,7 @@ async fn measure(bench: &BudgetBench, policy: Policy) -> Result<Figures, String>
         azure_headers: false,
     };
     let llm = FakeLlm::start(listener, options, stop.clone());
+    let llm_started = Instant::now();
     // The naive policy: as many calls at once as the limit holds of an average call (about
     // 400 tokens charged at admission), a 429 retried at once like any transient failure.
     let naive_concurrency = ((bench.tpm as f64 * bench.time_scale / 60.0) * 2.0 / 400.0)
@@ -303,6 +339,13 @@ async fn measure(bench: &BudgetBench, policy: Policy) -> Result<Figures, String>
         })
         .sum();
     let limit_per_second = bench.tpm as f64 * bench.time_scale / 60.0;
+    let admitted: Vec<(f64, u64)> = stats
+        .requests
+        .iter()
+        .filter(|r| r.charged > 0)
+        .map(|r| (r.at_ms as f64 / 1000.0, r.charged))
+        .collect();
+    let offset = started.duration_since(llm_started).as_secs_f64();
     Ok(Figures {
         busy,
         charged_tpm_fraction: stats.charged as f64 / (limit_per_second * busy.as_secs_f64()),
@@ -320,6 +363,7 @@ async fn measure(bench: &BudgetBench, policy: Policy) -> Result<Figures, String>
             .filter(|r| r.status == 429)
             .map(|r| r.at_ms as f64 / 1000.0)
             .collect(),
+        timeline: timeline(&admitted, offset, busy.as_secs_f64(), limit_per_second, 10),
         store_operations,
     })
 }
@@ -343,6 +387,14 @@ docflow_llm_budget_store_operations_total_extra 1000
             counter_sum([HANDLER_A, HANDLER_B], STORE_OPERATIONS),
             Some(20.0)
         );
+    }
+
+    #[test]
+    fn the_timeline_splits_admissions_over_the_busy_period() {
+        // Busy from 1 s to 11 s of the endpoint, 100 tokens a second allowed, five slices.
+        let admitted = [(0.5, 999), (1.0, 200), (2.9, 100), (5.0, 400), (11.0, 50)];
+        let slices = timeline(&admitted, 1.0, 10.0, 100.0, 5);
+        assert_eq!(slices, vec![1.5, 0.0, 2.0, 0.0, 0.25]);
     }
 
     #[test]
