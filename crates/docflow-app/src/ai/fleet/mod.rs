@@ -131,7 +131,7 @@ struct Local {
     short: bool,
     /// The last reservation asked for (of any outcome).
     last_demand: Option<Instant>,
-    /// The largest reservation seen: the least a want asks for.
+    /// The largest reservation seen: the least a want asks for, and kept banked.
     largest: u64,
     told: Option<Told>,
     answered: bool,
@@ -437,14 +437,11 @@ impl BudgetStore for FleetBudget {
     fn settle(&self, reservation: Reservation, used: u64, headers: &RateHeaders, now: Instant) {
         let mut l = self.inner.local();
         l.budget.settle(reservation, used, headers, now);
-        // What remains of the deployment's window is the fleet's: take this instance's part,
-        // so that shares banked while idle do not spend the window's last tokens at once.
         if let (Some(remaining), Some(held)) = (headers.remaining_tokens, l.held)
             && let (Some(share), Some(limit)) = (held.tokens, held.limits.0)
         {
-            let fraction = (share / limit as f64).clamp(0.0, 1.0);
-            l.budget
-                .cap_tokens((remaining as f64 * fraction).floor() as u64, now);
+            let kept = kept_tokens(remaining, share, limit, l.largest);
+            l.budget.cap_tokens(kept, now);
         }
         l.successes += 1;
         let first = l.held.is_some_and(|h| h.limits == (None, None));
@@ -497,11 +494,43 @@ impl BudgetStore for FleetBudget {
     }
 }
 
+/// What an instance with a `share` (tokens per minute) of `limit` may keep banked after an
+/// answer says `remaining` tokens are left of the deployment's window. What remains is the
+/// fleet's: the instance keeps its part of it, so that shares banked while idle do not spend
+/// the window's last tokens at once; but never less than its largest `call` (within what
+/// remains): cut below one call, a busy instance's bucket would be emptied at every answer and
+/// its share left unspent (1.4 to 1.8 points of the limit with four instances).
+fn kept_tokens(remaining: u64, share: f64, limit: u64, call: u64) -> u64 {
+    let fraction = (share / limit.max(1) as f64).clamp(0.0, 1.0);
+    let part = (remaining as f64 * fraction).floor() as u64;
+    part.max(call).min(remaining)
+}
+
 fn told(headers: &RateHeaders) -> Told {
     Told {
         limit_tokens: headers.limit_tokens,
         remaining_tokens: headers.remaining_tokens,
         limit_requests: headers.limit_requests,
         remaining_requests: headers.remaining_requests,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kept_tokens;
+
+    #[test]
+    fn an_instance_keeps_its_part_of_what_remains() {
+        // A quarter of the limit: a quarter of the 8,000 tokens left.
+        assert_eq!(kept_tokens(8_000, 5_000.0, 20_000, 500), 2_000);
+    }
+
+    #[test]
+    fn an_instance_keeps_at_least_one_call_within_what_remains() {
+        // Its part (400) is less than the call it just made: one such call stays banked.
+        assert_eq!(kept_tokens(1_600, 5_000.0, 20_000, 600), 600);
+        // But never more than the deployment has left.
+        assert_eq!(kept_tokens(300, 5_000.0, 20_000, 600), 300);
+        assert_eq!(kept_tokens(0, 5_000.0, 20_000, 600), 0);
     }
 }
