@@ -1,7 +1,9 @@
 //! The global subscriber. `serve` writes JSON lines to stderr (the host forwards stderr to its
 //! own log), each with the invocation span's fields (invocation id, function, message id, task
-//! id, correlation id) and, when spans are exported, the `trace_id` and `span_id` of the span
-//! it was written in. Interactive commands write compact text.
+//! id, correlation id), the instance's id when Azure names it (`instance_id`, from
+//! `WEBSITE_INSTANCE_ID`: the lines of a scaled-out app's instances told apart) and, when spans
+//! are exported, the `trace_id` and `span_id` of the span it was written in. Interactive
+//! commands write compact text.
 
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use tracing::{Event, Subscriber};
@@ -108,7 +110,10 @@ fn install(
             .with_current_span(true)
             .with_span_list(false)
             .flatten_event(true)
-            .map_event_format(WithTraceIds)
+            .map_event_format(|inner| WithTraceIds {
+                inner,
+                instance: instance_field(std::env::var("WEBSITE_INSTANCE_ID").ok()),
+            })
             .with_filter(filter)
             .boxed(),
         LogFormat::Text => fmt
@@ -129,10 +134,22 @@ const SPAN_FILTER: &str = "info,opentelemetry=off,opentelemetry_sdk=off,opentele
                            opentelemetry_http=off,opentelemetry_application_insights=off,\
                            reqwest=off,hyper=off,hyper_util=off,h2=off";
 
-/// A JSON line formatter that appends `trace_id` and `span_id` of the span an event was
-/// written in, when that span is traced. It reads them through the global dispatcher (the
-/// one `init` installs): inside a subscriber's callback a scoped one is not reachable.
-struct WithTraceIds<F>(F);
+/// A JSON line formatter that appends the instance's id, and the `trace_id` and `span_id` of
+/// the span an event was written in when that span is traced. It reads them through the global
+/// dispatcher (the one `init` installs): inside a subscriber's callback a scoped one is not
+/// reachable.
+struct WithTraceIds<F> {
+    inner: F,
+    /// `,"instance_id":"…"`, or nothing.
+    instance: String,
+}
+
+/// The JSON field naming instance `id` (none or empty: no field).
+fn instance_field(id: Option<String>) -> String {
+    id.filter(|id| !id.is_empty())
+        .map(|id| format!(",\"instance_id\":{}", serde_json::Value::String(id)))
+        .unwrap_or_default()
+}
 
 impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
 where
@@ -147,7 +164,8 @@ where
         event: &Event<'_>,
     ) -> std::fmt::Result {
         let mut line = String::new();
-        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
         let ids = ctx
             .parent_span()
             .map(|span| span.id())
@@ -161,15 +179,15 @@ where
                 let ids = span.span_context();
                 ids.is_valid().then(|| (ids.trace_id(), ids.span_id()))
             });
-        match (ids, line.strip_suffix("}\n")) {
-            (Some((trace, span)), Some(head)) => {
-                writeln!(
-                    writer,
-                    "{head},\"trace_id\":\"{trace}\",\"span_id\":\"{span}\"}}"
-                )
-            }
-            _ => writer.write_str(&line),
+        let Some(head) = line.strip_suffix("}\n") else {
+            return writer.write_str(&line);
+        };
+        writer.write_str(head)?;
+        writer.write_str(&self.instance)?;
+        if let Some((trace, span)) = ids {
+            write!(writer, ",\"trace_id\":\"{trace}\",\"span_id\":\"{span}\"")?;
         }
+        writer.write_str("}\n")
     }
 }
 
@@ -219,7 +237,10 @@ mod tests {
                     .with_current_span(true)
                     .with_span_list(false)
                     .flatten_event(true)
-                    .map_event_format(WithTraceIds),
+                    .map_event_format(|inner| WithTraceIds {
+                        inner,
+                        instance: instance_field(Some("7f3a".into())),
+                    }),
             );
         let incoming = TraceContext::parse(
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
@@ -249,8 +270,19 @@ mod tests {
         assert_eq!(line["trace_id"], incoming.trace_id());
         assert_eq!(line["span_id"], outgoing.span_id());
         assert_eq!(line["span"]["invocation_id"], "i-1");
+        assert_eq!(line["instance_id"], "7f3a");
         let spans = exporter.get_finished_spans().unwrap();
         let invocation = spans.iter().find(|s| s.name == "invocation").unwrap();
         assert_eq!(invocation.parent_span_id.to_string(), incoming.span_id());
+    }
+
+    #[test]
+    fn the_instance_field_is_json_and_absent_without_an_id() {
+        assert_eq!(instance_field(None), "");
+        assert_eq!(instance_field(Some(String::new())), "");
+        assert_eq!(
+            instance_field(Some("a\"b".into())),
+            ",\"instance_id\":\"a\\\"b\""
+        );
     }
 }
