@@ -118,10 +118,10 @@ async fn all_completed(http: &reqwest::Client, urls: &[String]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_share_the_work_and_survive_a_killed_handler() {
     let data = tempfile::tempdir().unwrap();
-    let http_port = free_port();
+    let (http_port, dashboard_port) = (free_port(), free_port());
     let mut dev = start_dev_with_args(
         data.path(),
-        (http_port, 0, 0),
+        (http_port, 0, dashboard_port),
         &[],
         &["--instances", "3"],
         Stdio::piped(),
@@ -144,6 +144,23 @@ async fn three_instances_share_the_work_and_survive_a_killed_handler() {
         served.values().all(|&n| n > 0.0),
         "every instance's handler served Service Bus invocations: {served:?}"
     );
+    // The dashboard's `GET /metrics` carries every instance's, each sample labelled with it.
+    let text = http
+        .get(format!("http://127.0.0.1:{dashboard_port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let labelled: BTreeSet<&str> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "docflow_invocations_total")
+        .filter_map(|s| s.labels.get("service_instance_id"))
+        .collect();
+    assert_eq!(labelled, ids, "the dashboard's metrics, by instance");
 
     // A handler killed while the next documents are in flight: its invocations fail, their
     // messages are abandoned and redelivered, and its instance starts a new handler.

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::blob::connection::BlobConnection;
 use crate::config::Settings;
-use crate::dashboard::Bound;
 use crate::dashboard::sources::{Bus, NamespaceBus, Sources};
+use crate::dashboard::{Bound, HandlerEndpoint};
 use crate::servicebus::{Namespace, ServiceBusClient, ServiceBusClientOptions};
 
 /// What `docflow dashboard` is started with (its command-line arguments).
@@ -40,9 +40,10 @@ pub struct DashboardOptions {
     /// Serve resubmit and discard (audited); without it the dashboard only reads.
     #[arg(long)]
     pub allow_actions: bool,
-    /// A handler's metrics endpoint (http://host:port/metrics) for the LLM budget view.
+    /// A handler's metrics endpoint (http://host:port/metrics) for the LLM budget view; once
+    /// per instance of the app, whose figures then add up.
     #[arg(long)]
-    pub handler_metrics: Option<String>,
+    pub handler_metrics: Vec<String>,
 }
 
 /// The dashboard's sources for a namespace and a storage account, read from `options` and the
@@ -124,8 +125,11 @@ pub async fn run(
     } else {
         bound.read_only()
     };
-    if let Some(url) = options.handler_metrics {
-        let _ = bound.dashboard().handler_metrics.set(url);
+    if !options.handler_metrics.is_empty() {
+        let _ = bound
+            .dashboard()
+            .handler_metrics
+            .set(handler_endpoints(options.handler_metrics));
     }
     println!("Dashboard: {}", bound.url());
     println!("Service Bus: {namespace} ({entities} queues and subscriptions)");
@@ -140,4 +144,37 @@ pub async fn run(
     println!("Press Ctrl-C to stop.");
     bound.serve(shutdown).await;
     0
+}
+
+/// The endpoints of `urls`, one per instance: several are told apart by their address.
+fn handler_endpoints(urls: Vec<String>) -> Vec<HandlerEndpoint> {
+    let several = urls.len() > 1;
+    urls.into_iter()
+        .map(|url| HandlerEndpoint {
+            instance: several.then(|| {
+                let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+                rest.split('/').next().unwrap_or(rest).to_owned()
+            }),
+            url,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_handlers_are_told_apart_by_their_address() {
+        assert_eq!(
+            handler_endpoints(vec!["http://127.0.0.1:7071/metrics".into()]),
+            HandlerEndpoint::single("http://127.0.0.1:7071/metrics")
+        );
+        let two = handler_endpoints(vec![
+            "http://10.0.0.4:8080/metrics".into(),
+            "http://10.0.0.5:8080/metrics".into(),
+        ]);
+        let ids: Vec<_> = two.iter().map(|e| e.instance.as_deref()).collect();
+        assert_eq!(ids, [Some("10.0.0.4:8080"), Some("10.0.0.5:8080")]);
+    }
 }

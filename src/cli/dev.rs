@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::dashboard::Bound;
 use crate::dashboard::sources::{LocalBroker, Sources};
 use crate::dashboard::traces::forward::{ForwardOptions, Forwarder};
+use crate::dashboard::{Bound, HandlerEndpoint};
 use crate::host::{DevOptions, LocalHost};
 use crate::telemetry::export::ExportSettings;
 use crate::telemetry::{self, LogFormat};
@@ -121,9 +121,15 @@ async fn serve(
     if let Some(forwarder) = Forwarder::start(forward) {
         let _ = bound.dashboard().forward.set(forwarder);
     }
-    // The dashboard reads one handler's metrics: with several instances, the first one's
-    // (its LLM budget view then shows that process's calls and budget, not the fleet's).
-    let handler_metrics = format!("http://127.0.0.1:{}/metrics", host.handler_port());
+    // Every instance's handler serves its own metrics: the dashboard adds them up.
+    let handler_metrics = host
+        .handler_instances()
+        .into_iter()
+        .map(|(instance, port)| HandlerEndpoint {
+            instance,
+            url: format!("http://127.0.0.1:{port}/metrics"),
+        })
+        .collect();
     let _ = bound.dashboard().handler_metrics.set(handler_metrics);
     println!("{}", host.function_table());
     println!("Dashboard: {}", bound.url());

@@ -284,15 +284,20 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Reads the handler's metrics from `url` unless a fresh sample is kept, and returns the
-    /// view's figures with `backlog`. A failure is the view's `problem`.
-    pub async fn sample(&self, url: Option<&str>, backlog: Option<Backlog>) -> BudgetView {
+    /// Reads the handlers' metrics from `endpoints` (their sum: the fleet's) unless a fresh
+    /// sample is kept, and returns the view's figures with `backlog`. A failure is the view's
+    /// `problem`.
+    pub async fn sample(
+        &self,
+        endpoints: &[crate::HandlerEndpoint],
+        backlog: Option<Backlog>,
+    ) -> BudgetView {
         let mut state = self.state.lock().await;
         let fresh = state.0.latest().is_some_and(|s| {
             (Utc::now() - s.at).to_std().unwrap_or_default() < FRESH && state.1.is_none()
         });
         if !fresh {
-            match read(url).await {
+            match read(endpoints).await {
                 Ok(metrics) => {
                     state.0.push(BudgetSample {
                         at: Utc::now(),
@@ -322,22 +327,37 @@ pub fn backlog(queues: &[crate::queues::QueueRow]) -> Option<Backlog> {
 
 /// The view of `dashboard` now, its backlog taken from `snapshot`.
 pub async fn view(dashboard: &crate::Dashboard, snapshot: &crate::live::Snapshot) -> BudgetView {
-    let url = dashboard.handler_metrics.get().map(String::as_str);
+    let endpoints = dashboard
+        .handler_metrics
+        .get()
+        .map_or(&[][..], Vec::as_slice);
     dashboard
         .budget
-        .sample(url, backlog(&snapshot.queues))
+        .sample(endpoints, backlog(&snapshot.queues))
         .await
 }
 
-async fn read(url: Option<&str>) -> Result<HandlerMetrics, MetricsError> {
-    let url = url.ok_or(MetricsError::NoAddress)?;
-    let text = crate::metrics::fetch_handler(url)
-        .await
-        .map_err(|e| MetricsError::Fetch {
-            url: url.to_owned(),
+/// Every instance's metrics, added up: a sample is the fleet's or none (one instance missing
+/// would look like its counters going back).
+async fn read(endpoints: &[crate::HandlerEndpoint]) -> Result<HandlerMetrics, MetricsError> {
+    if endpoints.is_empty() {
+        return Err(MetricsError::NoAddress);
+    }
+    let texts = futures_util::future::join_all(
+        endpoints
+            .iter()
+            .map(|e| crate::metrics::fetch_handler(&e.url)),
+    )
+    .await;
+    let mut fleet = HandlerMetrics::default();
+    for (endpoint, text) in endpoints.iter().zip(texts) {
+        let text = text.map_err(|e| MetricsError::Fetch {
+            url: endpoint.url.clone(),
             message: e.to_string(),
         })?;
-    HandlerMetrics::parse(&text)
+        fleet.merge(HandlerMetrics::parse(&text)?);
+    }
+    Ok(fleet)
 }
 
 #[cfg(test)]

@@ -129,9 +129,40 @@ impl HandlerMetrics {
         self.deployments.entry(name.to_owned()).or_default()
     }
 
+    /// Adds `other`, another instance's metrics, to these: the fleet's figures. Counts and
+    /// what is in flight add up; the limits are the deployment's, the same for every instance.
+    pub fn merge(&mut self, other: Self) {
+        self.tasks_done += other.tasks_done;
+        for (name, theirs) in other.deployments {
+            let mine = self.deployment(&name);
+            for (status, count) in theirs.requests {
+                *mine.requests.entry(status).or_default() += count;
+            }
+            mine.tokens += theirs.tokens;
+            mine.budget = match (mine.budget, theirs.budget) {
+                (Some(a), Some(b)) => Some(BudgetGauges {
+                    tokens_last_minute: a.tokens_last_minute + b.tokens_last_minute,
+                    token_limit: max(a.token_limit, b.token_limit),
+                    request_limit: max(a.request_limit, b.request_limit),
+                    window: a.window + b.window,
+                    in_flight: a.in_flight + b.in_flight,
+                }),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+
     /// Tokens used over every deployment.
     pub fn tokens(&self) -> f64 {
         self.deployments.values().map(|d| d.tokens).sum()
+    }
+}
+
+/// The larger of two limits, either of which may not be known yet.
+fn max(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -217,5 +248,50 @@ docflow_invocations_total{function=\"ProcessDocument\",outcome=\"transient\",ote
         assert_eq!(m.deployments["gpt-4o-mini"].rate_limited(), 6.0);
         assert_eq!(m.tasks_done, 20.0, "only the tasks done");
         assert!(HandlerMetrics::parse("").unwrap().deployments.is_empty());
+    }
+
+    #[test]
+    fn the_instances_of_a_fleet_add_up() {
+        let mut fleet = HandlerMetrics::parse(WITH_BUDGET).unwrap();
+        fleet.merge(HandlerMetrics::parse(WITH_BUDGET).unwrap());
+        fleet.merge(HandlerMetrics::parse(CAPTURED).unwrap());
+        let chat = &fleet.deployments["gpt-4o-mini"];
+        assert_eq!(chat.requests.get("ok"), Some(&80.0));
+        assert_eq!(chat.rate_limited(), 12.0);
+        assert_eq!(
+            chat.budget,
+            Some(BudgetGauges {
+                tokens_last_minute: 8400.0,
+                token_limit: Some(10_000.0),
+                request_limit: Some(100.0),
+                window: 8.0,
+                in_flight: 6.0,
+            }),
+            "the limit is the deployment's; the charges and the windows are the instances'"
+        );
+        assert_eq!(fleet.tasks_done, 20.0 + 20.0 + 6.0);
+        assert_eq!(
+            fleet.deployments.len(),
+            5,
+            "two budgets and three offline models"
+        );
+        assert_eq!(
+            fleet.deployments["offline-extractive-summary-v1"].tokens,
+            40.0 + 57.0
+        );
+    }
+
+    #[test]
+    fn a_limit_one_instance_has_not_learned_yet_is_the_others() {
+        let mut learning = HandlerMetrics::parse(WITH_BUDGET).unwrap();
+        learning
+            .deployments
+            .get_mut("gpt-4o-mini")
+            .and_then(|d| d.budget.as_mut())
+            .unwrap()
+            .token_limit = None;
+        learning.merge(HandlerMetrics::parse(WITH_BUDGET).unwrap());
+        let budget = learning.deployments["gpt-4o-mini"].budget.unwrap();
+        assert_eq!(budget.token_limit, Some(10_000.0));
     }
 }

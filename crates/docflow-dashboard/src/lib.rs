@@ -52,6 +52,25 @@ use self::guard::Guard;
 use self::live::Live;
 use self::sources::Sources;
 
+/// Where one instance's handler serves its `GET /metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerEndpoint {
+    /// The instance (`WEBSITE_INSTANCE_ID`); none when the app runs a single one.
+    pub instance: Option<String>,
+    /// `http://127.0.0.1:{port}/metrics`.
+    pub url: String,
+}
+
+impl HandlerEndpoint {
+    /// The endpoint of a single instance's handler.
+    pub fn single(url: impl Into<String>) -> Vec<Self> {
+        vec![Self {
+            instance: None,
+            url: url.into(),
+        }]
+    }
+}
+
 /// The dashboard's port unless told otherwise.
 pub const DEFAULT_PORT: u16 = 7073;
 
@@ -61,9 +80,9 @@ pub struct Dashboard {
     pub live: Arc<Live>,
     /// The token and the checks.
     pub guard: Guard,
-    /// Where the handler serves its metrics (`http://127.0.0.1:{port}/metrics`), appended to
-    /// the dashboard's own `GET /metrics` once set.
-    pub handler_metrics: std::sync::OnceLock<String>,
+    /// Where the handlers serve their metrics, one per instance of the app; appended to the
+    /// dashboard's own `GET /metrics` once set, and added up in the LLM budget view.
+    pub handler_metrics: std::sync::OnceLock<Vec<HandlerEndpoint>>,
     /// The spans received on `POST /v1/traces`.
     pub traces: traces::TraceStore,
     /// Where received spans are passed on, once set.

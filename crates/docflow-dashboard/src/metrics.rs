@@ -102,15 +102,116 @@ pub async fn fetch_handler(url: &str) -> Result<String, reqwest::Error> {
         .await
 }
 
-/// The handler's metrics from `url`, or a comment saying why there are none.
-pub async fn handler_text(url: &str) -> String {
-    match fetch_handler(url).await {
-        Ok(text) => text,
-        Err(e) => format!(
-            "# the handler's metrics are unavailable: {}\n",
-            e.to_string().replace('\n', " ")
-        ),
+/// The handlers' metrics as one text, with a comment for each that could not be read: a
+/// single instance's as it serves them; several instances' with their id on every sample
+/// ([`merge_instances`]).
+pub async fn handlers_text(endpoints: &[crate::HandlerEndpoint]) -> String {
+    let texts =
+        futures_util::future::join_all(endpoints.iter().map(|e| fetch_handler(&e.url))).await;
+    let mut parts = Vec::new();
+    let mut out = String::new();
+    for (i, (endpoint, text)) in endpoints.iter().zip(texts).enumerate() {
+        let instance = endpoint.instance.clone().unwrap_or_else(|| i.to_string());
+        match text {
+            Ok(text) => parts.push((instance, text)),
+            Err(e) => {
+                let _ = writeln!(
+                    out,
+                    "# the metrics of the handler of instance {instance} are unavailable: {}",
+                    e.to_string().replace('\n', " ")
+                );
+            }
+        }
     }
+    if endpoints.len() == 1 {
+        out.extend(parts.into_iter().map(|(_, text)| text));
+    } else {
+        out.push_str(&merge_instances(&parts));
+    }
+    out
+}
+
+/// The label that tells an instance's samples apart (OpenTelemetry's `service.instance.id`).
+pub const INSTANCE_LABEL: &str = "service_instance_id";
+
+/// Several instances' Prometheus texts, `(instance id, text)`, as one: every sample labelled
+/// with its [`INSTANCE_LABEL`], and each metric's samples grouped under one `# HELP` and
+/// `# TYPE`, as the text format requires of a metric.
+pub fn merge_instances(parts: &[(String, String)]) -> String {
+    #[derive(Default)]
+    struct Family {
+        help: Option<String>,
+        kind: Option<String>,
+        samples: Vec<String>,
+    }
+    /// The families in the order they first appear.
+    #[derive(Default)]
+    struct Families {
+        list: Vec<Family>,
+        index: std::collections::HashMap<String, usize>,
+    }
+    impl Families {
+        fn get(&mut self, name: &str) -> &mut Family {
+            let next = self.list.len();
+            let i = *self.index.entry(name.to_owned()).or_insert(next);
+            if i == next {
+                self.list.push(Family::default());
+            }
+            &mut self.list[i]
+        }
+    }
+    let mut families = Families::default();
+    for (instance, text) in parts {
+        let label = format!("{INSTANCE_LABEL}=\"{}\"", escape(instance));
+        let mut current: Option<String> = None;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let name = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                families
+                    .get(&name)
+                    .help
+                    .get_or_insert_with(|| line.to_owned());
+                current = Some(name);
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                families
+                    .get(&name)
+                    .kind
+                    .get_or_insert_with(|| line.to_owned());
+                current = Some(name);
+            } else if !line.starts_with('#') {
+                let end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
+                let name = &line[..end];
+                // A histogram's `_bucket`, `_sum` and `_count` belong to its family.
+                let owner = match &current {
+                    Some(c) if name.starts_with(c.as_str()) => c.clone(),
+                    _ => name.to_owned(),
+                };
+                let labelled = match line[end..].strip_prefix('{') {
+                    Some(rest) if rest.starts_with('}') => format!("{name}{{{label}{rest}"),
+                    Some(rest) => format!("{name}{{{label},{rest}"),
+                    None => format!("{name}{{{label}}}{}", &line[end..]),
+                };
+                families.get(&owner).samples.push(labelled);
+            }
+        }
+    }
+    let mut out = String::new();
+    for f in &families.list {
+        for line in f.help.iter().chain(&f.kind).chain(&f.samples) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -125,5 +226,26 @@ mod tests {
             "entity=\"documents\",subscription=\"analyze\""
         );
         assert_eq!(escape("a\"b\\c"), "a\\\"b\\\\c");
+    }
+
+    #[test]
+    fn the_instances_samples_are_labelled_and_grouped_by_metric() {
+        let a = "# HELP calls_total Calls.\n# TYPE calls_total counter\ncalls_total{status=\"ok\"} 3\n# TYPE wait_seconds histogram\nwait_seconds_bucket{le=\"1\"} 1\nwait_seconds_sum 0.5\nwait_seconds_count 1\n";
+        let b = "# HELP calls_total Calls.\n# TYPE calls_total counter\ncalls_total{status=\"ok\"} 4\ncalls_total{} 1\n# EOF\n";
+        let merged = merge_instances(&[("a".into(), a.into()), ("b\"".into(), b.into())]);
+        assert_eq!(
+            merged,
+            "# HELP calls_total Calls.\n# TYPE calls_total counter\n\
+             calls_total{service_instance_id=\"a\",status=\"ok\"} 3\n\
+             calls_total{service_instance_id=\"b\\\"\",status=\"ok\"} 4\n\
+             calls_total{service_instance_id=\"b\\\"\"} 1\n\
+             # TYPE wait_seconds histogram\n\
+             wait_seconds_bucket{service_instance_id=\"a\",le=\"1\"} 1\n\
+             wait_seconds_sum{service_instance_id=\"a\"} 0.5\n\
+             wait_seconds_count{service_instance_id=\"a\"} 1\n"
+        );
+        let scrape =
+            prometheus_parse::Scrape::parse(merged.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        assert_eq!(scrape.samples.len(), 6);
     }
 }

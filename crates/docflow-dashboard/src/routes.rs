@@ -376,8 +376,8 @@ async fn budget_page(d: Arc<Dashboard>) -> Response {
 
 async fn metrics_text(d: Arc<Dashboard>) -> Response {
     let mut text = crate::metrics::broker_text(d.live.sources().bus.as_ref()).await;
-    if let Some(url) = d.handler_metrics.get() {
-        text.push_str(&crate::metrics::handler_text(url).await);
+    if let Some(endpoints) = d.handler_metrics.get() {
+        text.push_str(&crate::metrics::handlers_text(endpoints).await);
     }
     warp::reply::with_header(
         text,

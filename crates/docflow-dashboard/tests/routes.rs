@@ -341,7 +341,10 @@ async fn the_budget_page_shows_each_deployment_or_why_the_handler_s_metrics_are_
     assert!(page.contains(r#"href="/budget" class="active""#), "{page}");
 
     let url = handler_metrics(include_str!("fixtures/handler-metrics.txt")).await;
-    f.dashboard.handler_metrics.set(url).unwrap();
+    f.dashboard
+        .handler_metrics
+        .set(docflow_dashboard::HandlerEndpoint::single(url))
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1600)).await;
     let (status, page) = f.get("/budget").await;
     assert_eq!(status, 200);

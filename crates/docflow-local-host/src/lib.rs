@@ -369,17 +369,19 @@ impl LocalHost {
         self.broker_port
     }
 
-    /// The port the first instance's handler process listens on
-    /// (`FUNCTIONS_CUSTOMHANDLER_PORT`; kept across restarts), for what the handler serves
-    /// besides invocations (its `GET /metrics`).
-    pub fn handler_port(&self) -> u16 {
-        self.context().handler.port()
-    }
-
     /// The ports of every instance's handler, the first instance's first: each process has its
     /// own `GET /metrics`, counting what that process did.
     pub fn handler_ports(&self) -> Vec<u16> {
         self.instances().iter().map(|c| c.handler.port()).collect()
+    }
+
+    /// Every instance's id (none for a single instance) and its handler's port, the first
+    /// instance's first.
+    pub fn handler_instances(&self) -> Vec<(Option<String>, u16)> {
+        self.instances()
+            .iter()
+            .map(|c| (c.instance_id.clone(), c.handler.port()))
+            .collect()
     }
 
     /// A setting as the handler sees it: the host's extra environment, then the app settings
