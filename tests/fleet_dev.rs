@@ -3,7 +3,8 @@
 //! enforcing a TPM limit over a sliding window as Azure OpenAI does. Every document completes,
 //! the limit is learned once (the first call's answer comes before any second call), almost no
 //! call is refused, and the ledger on Azurite names the three instances sharing the
-//! deployment.
+//! deployment. Two separate `docflow dev` processes, each with its own broker, share the budget
+//! just as well: what they share is the storage, whatever started them.
 
 mod common;
 
@@ -23,13 +24,12 @@ use tokio_util::sync::CancellationToken;
 
 const DOCUMENTS: usize = 24;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_instances_share_one_deployment_s_budget_through_azurite() {
-    let azurite = Azurite::start();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    // 30,000 tokens a (scaled) minute; a minute lasts 6 s.
-    let llm = FakeLlm::start(
-        listener,
+/// 30,000 tokens a (scaled) minute; a minute lasts 6 s.
+fn endpoint() -> FakeLlm {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    FakeLlm::start(
+        tokio::net::TcpListener::from_std(listener).unwrap(),
         FakeLlmOptions {
             tpm: 30_000,
             rpm: 3_000,
@@ -37,7 +37,11 @@ async fn three_instances_share_one_deployment_s_budget_through_azurite() {
             ..FakeLlmOptions::default()
         },
         CancellationToken::new(),
-    );
+    )
+}
+
+/// The settings of an app calling `llm`, its storage on `azurite`.
+fn app_env(llm: &FakeLlm, azurite: &Azurite) -> Vec<(&'static str, String)> {
     let mut env: Vec<(&str, String)> = fake_llm_env(llm.port())
         .into_iter()
         .filter(|(k, _)| k != "RUST_LOG")
@@ -46,19 +50,13 @@ async fn three_instances_share_one_deployment_s_budget_through_azurite() {
     env.push(("DOCFLOW_BLOB_CONNECTION", "DocflowStorage".into()));
     env.push(("DocflowStorage", azurite.connection_string()));
     env.push(("DOCFLOW_AI_BUDGET_LEASE_MS", "1000".into()));
-    let data = tempfile::tempdir().unwrap();
-    let ports = (free_port(), free_port(), free_port());
-    let _dev = start_dev_with_args(
-        data.path(),
-        ports,
-        &env,
-        &["--instances", "3"],
-        Stdio::null(),
-    );
-    let http = reqwest::Client::new();
-    let api = format!("http://127.0.0.1:{}/api", ports.0);
+    env
+}
+
+/// Submits documents `range` to the app at `api`; their ids.
+async fn submit(http: &reqwest::Client, api: &str, range: std::ops::Range<usize>) -> Vec<String> {
     let mut ids = Vec::new();
-    for i in 0..DOCUMENTS {
+    for i in range {
         let r = http
             .post(format!(
                 "{api}/documents?analyses=summarize,classify,sentiment"
@@ -76,15 +74,25 @@ async fn three_instances_share_one_deployment_s_budget_through_azurite() {
                 .to_string(),
         );
     }
+    ids
+}
+
+/// Waits until every document of `ids` at `api` is completed.
+async fn all_completed(http: &reqwest::Client, api: &str, ids: &[String]) {
     let deadline = Instant::now() + Duration::from_secs(180);
-    for id in &ids {
+    for id in ids {
         let left = deadline.saturating_duration_since(Instant::now());
-        common::completed(&http, &format!("{api}/documents/{id}"), left).await;
+        common::completed(http, &format!("{api}/documents/{id}"), left).await;
     }
+}
+
+/// What `llm` saw: the limit learned once (the second call starts after the first one's
+/// answer) and almost no call refused. The fake's window is 6 s and the budget aims at 95 %
+/// of it with a second's burst: a rare 429 can happen, as with one instance; a storm cannot.
+fn learned_once_with_few_refusals(llm: &FakeLlm) {
     let stats = llm.stats();
     let mut requests = stats.requests.clone();
     requests.sort_by_key(|r| r.at_ms);
-    // One probe: the second call starts after the first one's answer.
     assert!(
         requests[1].at_ms >= requests[0].at_ms + requests[0].latency_ms,
         "{:?}",
@@ -92,13 +100,15 @@ async fn three_instances_share_one_deployment_s_budget_through_azurite() {
     );
     let calls = requests.len() as f64;
     let refused = stats.rate_limited as f64;
-    // The fake's window is 6 s and the budget aims at 95 % of it with a second's burst: a
-    // rare 429 can happen, as with one instance; a storm cannot.
     assert!(
         refused / calls <= 0.03,
         "{refused} of {calls} calls refused"
     );
-    // The ledger on Azurite: the limit as the endpoint told it, and the three instances.
+    eprintln!("{calls} calls, {refused} refused");
+}
+
+/// The deployment's ledger on `azurite`: the limit as the endpoint told it.
+async fn ledger(azurite: &Azurite, llm: &FakeLlm) -> Ledger {
     let blobs = docflow::blob::AzureBlobStore::new(
         &BlobConnection::from_connection_string(&azurite.connection_string()).unwrap(),
         None,
@@ -116,8 +126,67 @@ async fn three_instances_share_one_deployment_s_budget_through_azurite() {
         Some(300_000),
         "30,000 a scaled minute is 300,000 a real one"
     );
+    ledger
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_share_one_deployment_s_budget_through_azurite() {
+    let azurite = Azurite::start();
+    let llm = endpoint();
+    let data = tempfile::tempdir().unwrap();
+    let ports = (free_port(), free_port(), free_port());
+    let _dev = start_dev_with_args(
+        data.path(),
+        ports,
+        &app_env(&llm, &azurite),
+        &["--instances", "3"],
+        Stdio::null(),
+    );
+    let http = reqwest::Client::new();
+    let api = format!("http://127.0.0.1:{}/api", ports.0);
+    let ids = submit(&http, &api, 0..DOCUMENTS).await;
+    all_completed(&http, &api, &ids).await;
+    learned_once_with_few_refusals(&llm);
+    let ledger = ledger(&azurite, &llm).await;
     assert_eq!(ledger.members.len(), 3, "{:?}", ledger.members.keys());
-    eprintln!("{calls} calls, {refused} refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_separate_processes_on_the_same_storage_share_one_budget() {
+    let azurite = Azurite::start();
+    let llm = endpoint();
+    let http = reqwest::Client::new();
+    // Two `docflow dev` processes, each with its own data folder and broker: nothing in
+    // common but the storage account and the deployment.
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let data = tempfile::tempdir().unwrap();
+        let ports = (free_port(), free_port(), free_port());
+        let dev = start_dev_with_args(
+            data.path(),
+            ports,
+            &app_env(&llm, &azurite),
+            &[],
+            Stdio::null(),
+        );
+        apps.push((data, dev, format!("http://127.0.0.1:{}/api", ports.0)));
+    }
+    let mut submitted = Vec::new();
+    for (i, (_, _, api)) in apps.iter().enumerate() {
+        let half = DOCUMENTS / 2;
+        submitted.push(submit(&http, api, i * half..(i + 1) * half).await);
+    }
+    for ((_, _, api), ids) in apps.iter().zip(&submitted) {
+        all_completed(&http, api, ids).await;
+    }
+    learned_once_with_few_refusals(&llm);
+    let ledger = ledger(&azurite, &llm).await;
+    assert_eq!(
+        ledger.members.len(),
+        2,
+        "each process is a member of the one ledger: {:?}",
+        ledger.members.keys()
+    );
 }
 
 fn leak(s: String) -> &'static str {
