@@ -57,8 +57,8 @@ fn handlers(dev: u32, count: usize, within: Duration) -> Vec<HandlerProcess> {
     }
 }
 
-/// Invocations of Service Bus triggered functions a handler counted (its `GET /metrics`).
-async fn service_bus_invocations(http: &reqwest::Client, port: u16) -> f64 {
+/// `GET /metrics` on `port`, parsed as Prometheus text.
+async fn scrape(http: &reqwest::Client, port: u16) -> prometheus_parse::Scrape {
     let text = http
         .get(format!("http://127.0.0.1:{port}/metrics"))
         .send()
@@ -67,8 +67,13 @@ async fn service_bus_invocations(http: &reqwest::Client, port: u16) -> f64 {
         .text()
         .await
         .unwrap();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
-    scrape
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
+}
+
+/// Invocations of Service Bus triggered functions a handler counted (its `GET /metrics`).
+async fn service_bus_invocations(http: &reqwest::Client, port: u16) -> f64 {
+    scrape(http, port)
+        .await
         .samples
         .iter()
         .filter(|s| s.metric == "docflow_invocations_total")
@@ -145,16 +150,8 @@ async fn three_instances_share_the_work_and_survive_a_killed_handler() {
         "every instance's handler served Service Bus invocations: {served:?}"
     );
     // The dashboard's `GET /metrics` carries every instance's, each sample labelled with it.
-    let text = http
-        .get(format!("http://127.0.0.1:{dashboard_port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
-    let labelled: BTreeSet<&str> = scrape
+    let dashboard = scrape(&http, dashboard_port).await;
+    let labelled: BTreeSet<&str> = dashboard
         .samples
         .iter()
         .filter(|s| s.metric == "docflow_invocations_total")

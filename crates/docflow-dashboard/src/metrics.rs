@@ -165,28 +165,19 @@ pub fn merge_instances(parts: &[(String, String)]) -> String {
         let label = format!("{INSTANCE_LABEL}=\"{}\"", escape(instance));
         let mut current: Option<String> = None;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            if let Some(rest) = line.strip_prefix("# HELP ") {
-                let name = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                families
-                    .get(&name)
-                    .help
-                    .get_or_insert_with(|| line.to_owned());
-                current = Some(name);
-            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let name = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                families
-                    .get(&name)
-                    .kind
-                    .get_or_insert_with(|| line.to_owned());
-                current = Some(name);
+            let header = [("# HELP ", true), ("# TYPE ", false)]
+                .into_iter()
+                .find_map(|(prefix, help)| Some((line.strip_prefix(prefix)?, help)));
+            if let Some((rest, help)) = header {
+                let name = rest.split_whitespace().next().unwrap_or_default();
+                let family = families.get(name);
+                let slot = if help {
+                    &mut family.help
+                } else {
+                    &mut family.kind
+                };
+                slot.get_or_insert_with(|| line.to_owned());
+                current = Some(name.to_owned());
             } else if !line.starts_with('#') {
                 let end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
                 let name = &line[..end];
