@@ -121,6 +121,9 @@ mod tests {
             "- first & foremost\n- second item\n  - nested\n\n\
              Name | Price\nCafé | €3 <each>\n| © ☺\n\nafter"
         );
+        // Tag soup: lists straight in lists are no level deeper, even under an item.
+        assert_eq!(text("<li><ul><ol><li>text"), "- text");
+        assert_eq!(text("<ul><li>a<ul><ol><li>b"), "- a\n  - b");
     }
 
     #[test]

@@ -79,6 +79,9 @@ struct Open {
     parent_cell: bool,
     /// Inside a list item.
     list_item: bool,
+    /// The nearest list or list item around it (itself included) is an item: a list here is a
+    /// level deeper.
+    in_item: bool,
     /// How deep it is in nested lists (`ul`, `ol`, `menu`, `dir`), itself included: a list
     /// counts when it is the outermost or inside a list item.
     lists: u16,
@@ -433,12 +436,15 @@ impl Builder {
             cell: is_cell || parent.is_some_and(|parent| parent.cell),
             parent_cell: parent.is_some_and(|parent| parent.cell),
             list_item: (html && tag == "li") || parent.is_some_and(|parent| parent.list_item),
+            in_item: (html && tag == "li")
+                || (!is_list && parent.is_some_and(|parent| parent.in_item)),
             // A list nests only inside a list item (or as the outermost list): a list placed
-            // straight in another list, as tag soup does, is not a level deeper.
+            // straight in another list, as tag soup does, is not a level deeper, even when an
+            // item holds the outer one.
             lists: parent
                 .map_or(0, |parent| parent.lists)
                 .saturating_add(u16::from(
-                    is_list && parent.is_none_or(|parent| parent.lists == 0 || parent.list_item),
+                    is_list && parent.is_none_or(|parent| parent.lists == 0 || parent.in_item),
                 )),
             foreign,
             foreign_base: match parent {
