@@ -125,8 +125,9 @@ async fn submit(http: &reqwest::Client, api: &str, traceparent: Option<&str>) ->
     common::completed(http, &url, Duration::from_secs(60)).await
 }
 
-/// The spans of one trace, once its last ones have arrived: the completion's consumer span
-/// and both audit records (or after 30 s).
+/// The spans of one trace, once its last ones have arrived: the completion's consumer span,
+/// both audit records and the local host's receipt and settlement of a task, which its own
+/// process exports on its own schedule (or after 30 s).
 async fn trace_spans(receiver: u16, trace_id: &str) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -140,7 +141,15 @@ async fn trace_spans(receiver: u16, trace_id: &str) -> Vec<Value> {
             .filter(|s| s["trace_id"] == trace_id)
             .collect();
         let count = |name: &str| spans.iter().filter(|s| s["name"] == name).count();
-        let done = count("process analysis-completed") == 1 && count("process audit") == 2;
+        let hosted = |name: &str| {
+            spans
+                .iter()
+                .any(|s| s["name"] == name && s["resource"]["service.name"] == "docflow-local-host")
+        };
+        let done = count("process analysis-completed") == 1
+            && count("process audit") == 2
+            && hosted("receive ai-tasks")
+            && hosted("complete ai-tasks");
         if done || Instant::now() > deadline {
             return spans;
         }
@@ -355,7 +364,11 @@ async fn application_insights_receives_one_operation_per_document() {
         let completed = ours
             .iter()
             .any(|e| e["data"]["baseData"]["name"] == "process analysis-completed");
-        if completed || Instant::now() > deadline {
+        // The local host's items come from its own process, on its own schedule.
+        let hosted = ours
+            .iter()
+            .any(|e| e["tags"]["ai.cloud.role"] == "docflow-local-host");
+        if (completed && hosted) || Instant::now() > deadline {
             break ours;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
