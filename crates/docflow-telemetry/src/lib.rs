@@ -23,3 +23,13 @@ pub use context::TraceContext;
 pub use logs::{
     LogFormat, Telemetry, init, init_exporting, init_exporting_with, init_with_default,
 };
+
+/// Held by the tests that change which subscriber is the default: a scoped default on one
+/// thread sends every other thread's dispatcher lookups through its thread-local state, where
+/// a formatter cannot reach the global subscriber it runs in.
+#[cfg(test)]
+pub(crate) fn subscriber_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -223,6 +223,7 @@ mod tests {
 
     #[test]
     fn json_lines_carry_the_ids_of_a_span_parented_on_an_incoming_context() {
+        let _alone = crate::subscriber_lock();
         let exporter = InMemorySpanExporter::default();
         let provider = SdkTracerProvider::builder()
             .with_simple_exporter(exporter.clone())

@@ -216,12 +216,18 @@ mod tests {
         assert_eq!(message_context(None, |_| None), None);
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn an_untraced_process_passes_the_incoming_context_on() {
+    #[test]
+    fn an_untraced_process_passes_the_incoming_context_on() {
+        let _alone = crate::subscriber_lock();
         // No OpenTelemetry layer here, whatever another test made the global subscriber.
         let _untraced = tracing::subscriber::set_default(tracing_subscriber::registry());
         let incoming = TraceContext::parse(PARENT, None);
-        let passed = with_incoming(incoming.clone(), async { for_message("ai-tasks") }).await;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let passed = runtime.block_on(with_incoming(incoming.clone(), async {
+            for_message("ai-tasks")
+        }));
         let passed = passed.unwrap();
         assert_eq!(passed.traceparent, incoming.unwrap().traceparent);
         assert!(passed.sent_at.is_some(), "stamped as sent");
