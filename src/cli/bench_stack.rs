@@ -148,7 +148,7 @@ impl Stack {
     /// Every instance's handler `GET /metrics` (Prometheus text), the first instance's first.
     pub async fn handler_metrics(&self) -> Result<Vec<String>, String> {
         let mut all = Vec::new();
-        for port in self.host.handler_ports() {
+        for (_, port) in self.host.handler_instances() {
             let url = format!("http://127.0.0.1:{port}/metrics");
             let answer = self.http.get(&url).send().await;
             let text = match answer {

@@ -343,12 +343,7 @@ async fn read(endpoints: &[crate::HandlerEndpoint]) -> Result<HandlerMetrics, Me
     if endpoints.is_empty() {
         return Err(MetricsError::NoAddress);
     }
-    let texts = futures_util::future::join_all(
-        endpoints
-            .iter()
-            .map(|e| crate::metrics::fetch_handler(&e.url)),
-    )
-    .await;
+    let texts = crate::metrics::fetch_handlers(endpoints).await;
     let mut fleet = HandlerMetrics::default();
     for (endpoint, text) in endpoints.iter().zip(texts) {
         let text = text.map_err(|e| MetricsError::Fetch {

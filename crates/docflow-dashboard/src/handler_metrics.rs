@@ -142,8 +142,8 @@ impl HandlerMetrics {
             mine.budget = match (mine.budget, theirs.budget) {
                 (Some(a), Some(b)) => Some(BudgetGauges {
                     tokens_last_minute: a.tokens_last_minute + b.tokens_last_minute,
-                    token_limit: max(a.token_limit, b.token_limit),
-                    request_limit: max(a.request_limit, b.request_limit),
+                    token_limit: larger(a.token_limit, b.token_limit),
+                    request_limit: larger(a.request_limit, b.request_limit),
                     window: a.window + b.window,
                     in_flight: a.in_flight + b.in_flight,
                 }),
@@ -159,7 +159,7 @@ impl HandlerMetrics {
 }
 
 /// The larger of two limits, either of which may not be known yet.
-fn max(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),

@@ -102,12 +102,18 @@ pub async fn fetch_handler(url: &str) -> Result<String, reqwest::Error> {
         .await
 }
 
+/// Every endpoint's metrics text, in order, fetched at once.
+pub async fn fetch_handlers(
+    endpoints: &[crate::HandlerEndpoint],
+) -> Vec<Result<String, reqwest::Error>> {
+    futures_util::future::join_all(endpoints.iter().map(|e| fetch_handler(&e.url))).await
+}
+
 /// The handlers' metrics as one text, with a comment for each that could not be read: a
 /// single instance's as it serves them; several instances' with their id on every sample
 /// ([`merge_instances`]).
 pub async fn handlers_text(endpoints: &[crate::HandlerEndpoint]) -> String {
-    let texts =
-        futures_util::future::join_all(endpoints.iter().map(|e| fetch_handler(&e.url))).await;
+    let texts = fetch_handlers(endpoints).await;
     let mut parts = Vec::new();
     let mut out = String::new();
     for (i, (endpoint, text)) in endpoints.iter().zip(texts).enumerate() {

@@ -369,14 +369,9 @@ impl LocalHost {
         self.broker_port
     }
 
-    /// The ports of every instance's handler, the first instance's first: each process has its
-    /// own `GET /metrics`, counting what that process did.
-    pub fn handler_ports(&self) -> Vec<u16> {
-        self.instances().iter().map(|c| c.handler.port()).collect()
-    }
-
     /// Every instance's id (none for a single instance) and its handler's port, the first
-    /// instance's first.
+    /// instance's first: each handler process has its own `GET /metrics`, counting what that
+    /// process did.
     pub fn handler_instances(&self) -> Vec<(Option<String>, u16)> {
         self.instances()
             .iter()
